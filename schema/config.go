@@ -82,9 +82,15 @@ type Variable struct {
 	// AllowEmpty lets a text input be "". Parse also sets it when the
 	// default is "".
 	AllowEmpty bool
-	// Defaults are the text defaults; the first element is the default.
-	// A text variable with a default is optional.
+	// Defaults are the text defaults; the first element is the default,
+	// sent when the run does not give the variable. A text variable with a
+	// default is not required.
 	Defaults []string
+	// Optional marks a text variable that is left out of the run when not
+	// given (a legacy inputsJTD optionalProperties member without a
+	// default). Parse gives it Defaults [""], what the prompt then sees,
+	// but that default is never sent.
+	Optional bool
 	// Options are a select's choices in the order of the config's JSON
 	// object.
 	Options []Option
@@ -95,14 +101,16 @@ type Variable struct {
 }
 
 // Required reports whether a run must give the variable: a select always, a
-// text input only when it has no default.
+// text input only when it has no default and is not Optional.
 func (v Variable) Required() bool {
-	return v.Kind == KindSelect || len(v.Defaults) == 0
+	return v.Kind == KindSelect || (len(v.Defaults) == 0 && !v.Optional)
 }
 
-// Default returns a text variable's default and whether it has one.
+// Default returns the value sent for a text variable the run does not give,
+// and whether there is one (none for selects, required text and Optional
+// text).
 func (v Variable) Default() (string, bool) {
-	if v.Kind != KindText || len(v.Defaults) == 0 {
+	if v.Kind != KindText || len(v.Defaults) == 0 || v.Optional {
 		return "", false
 	}
 	return v.Defaults[0], true
@@ -177,9 +185,11 @@ func (c *Config) Variable(key string) *Variable {
 //     adds images (with empty descriptions) when it exceeds len(images);
 //   - when neither variables nor images is present, a legacy "inputsJTD"
 //     (or a bare JTD document): properties.textInputs.properties become
-//     required text variables, optionalProperties become optional text
-//     variables with the default "" (so a missing one is sent as ""), a JTD
-//     "enum" becomes a select, and metadata.imageCount that many images;
+//     required text variables and optionalProperties Optional ones (left out
+//     of the run when not given; see [Variable.Optional]); a JTD "enum"
+//     becomes a select, {"elements": {"enum": [...]}} a multi-select,
+//     per-property metadata may carry description, allowEmpty and
+//     defaultValues; metadata.imageCount gives that many images;
 //   - a config encoded as a JSON string containing JSON.
 //
 // Variable rules: type 0 (also 0.0, "0", "text") is text; any other type is a
@@ -638,8 +648,13 @@ func jtdVariable(m member, optional bool) Variable {
 	var rp struct {
 		Enum        json.RawMessage `json:"enum"`
 		Description json.RawMessage `json:"description"`
-		Metadata    struct {
-			Description json.RawMessage `json:"description"`
+		Elements    struct {
+			Enum json.RawMessage `json:"enum"`
+		} `json:"elements"`
+		Metadata struct {
+			Description   json.RawMessage `json:"description"`
+			AllowEmpty    json.RawMessage `json:"allowEmpty"`
+			DefaultValues json.RawMessage `json:"defaultValues"`
 		} `json:"metadata"`
 	}
 	_ = json.Unmarshal(m.val, &rp)
@@ -647,15 +662,18 @@ func jtdVariable(m member, optional bool) Variable {
 	if v.Description == "" {
 		v.Description = readString(rp.Description)
 	}
-	var values []string
-	if json.Unmarshal(rp.Enum, &values) == nil && len(values) > 0 {
-		v.Kind = KindSelect
-		v.Options = readOptions(rp.Enum)
+	if opts := readOptions(rp.Enum); len(opts) > 0 {
+		v.Kind, v.Options = KindSelect, opts
 		return v
 	}
-	if optional {
-		v.Defaults = []string{""}
-		v.AllowEmpty = true
+	if opts := readOptions(rp.Elements.Enum); len(opts) > 0 {
+		v.Kind, v.Options, v.Multiple = KindSelect, opts, true
+		return v
+	}
+	v.Defaults = readDefaults(rp.Metadata.DefaultValues)
+	v.AllowEmpty = readBool(rp.Metadata.AllowEmpty)
+	if optional && len(v.Defaults) == 0 {
+		v.Optional, v.Defaults = true, []string{""}
 	}
 	return v
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/invopop/jsonschema"
 )
 
-// urlPattern is what an image URL must match: http(s), a host without
-// brackets or a colon, an optional numeric port, no whitespace. Validate uses
-// the same expression, so the schema and Validate agree.
-const urlPattern = `^https?://(?:[^\s/?#@\[\]]+@)?[^\s/?#@:\[\]]+(?::[0-9]*)?(?:[/?#]\S*)?$`
+// urlPattern is what an image URL must match: http(s), a host name (no user
+// info, no IPv6 literal), an optional numeric port, no whitespace. Validate
+// uses the same expression, so the schema and Validate agree.
+const urlPattern = `^https?://[^\s/?#@:\[\]]+(?::[0-9]*)?(?:[/?#]\S*)?$`
 
 // base64Pattern is what a base64 image must match: non-empty standard Base64
 // (padded or not), optionally after a data:image/<format>;base64, prefix.
@@ -131,7 +131,7 @@ func imageItemSchema() *jsonschema.Schema {
 	b64Props.Set("base64", &jsonschema.Schema{
 		Type:        "string",
 		Pattern:     base64Pattern,
-		Description: "Base64 image data, plain or as a data:image/<format>;base64, URI (at most 20 MiB decoded)",
+		Description: "Base64 image data, plain or as a data URI such as data:image/png;base64,... (at most 20 MiB decoded)",
 	})
 	return &jsonschema.Schema{OneOf: []*jsonschema.Schema{
 		{Type: "object", Properties: urlProps, AdditionalProperties: jsonschema.FalseSchema, Required: []string{"type", "url"}},
@@ -141,12 +141,17 @@ func imageItemSchema() *jsonschema.Schema {
 
 // imagesDescription lists what each image must show, in order.
 func imagesDescription(imgs []Image) string {
-	var b strings.Builder
-	b.WriteString("Exactly ")
-	b.WriteString(plural(len(imgs), "image"))
-	b.WriteString(", in this order: ")
-	b.WriteString(imageList(imgs))
-	return b.String()
+	described := false
+	for _, img := range imgs {
+		described = described || strings.TrimSpace(img.Description) != ""
+	}
+	switch {
+	case !described:
+		return "Exactly " + plural(len(imgs), "image") + "."
+	case len(imgs) == 1:
+		return "Exactly 1 image: " + truncateRunes(strings.TrimSpace(imgs[0].Description), maxDescriptionRunes)
+	}
+	return "Exactly " + plural(len(imgs), "image") + ", in this order: " + imageList(imgs)
 }
 
 // imageList renders "1: desc; 2: desc".

@@ -104,7 +104,11 @@ func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
 		if len(c.Images) > 0 {
 			valid = append(valid, "imageInputs")
 		}
-		errs.add(k, "unknown key%s; inputs takes only %s", didYouMean(k, valid), quoteList(valid))
+		hint := ""
+		if k == "runModel" || k == "runOptions" || k == "promptVersionId" {
+			hint = " (" + k + " is a separate argument of the run, next to inputs)"
+		}
+		errs.add(k, "unknown key%s; inputs takes only %s%s", didYouMean(k, valid), quoteList(valid), hint)
 	}
 	c.validateText(top["textInputs"], out.TextInputs, &errs)
 	out.ImageInputs = c.validateImages(top["imageInputs"], &errs)
@@ -157,7 +161,7 @@ func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *
 		case !present && v.Kind == KindText:
 			if d, ok := v.Default(); ok {
 				out[v.Key] = d
-			} else {
+			} else if v.Required() { // an Optional one is left out of the run
 				errs.add(field, "required text input is missing%s", aboutVariable(v))
 			}
 		case !present:
@@ -170,6 +174,8 @@ func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *
 			case s == "" && !v.AllowEmpty:
 				if d, ok := v.Default(); ok {
 					errs.add(field, "must not be empty; omit the key to use the default %s", quote(d))
+				} else if !v.Required() {
+					errs.add(field, "must not be empty; omit the key to leave this optional input out")
 				} else {
 					errs.add(field, "must not be empty%s", aboutVariable(v))
 				}
