@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// config is every setting of the server. Each field is declared once: its
+// environment variable and default (read by caarlos0/env), its flag name and
+// its help text. Flags are built from these tags, so --help always lists
+// every setting, and a flag wins over the environment.
+type config struct {
+	APIKey  string `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list" secret:"true"`
+	BaseURL string `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
+	Sandbox bool   `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against a built-in simulated API with sample prompts (no account needed, nothing is spent)"`
+
+	Transport      string        `env:"BPMCP_TRANSPORT" envDefault:"stdio" flag:"transport" help:"stdio or http"`
+	Addr           string        `env:"BPMCP_ADDR" envDefault:"127.0.0.1:8080" flag:"addr" help:"HTTP listen address; the MCP endpoint is /mcp. Loopback unless you change it"`
+	Stateless      bool          `env:"BPMCP_STATELESS" flag:"stateless" help:"HTTP: no Mcp-Session-Id; every request stands alone (for load-balanced replicas)"`
+	AllowedOrigins []string      `env:"BPMCP_ALLOWED_ORIGINS" envSeparator:"," flag:"allowed-origins" help:"HTTP: comma-separated browser origins allowed to call the server; requests with another Origin get 403"`
+	AuthToken      string        `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
+	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
+	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
+	WaitDefault    time.Duration `env:"BPMCP_WAIT_DEFAULT" envDefault:"45s" flag:"wait-default" help:"how long run_prompt and get_run wait for a run when wait_seconds is not given (hosts time out after ~60 s)"`
+	WaitMax        time.Duration `env:"BPMCP_WAIT_MAX" envDefault:"10m" flag:"wait-max" help:"the longest wait_seconds accepted"`
+	RequestTimeout time.Duration `env:"BPMCP_REQUEST_TIMEOUT" envDefault:"30s" flag:"request-timeout" help:"timeout of one BetterPrompt API read (starting a run has its own, longer limit)"`
+	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
+
+	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
+	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
+
+	SandboxTimeScale float64 `env:"BPMCP_SANDBOX_TIME_SCALE" envDefault:"1" flag:"sandbox-time-scale" help:"sandbox: multiply simulated run durations (0.1 = ten times faster)"`
+
+	Version bool `flag:"version" help:"print the version and exit"`
+}
+
+// errHelp reports that --help was asked for and the usage printed.
+var errHelp = flag.ErrHelp
+
+// loadConfig reads the environment, then the flags, which win.
+func loadConfig(args []string, environ map[string]string, stderr io.Writer) (config, error) {
+	var c config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return c, fmt.Errorf("environment: %w", err)
+	}
+	fs := flag.NewFlagSet("bpmcp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(stderr, c) }
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("flag")
+		if name == "" {
+			continue
+		}
+		fs.Var(&fieldValue{v.Field(i)}, name, f.Tag.Get("help"))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	if c.Transport != "stdio" && c.Transport != "http" {
+		errs = append(errs, fmt.Errorf("--transport must be stdio or http, got %q", c.Transport))
+	}
+	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+		errs = append(errs, fmt.Errorf("BETTERPROMPT_BASE_URL must be an http(s) URL, got %q", c.BaseURL))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
+	}
+	if c.WaitDefault < 0 || c.WaitMax <= 0 {
+		errs = append(errs, errors.New("--wait-default must be 0 or more and --wait-max more than 0"))
+	}
+	if c.SandboxTimeScale <= 0 {
+		errs = append(errs, errors.New("--sandbox-time-scale must be more than 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// printUsage lists every setting with its flag, environment variable and
+// default, from the same tags that define them.
+func printUsage(w io.Writer, _ config) {
+	fmt.Fprint(w, `bpmcp: an MCP server for BetterPrompt: search published prompts, read their inputs, run them
+and get their text, image and video outputs.
+
+Usage:
+  bpmcp [flags]                    serve MCP over stdio (what desktop hosts launch)
+  bpmcp --transport http           serve Streamable HTTP at http://127.0.0.1:8080/mcp
+  bpmcp --sandbox                  try it with a simulated API and sample prompts
+
+Settings (a flag wins over its environment variable):
+`)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		flagName := "-"
+		if n := f.Tag.Get("flag"); n != "" {
+			flagName = "--" + n
+		}
+		envName := f.Tag.Get("env")
+		if envName == "" {
+			envName = "-"
+		}
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", flagName, envName, def, f.Tag.Get("help"))
+	}
+	fmt.Fprintln(tw, "  --help\t-\t-\tshow this help")
+	_ = tw.Flush()
+}
+
+// fieldValue adapts a config field to flag.Value.
+type fieldValue struct{ v reflect.Value }
+
+func (f *fieldValue) String() string {
+	if !f.v.IsValid() {
+		return ""
+	}
+	switch f.v.Kind() {
+	case reflect.Slice:
+		parts := make([]string, f.v.Len())
+		for i := range parts {
+			parts[i] = f.v.Index(i).String()
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(f.v.Interface())
+	}
+}
+
+func (f *fieldValue) Set(s string) error {
+	switch f.v.Interface().(type) {
+	case string:
+		f.v.SetString(s)
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetBool(b)
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(int64(d))
+	case int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(n)
+	case float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		f.v.SetFloat(x)
+	case []string:
+		var list []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		f.v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.v.Type())
+	}
+	return nil
+}
+
+// IsBoolFlag lets boolean settings be given as --sandbox without a value.
+func (f *fieldValue) IsBoolFlag() bool { return f.v.Kind() == reflect.Bool }

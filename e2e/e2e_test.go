@@ -1,0 +1,406 @@
+// Package e2e drives the built bpmcp binary with the official MCP Go SDK as
+// the client, over stdio and Streamable HTTP, in the legacy (2025-11-25) and
+// modern (2026-07-28) protocol eras, against the built-in sandbox. Using a
+// client that is not mcp-go keeps the tests from sharing the server's
+// misunderstandings of the protocol.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bpmcp-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "bpmcp")
+	build := exec.Command("go", "build", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build the server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	coldEmailPrompt  = "2d4e6f80-1a3b-4c5d-8e9f-0a1b2c3d4e01"
+	coldEmailVersion = "6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7a11"
+	appIconVersion   = "3b4c5d6e-7f80-4192-a3b4-c5d6e7f8a999"
+	deepResearchVer  = "5326247b-9496-4564-8298-35f19a183ef2"
+	failingPrompt    = "415be72d-145a-4112-9883-dffddb2efd29"
+)
+
+// sandboxArgs run the sandbox five times faster than real time: the slow
+// research prompt (30 s) then takes 6 s.
+var sandboxArgs = []string{"--sandbox", "--sandbox-time-scale", "0.2", "--log-format", "json", "--log-level", "debug"}
+
+type progressLog struct {
+	mu     sync.Mutex
+	values []float64
+	msgs   []string
+}
+
+func (p *progressLog) add(v float64, msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.values = append(p.values, v)
+	p.msgs = append(p.msgs, msg)
+}
+
+func newClient(progress *progressLog) *mcp.Client {
+	return mcp.NewClient(&mcp.Implementation{Name: "bpmcp-e2e", Version: "0"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			progress.add(r.Params.Progress, r.Params.Message)
+		},
+	})
+}
+
+// startHTTP starts the binary over HTTP on a free loopback port and returns
+// the MCP endpoint URL.
+func startHTTP(t *testing.T, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	args := append(append([]string{"--transport", "http", "--addr", "127.0.0.1:0"}, sandboxArgs...), extra...)
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = cleanEnv()
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	var logs bytes.Buffer
+	var logsMu sync.Mutex
+	go func() {
+		re := regexp.MustCompile(`http://127\.0\.0\.1:\d+/mcp`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logsMu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			logsMu.Unlock()
+			if u := re.FindString(sc.Text()); u != "" && strings.Contains(sc.Text(), "serving MCP") {
+				select {
+				case urls <- u:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		logsMu.Lock()
+		defer logsMu.Unlock()
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", logs.String())
+		}
+	})
+	select {
+	case u := <-urls:
+		return u
+	case <-time.After(20 * time.Second):
+		t.Fatal("the HTTP server did not report its address")
+		return ""
+	}
+}
+
+// cleanEnv keeps the server from picking up a developer's real key.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BETTERPROMPT_") && !strings.HasPrefix(kv, "BPMCP_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func connect(t *testing.T, transport, era string, progress *progressLog) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var tr mcp.Transport
+	switch transport {
+	case "stdio":
+		cmd := exec.Command(binary, sandboxArgs...)
+		cmd.Env = cleanEnv()
+		cmd.Stderr = io.Discard
+		tr = &mcp.CommandTransport{Command: cmd}
+	case "http":
+		tr = &mcp.StreamableClientTransport{Endpoint: startHTTP(t)}
+	}
+	var opts *mcp.ClientSessionOptions
+	if era != "" {
+		opts = &mcp.ClientSessionOptions{ProtocolVersion: era}
+	}
+	cs, err := newClient(progress).Connect(ctx, tr, opts)
+	if err != nil {
+		t.Fatalf("connect over %s (era %q): %v", transport, era, err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+// outputSchemas compiles every tool's outputSchema with an independent
+// validator.
+func outputSchemas(t *testing.T, tools []*mcp.Tool) map[string]*jsonschema.Schema {
+	t.Helper()
+	out := make(map[string]*jsonschema.Schema)
+	for _, tool := range tools {
+		b, err := json.Marshal(tool.OutputSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := jsonschema.NewCompiler()
+		url := "mem://" + tool.Name + ".json"
+		if err := c.AddResource(url, doc); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Compile(url)
+		if err != nil {
+			t.Fatalf("output schema of %s: %v", tool.Name, err)
+		}
+		out[tool.Name] = s
+	}
+	return out
+}
+
+type caller struct {
+	t       *testing.T
+	cs      *mcp.ClientSession
+	schemas map[string]*jsonschema.Schema
+}
+
+// call invokes a tool, checks structuredContent against the outputSchema
+// and that text content accompanies it, and returns the structured value.
+func (c *caller) call(name string, args map[string]any, progressToken any) (*mcp.CallToolResult, map[string]any) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	params := &mcp.CallToolParams{Name: name, Arguments: args}
+	if progressToken != nil {
+		params.SetProgressToken(progressToken)
+	}
+	res, err := c.cs.CallTool(ctx, params)
+	if err != nil {
+		c.t.Fatalf("%s: %v", name, err)
+	}
+	if len(res.Content) == 0 {
+		c.t.Errorf("%s: no content", name)
+	}
+	if res.StructuredContent == nil {
+		if !res.IsError {
+			c.t.Errorf("%s: no structuredContent", name)
+		}
+		return res, nil
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.schemas[name].Validate(inst); err != nil {
+		c.t.Errorf("%s: structuredContent does not match the outputSchema: %v\n%s", name, err, b)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return res, m
+}
+
+func textOf(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
+	for _, transport := range []string{"stdio", "http"} {
+		for _, era := range []string{"2025-11-25", ""} {
+			name := transport + "/legacy"
+			if era == "" {
+				name = transport + "/modern"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				progress := &progressLog{}
+				cs := connect(t, transport, era, progress)
+				if era == "" {
+					if v := cs.InitializeResult(); v != nil && v.ProtocolVersion == "2025-11-25" {
+						t.Logf("modern client negotiated %s", v.ProtocolVersion)
+					}
+				}
+				list, err := cs.ListTools(context.Background(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(list.Tools) != 5 {
+					t.Fatalf("%d tools", len(list.Tools))
+				}
+				c := &caller{t: t, cs: cs, schemas: outputSchemas(t, list.Tools)}
+				exerciseTools(t, c, progress)
+			})
+		}
+	}
+}
+
+func exerciseTools(t *testing.T, c *caller, progress *progressLog) {
+	res, out := c.call("search_prompts", map[string]any{"query": "cold email"}, nil)
+	if res.IsError || !strings.Contains(textOf(res), coldEmailPrompt) {
+		t.Fatalf("search_prompts: %s", textOf(res))
+	}
+	if prompts, _ := out["prompts"].([]any); len(prompts) == 0 {
+		t.Fatalf("search_prompts: no prompts")
+	}
+
+	res, out = c.call("get_prompt", map[string]any{"prompt_id": coldEmailPrompt}, nil)
+	if res.IsError || out["prompt_version_id"] != coldEmailVersion {
+		t.Fatalf("get_prompt: %s", textOf(res))
+	}
+	example := out["example_inputs"]
+
+	// The example inputs get_prompt offers are accepted by run_prompt.
+	res, out = c.call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": example}, nil)
+	if res.IsError || out["status"] != "succeeded" {
+		t.Fatalf("run_prompt: %s", textOf(res))
+	}
+	runID, _ := out["run_id"].(string)
+	res, out = c.call("get_run", map[string]any{"run_id": runID, "wait_seconds": 0}, nil)
+	if res.IsError || out["status"] != "succeeded" || out["run_id"] != runID {
+		t.Fatalf("get_run: %s", textOf(res))
+	}
+
+	res, _ = c.call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": map[string]any{"textInputs": map[string]any{}}}, nil)
+	if !res.IsError || !strings.Contains(textOf(res), "company_name") {
+		t.Errorf("invalid inputs: %s", textOf(res))
+	}
+
+	res, out = c.call("run_prompt", map[string]any{"prompt_version_id": appIconVersion,
+		"inputs": map[string]any{"textInputs": map[string]any{"app_concept": "a plant tracker", "style": "clay"}}}, nil)
+	if res.IsError || out["status"] != "succeeded" {
+		t.Fatalf("image run: %s", textOf(res))
+	}
+	links := 0
+	for _, ct := range res.Content {
+		if l, ok := ct.(*mcp.ResourceLink); ok {
+			links++
+			if l.MIMEType != "image/png" {
+				t.Errorf("resource link MIME type %q", l.MIMEType)
+			}
+			resp, err := http.Get(l.URI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("\x89PNG")) {
+				t.Errorf("image URL %s: HTTP %d, %d bytes", l.URI, resp.StatusCode, len(body))
+			}
+		}
+	}
+	if links == 0 {
+		t.Error("image run: no resource_link")
+	}
+
+	res, _ = c.call("run_prompt", map[string]any{"prompt_id": failingPrompt, "inputs": map[string]any{"textInputs": map[string]any{"ticker": "ACME"}}}, nil)
+	if !res.IsError || !strings.Contains(textOf(res), "refused") {
+		t.Errorf("failing run: %s", textOf(res))
+	}
+
+	// A 6 s run with a progress token: notifications arrive while waiting.
+	res, out = c.call("run_prompt", map[string]any{"prompt_version_id": deepResearchVer,
+		"inputs": map[string]any{"textInputs": map[string]any{"question": "Is fusion near?", "depth": "overview"}}}, "progress-1")
+	if res.IsError || out["status"] != "succeeded" {
+		t.Fatalf("slow run: %s", textOf(res))
+	}
+	time.Sleep(200 * time.Millisecond) // mcp-go may deliver the last notification after the result
+	progress.mu.Lock()
+	if len(progress.values) == 0 {
+		t.Error("no progress notification during a 6 s run")
+	}
+	for i := 1; i < len(progress.values); i++ {
+		if progress.values[i] <= progress.values[i-1] {
+			t.Errorf("progress did not increase: %v", progress.values)
+		}
+	}
+	progress.mu.Unlock()
+
+	res, out = c.call("get_credits", map[string]any{}, nil)
+	if res.IsError {
+		t.Fatalf("get_credits: %s", textOf(res))
+	}
+	if credits, _ := out["credits"].(float64); credits <= 0 {
+		t.Errorf("credits = %v", out["credits"])
+	}
+}
+
+// The HTTP endpoint refuses foreign browser origins and answers /healthz.
+func TestHTTPOriginAndHealth(t *testing.T) {
+	endpoint := startHTTP(t, "--allowed-origins", "http://localhost:6274")
+	post := func(origin string) int {
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("http://evil.example"); got != http.StatusForbidden {
+		t.Errorf("foreign Origin: HTTP %d, want 403", got)
+	}
+	if got := post("http://localhost:6274"); got != http.StatusOK {
+		t.Errorf("allowed Origin: HTTP %d, want 200", got)
+	}
+	if got := post(""); got != http.StatusOK {
+		t.Errorf("no Origin: HTTP %d, want 200", got)
+	}
+	resp, err := http.Get(strings.TrimSuffix(endpoint, "/mcp") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: HTTP %d", resp.StatusCode)
+	}
+}

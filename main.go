@@ -1,0 +1,205 @@
+// Command bpmcp is an MCP server for BetterPrompt: it lets AI agents search
+// BetterPrompt's marketplace of published prompts, read a prompt's inputs as
+// a JSON Schema, run it and get its text, image and video outputs, over stdio
+// or Streamable HTTP. Run it with --help for its settings.
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/lmittmann/tint"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// it comes from the module's build information.
+var version = ""
+
+// catalogue holds the sample prompts that --sandbox serves.
+//
+//go:embed testdata/catalogue/*.json
+var catalogue embed.FS
+
+func main() {
+	environ := make(map[string]string)
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			environ[k] = v
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], environ, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the whole program; it returns the exit code. stdout is reserved
+// for the MCP protocol: everything else goes to stderr.
+func run(ctx context.Context, args []string, environ map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, environ, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
+		return 2
+	}
+	if cfg.Version {
+		fmt.Fprintf(stderr, "bpmcp %s\n", programVersion())
+		return 0
+	}
+	logger := newLogger(cfg, stderr)
+
+	apiKey, baseURL := bpapi.APIKey(cfg.APIKey), cfg.BaseURL
+	if cfg.Sandbox {
+		sandbox, err := startSandbox(cfg)
+		if err != nil {
+			logger.Error("cannot start the sandbox", "err", err)
+			return 1
+		}
+		defer sandbox.close()
+		apiKey, baseURL = fakeapi.SandboxKey, sandbox.baseURL
+		logger.Warn("SANDBOX MODE: using a simulated BetterPrompt API with sample prompts; outputs are not real and nothing is spent",
+			"api", baseURL)
+	} else if apiKey == "" && !cfg.PerRequestKeys {
+		logger.Warn("BETTERPROMPT_API_KEY is not set: every tool will answer with instructions to set it (or use --sandbox)")
+	}
+
+	client := bpapi.New(bpapi.Options{
+		BaseURL:   baseURL,
+		APIKey:    apiKey,
+		UserAgent: "bpmcp/" + programVersion(),
+		RateLimit: cfg.RateLimit,
+		Logger:    logger,
+	})
+	wait := tools.DefaultWaitConfig()
+	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
+	deps := &tools.Deps{
+		Client:         client,
+		PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
+		Wait:           wait,
+		Logger:         logger,
+		Sandbox:        cfg.Sandbox,
+	}
+	srv := mcpserver.New(programVersion(), deps)
+
+	switch cfg.Transport {
+	case "http":
+		err = mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
+			Addr:           cfg.Addr,
+			Stateless:      cfg.Stateless,
+			AllowedOrigins: cfg.AllowedOrigins,
+			AuthToken:      bpapi.APIKey(cfg.AuthToken),
+			PerRequestKeys: cfg.PerRequestKeys,
+			MaxBodyBytes:   cfg.MaxBodyBytes,
+			WriteTimeout:   cfg.WaitMax + time.Minute,
+			Logger:         logger,
+		}, func(addr net.Addr) {
+			logger.Info("serving MCP over Streamable HTTP", "url", "http://"+addr.String()+"/mcp", "version", programVersion())
+			if ip, ok := addr.(*net.TCPAddr); ok && !ip.IP.IsLoopback() && cfg.AuthToken == "" {
+				logger.Warn("listening beyond loopback without --auth-token: anyone who can reach this address can spend the account's credits")
+			}
+		})
+	default:
+		logger.Info("serving MCP over stdio", "version", programVersion())
+		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		logger.Error("server stopped", "err", err)
+		return 1
+	}
+	// Runs whose POST is still held by the API would lose their id if the
+	// process exited now: wait for their answers (the ids are logged), up to
+	// a bound, and stop at a second signal.
+	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
+	defer cancel()
+	second, stopSecond := signal.NotifyContext(drain, os.Interrupt, syscall.SIGTERM)
+	defer stopSecond()
+	if err := deps.WaitForRuns(second); err != nil {
+		logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}))
+}
+
+// isTerminal reports whether w is a character device, so colours are used
+// only where a person reads them.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func programVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// sandbox is the simulated API that --sandbox serves on a loopback port.
+type sandbox struct {
+	baseURL string
+	close   func()
+}
+
+func startSandbox(cfg config) (*sandbox, error) {
+	sub, err := fs.Sub(catalogue, "testdata/catalogue")
+	if err != nil {
+		return nil, err
+	}
+	prompts, err := fakeapi.LoadCatalogue(sub)
+	if err != nil {
+		return nil, fmt.Errorf("load the sample catalogue: %w", err)
+	}
+	fake := fakeapi.New(fakeapi.Options{
+		Catalogue: prompts,
+		Keys:      map[string]fakeapi.Key{fakeapi.SandboxKey: {Credits: 10000}},
+		TimeScale: cfg.SandboxTimeScale,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fake.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return &sandbox{
+		baseURL: "http://" + ln.Addr().String() + "/v1",
+		close: func() {
+			_ = hs.Close()
+			fake.Close()
+		},
+	}, nil
+}

@@ -1,0 +1,221 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// APIKeyHeader carries a caller's own BetterPrompt API key in HTTP mode.
+const APIKeyHeader = "X-BetterPrompt-Api-Key"
+
+// HTTPOptions configures the Streamable HTTP transport.
+type HTTPOptions struct {
+	Addr string // listen address; loopback by default
+	// Stateless serves without Mcp-Session-Id (every request stands alone),
+	// which suits load-balanced replicas.
+	Stateless bool
+	// AllowedOrigins lists the browser origins allowed to call the server
+	// (e.g. "http://localhost:6274"). A request with any other Origin gets
+	// 403; requests without Origin (every non-browser client) pass.
+	AllowedOrigins []string
+	// AuthToken, when set, is the bearer token callers must send in
+	// Authorization. It authenticates callers of this server only and is
+	// never sent upstream.
+	AuthToken bpapi.APIKey
+	// PerRequestKeys makes every request bring its own BetterPrompt key in
+	// the X-BetterPrompt-Api-Key header (multi-tenant mode).
+	PerRequestKeys bool
+	MaxBodyBytes   int64         // request body limit; default 16 MiB
+	ReadTimeout    time.Duration // default 60 s
+	WriteTimeout   time.Duration // default 11 min (longer than the longest wait)
+	IdleTimeout    time.Duration // default 2 min
+	ShutdownGrace  time.Duration // how long in-flight requests may finish on shutdown; default 30 s
+	Logger         *slog.Logger
+}
+
+func (o HTTPOptions) withDefaults() HTTPOptions {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8080"
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 60 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 11 * time.Minute
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// NewHTTPHandler returns the HTTP handler: MCP at /mcp and a health check at
+// /healthz, behind the security middleware.
+func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) http.Handler {
+	opts = opts.withDefaults()
+	streamable := server.NewStreamableHTTPServer(s,
+		server.WithStateLess(opts.Stateless),
+		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			if key := strings.TrimSpace(r.Header.Get(APIKeyHeader)); key != "" {
+				ctx = tools.WithAPIKey(ctx, bpapi.APIKey(key))
+			}
+			return ctx
+		}),
+		server.WithStreamableHTTPLogger(opts.Logger),
+	)
+	var mcpHandler http.Handler = streamable
+	mcpHandler = limitBody(opts.MaxBodyBytes, mcpHandler)
+	mcpHandler = noProxyBuffering(mcpHandler)
+	if opts.AuthToken != "" {
+		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
+	}
+	mcpHandler = checkOrigin(opts.AllowedOrigins, mcpHandler)
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", mcpHandler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	return mux
+}
+
+// ServeHTTP listens on opts.Addr and serves until ctx ends, then drains:
+// in-flight requests get ShutdownGrace to finish.
+func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready func(addr net.Addr)) error {
+	opts = opts.withDefaults()
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           NewHTTPHandler(s, opts),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(drain); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// checkOrigin answers 403 to a request whose Origin header is present and
+// not allowed, as the MCP transport spec requires (mcp-go checks only Host).
+// This stops a web page in the user's browser from driving a local server.
+func checkOrigin(allowed []string, next http.Handler) http.Handler {
+	set := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		set[normalizeOrigin(o)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && !set[normalizeOrigin(origin)] {
+			writeJSONError(w, http.StatusForbidden, "Origin not allowed: "+truncate(origin, 100)+"; add it to --allowed-origins to allow it")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func normalizeOrigin(o string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+}
+
+// requireBearer lets through only callers that present the configured token.
+// The comparison takes the same time whatever the token, and the token never
+// goes further: the upstream key comes from elsewhere.
+func requireBearer(token bpapi.APIKey, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token.Reveal()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			got, ok = strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bpmcp", error="invalid_token"`)
+			writeJSONError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps request bodies, so one request cannot exhaust memory.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", n))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noProxyBuffering asks reverse proxies not to buffer event streams, so
+// progress notifications arrive while a run is waited for.
+func noProxyBuffering(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Accel-Buffering", "no")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSONError writes a JSON-RPC error without an id, which the transport
+// spec allows for rejected HTTP requests.
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","error":{"code":-32600,"message":%q}}`, msg)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func newStdLogger(w io.Writer) *log.Logger { return log.New(w, "mcp: ", 0) }

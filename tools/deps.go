@@ -1,0 +1,205 @@
+package tools
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Deps is what the tools need from the outside world.
+type Deps struct {
+	// Client is the BetterPrompt client; its API key is the server's own key
+	// (empty when none is configured).
+	Client *bpapi.Client
+	// PerRequestKeys makes every call bring its own API key in its context
+	// (WithAPIKey); the server's own key is then never used.
+	PerRequestKeys bool
+	// Wait holds the run-waiting settings.
+	Wait WaitConfig
+	// Logger receives operational logs (stderr). Nil discards them.
+	Logger *slog.Logger
+	// Sandbox marks results as simulated.
+	Sandbox bool
+
+	configs   configCache
+	runs      runTracker
+	resources resourceCache
+}
+
+// WaitConfig bounds how long run_prompt and get_run wait for a run.
+type WaitConfig struct {
+	Default time.Duration // used when wait_seconds is absent (45 s)
+	Max     time.Duration // the largest wait_seconds accepted (600 s)
+	// CreateTimeout bounds the background POST /v1/runs; it must exceed the
+	// API's ~120 s synchronous window so the run id is always learned.
+	CreateTimeout time.Duration
+	// PollMin and PollMax bound the interval between GET /v1/runs/{id} polls.
+	PollMin, PollMax time.Duration
+	// ProgressEvery is the interval between progress notifications (≤ 5 s).
+	ProgressEvery time.Duration
+}
+
+// DefaultWaitConfig returns the documented defaults.
+func DefaultWaitConfig() WaitConfig {
+	return WaitConfig{
+		Default:       45 * time.Second,
+		Max:           600 * time.Second,
+		CreateTimeout: 150 * time.Second,
+		PollMin:       time.Second,
+		PollMax:       5 * time.Second,
+		ProgressEvery: 3 * time.Second,
+	}
+}
+
+func (w WaitConfig) withDefaults() WaitConfig {
+	def := DefaultWaitConfig()
+	if w.Default <= 0 {
+		w.Default = def.Default
+	}
+	if w.Max <= 0 {
+		w.Max = def.Max
+	}
+	if w.Default > w.Max {
+		w.Default = w.Max
+	}
+	if w.CreateTimeout <= 0 {
+		w.CreateTimeout = def.CreateTimeout
+	}
+	if w.PollMin <= 0 {
+		w.PollMin = def.PollMin
+	}
+	if w.PollMax < w.PollMin {
+		w.PollMax = max(def.PollMax, w.PollMin)
+	}
+	if w.ProgressEvery <= 0 || w.ProgressEvery > 5*time.Second {
+		w.ProgressEvery = def.ProgressEvery
+	}
+	return w
+}
+
+func (d *Deps) logger() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return d.Logger
+}
+
+type apiKeyContextKey struct{}
+
+// WithAPIKey returns a context carrying the caller's BetterPrompt API key,
+// set by the HTTP transport from a request header. With Deps.PerRequestKeys
+// it is the only key the tools use.
+func WithAPIKey(ctx context.Context, key bpapi.APIKey) context.Context {
+	return context.WithValue(ctx, apiKeyContextKey{}, key)
+}
+
+func apiKeyFrom(ctx context.Context) bpapi.APIKey {
+	k, _ := ctx.Value(apiKeyContextKey{}).(bpapi.APIKey)
+	return k
+}
+
+// errNoKey explains how to configure a key; hosts display start-up failures
+// poorly, so the server starts without one and every tool says this instead.
+var errNoKey = &toolError{msg: "No BetterPrompt API key is configured. Set the BETTERPROMPT_API_KEY environment variable " +
+	"in this MCP server's configuration (keys are created at https://betterprompt.me/api-keys; the API needs a Pro plan), " +
+	"or start the server with --sandbox to try it with simulated outputs."}
+
+var errNoRequestKey = &toolError{msg: "This server expects each request to carry its own BetterPrompt API key in the " +
+	"X-BetterPrompt-Api-Key header. Add the header to this MCP server's configuration in your client."}
+
+// client returns the BetterPrompt client for this call, and a short,
+// non-reversible tag of its key that keeps one caller's run handles away
+// from another's.
+func (d *Deps) client(ctx context.Context) (*bpapi.Client, string, error) {
+	if key := apiKeyFrom(ctx); key != "" {
+		return d.Client.WithAPIKey(key), keyTag(key), nil
+	}
+	if d.PerRequestKeys {
+		return nil, "", errNoRequestKey
+	}
+	if !d.Client.HasAPIKey() {
+		return nil, "", errNoKey
+	}
+	return d.Client, "", nil
+}
+
+func keyTag(key bpapi.APIKey) string {
+	sum := sha256.Sum256([]byte(key.Reveal()))
+	return hex.EncodeToString(sum[:8])
+}
+
+type requestContextKey struct{}
+
+// withRequest keeps the call's request in the context, so that waiting can
+// find its progress token.
+func withRequest(ctx context.Context, req mcp.CallToolRequest) context.Context {
+	return context.WithValue(ctx, requestContextKey{}, req)
+}
+
+func progressToken(ctx context.Context) mcp.ProgressToken {
+	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
+	if !ok || req.Params.Meta == nil {
+		return nil
+	}
+	return req.Params.Meta.ProgressToken
+}
+
+// configCache keeps the configuration of prompt versions, which never change
+// once published, so repeated runs of one version cost one lookup.
+type configCache struct {
+	mu      sync.Mutex
+	entries map[string]*bpapi.PromptVersion
+}
+
+const maxCachedConfigs = 512
+
+func (c *configCache) get(versionID string) *bpapi.PromptVersion {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[versionID]
+}
+
+func (c *configCache) put(v *bpapi.PromptVersion) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= maxCachedConfigs {
+		c.entries = make(map[string]*bpapi.PromptVersion) // crude but bounded; versions are cheap to refetch
+	}
+	c.entries[v.PromptVersionID] = v
+}
+
+// resourceCache keeps /v1/resources (the models and their run options) for a
+// while; it changes rarely.
+type resourceCache struct {
+	mu      sync.Mutex
+	value   *bpapi.Resources
+	fetched time.Time
+}
+
+const resourcesTTL = 10 * time.Minute
+
+func (d *Deps) resourcesFor(ctx context.Context, c *bpapi.Client) (*bpapi.Resources, error) {
+	rc := &d.resources
+	rc.mu.Lock()
+	if rc.value != nil && time.Since(rc.fetched) < resourcesTTL {
+		v := rc.value
+		rc.mu.Unlock()
+		return v, nil
+	}
+	rc.mu.Unlock()
+	res, err := c.Resources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rc.mu.Lock()
+	rc.value, rc.fetched = res, time.Now()
+	rc.mu.Unlock()
+	return res, nil
+}

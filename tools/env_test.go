@@ -1,0 +1,234 @@
+package tools_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The in-process client's transport keeps a reader goroutine until
+		// the process ends.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+const testKey = "bp_test_key"
+
+// Well-known fixtures from testdata/catalogue (see its INDEX.md).
+const (
+	coldEmailPrompt   = "2d4e6f80-1a3b-4c5d-8e9f-0a1b2c3d4e01"
+	coldEmailVersion  = "6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7a11"
+	adHeadlineVersion = "5e8d7c6b-a4f3-4e21-9d0c-7b6a5f4e3d44"
+	channelsVersion   = "8a2b4c6d-1e3f-4a5b-9c7d-2e4f6a8b0c55"
+	photoBoothVersion = "2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f888"
+	appIconVersion    = "3b4c5d6e-7f80-4192-a3b4-c5d6e7f8a999"
+	doorbellVersion   = "5d6e7f80-91a2-43b4-c5d6-e7f8a9b0c1bb"
+	failingPrompt     = "415be72d-145a-4112-9883-dffddb2efd29"
+	deepResearchVer   = "5326247b-9496-4564-8298-35f19a183ef2"
+	twoVersionsPrompt = "971bdfbe-ddc4-48a1-bbd1-b33965646a88"
+	olderVersion      = "14360e19-90a8-48e1-92c4-a3a99922b20e"
+	legacyPrompt      = "e4bc6cf7-37c3-4be5-8e74-9b0e8a3de669"
+	emptyConfigPrompt = "f217fd4f-8c5c-413e-ada4-3f6ebbce4f35"
+)
+
+var coldEmailInputs = map[string]any{"textInputs": map[string]any{
+	"company_name": "Acme", "recipient_role": "CTO", "value_proposition": "We halve your cloud bill.",
+}}
+
+var (
+	catalogueOnce sync.Once
+	catalogue     []fakeapi.Prompt
+	catalogueErr  error
+)
+
+func loadCatalogue(t testing.TB) []fakeapi.Prompt {
+	t.Helper()
+	catalogueOnce.Do(func() { catalogue, catalogueErr = fakeapi.LoadCatalogueDir("../testdata/catalogue") })
+	if catalogueErr != nil {
+		t.Fatalf("load catalogue: %v", catalogueErr)
+	}
+	return catalogue
+}
+
+// env is one server under test: the fake API, the tools, and an in-process
+// MCP client.
+type env struct {
+	fake   *fakeapi.Server
+	deps   *tools.Deps
+	srv    *server.MCPServer
+	client *client.Client
+
+	mu       sync.Mutex
+	progress []mcp.JSONRPCNotification
+}
+
+type envOption func(*fakeapi.Options, *tools.Deps, *bpapi.Options)
+
+func withSyncWindow(d time.Duration) envOption {
+	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { o.SyncWindow = d }
+}
+
+func withTimeScale(s float64) envOption {
+	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { o.TimeScale = s }
+}
+
+func withKey(key string) envOption {
+	return func(_ *fakeapi.Options, _ *tools.Deps, b *bpapi.Options) { b.APIKey = bpapi.APIKey(key) }
+}
+
+func withDeps(f func(*tools.Deps)) envOption {
+	return func(_ *fakeapi.Options, d *tools.Deps, _ *bpapi.Options) { f(d) }
+}
+
+func withFake(f func(*fakeapi.Options)) envOption {
+	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { f(o) }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	fo := fakeapi.Options{
+		Catalogue:  loadCatalogue(t),
+		Keys:       map[string]fakeapi.Key{testKey: {Credits: 100000}, "bp_lapsed_key": {Credits: 100, Lapsed: true}, "bp_poor_key": {Credits: 1}},
+		SyncWindow: 2 * time.Second,
+		TimeScale:  0.01,
+	}
+	deps := &tools.Deps{Wait: tools.WaitConfig{
+		Default: 5 * time.Second, Max: 30 * time.Second, CreateTimeout: 20 * time.Second,
+		PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: 50 * time.Millisecond,
+	}}
+	bo := bpapi.Options{APIKey: testKey}
+	for _, o := range opts {
+		o(&fo, deps, &bo)
+	}
+	fake, base := fakeapi.NewTestServer(t, fo)
+	bo.BaseURL = base
+	deps.Client = bpapi.New(bo)
+	srv := mcpserver.New("test", deps)
+
+	c, err := client.NewInProcessClient(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{fake: fake, deps: deps, srv: srv, client: c}
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/progress" {
+			e.mu.Lock()
+			e.progress = append(e.progress, n)
+			e.mu.Unlock()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "tools-test", Version: "0"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := deps.WaitForRuns(ctx); err != nil {
+			t.Errorf("background runs did not finish: %v", err)
+		}
+	})
+	return e
+}
+
+// call invokes a tool and fails the test on a protocol error.
+func (e *env) call(t *testing.T, name string, args any) *mcp.CallToolResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return e.callCtx(ctx, t, name, args, nil)
+}
+
+func (e *env) callCtx(ctx context.Context, t *testing.T, name string, args any, progressToken any) *mcp.CallToolResult {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	if progressToken != nil {
+		req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
+	}
+	res, err := e.client.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("call %s: protocol error: %v", name, err)
+	}
+	return res
+}
+
+func (e *env) progressCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.progress)
+}
+
+// text joins a result's text content.
+func text(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// structured decodes a result's structuredContent into v.
+func structured(t *testing.T, res *mcp.CallToolResult, v any) {
+	t.Helper()
+	b, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("structuredContent %s: %v", b, err)
+	}
+}
+
+func mustOK(t *testing.T, res *mcp.CallToolResult) {
+	t.Helper()
+	if res.IsError {
+		t.Fatalf("unexpected isError result: %s", text(res))
+	}
+	if res.StructuredContent == nil {
+		t.Fatalf("result has no structuredContent: %s", text(res))
+	}
+}
+
+func mustError(t *testing.T, res *mcp.CallToolResult, wants ...string) {
+	t.Helper()
+	if !res.IsError {
+		t.Fatalf("expected an isError result, got: %s", text(res))
+	}
+	msg := text(res)
+	for _, w := range wants {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error text %q does not mention %q", msg, w)
+		}
+	}
+	for _, bad := range []string{"&{", "map[", "goroutine ", "panic", ".go:"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("error text leaks Go internals (%q): %s", bad, msg)
+		}
+	}
+}

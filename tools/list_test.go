@@ -1,0 +1,128 @@
+package tools_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// rawToolsList returns the server's own tools/list answer, byte for byte as
+// a host receives it.
+func rawToolsList(t *testing.T, e *env) []byte {
+	t.Helper()
+	msg := e.srv.HandleMessage(context.Background(), []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	b, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Result) == 0 {
+		t.Fatalf("tools/list answer %s: %v", b, err)
+	}
+	return resp.Result
+}
+
+// wireTool is a tool as it appears on the wire.
+type wireTool struct {
+	Name         string             `json:"name"`
+	Title        string             `json:"title"`
+	Description  string             `json:"description"`
+	InputSchema  map[string]any     `json:"inputSchema"`
+	OutputSchema map[string]any     `json:"outputSchema"`
+	Annotations  mcp.ToolAnnotation `json:"annotations"`
+	Execution    *mcp.ToolExecution `json:"execution"`
+}
+
+// The tools/list answer is what every host and agent sees; a change to it is
+// reviewed as a diff of this golden file (go test ./tools -update).
+func TestToolsListGolden(t *testing.T) {
+	e := newEnv(t)
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, rawToolsList(t, e), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "tools_list.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./tools -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("tools/list differs from %s; review the change and run go test ./tools -update.\n got: %s", golden, got)
+	}
+}
+
+func TestToolSurface(t *testing.T) {
+	e := newEnv(t)
+	var list struct {
+		Tools []wireTool `json:"tools"`
+	}
+	if err := json.Unmarshal(rawToolsList(t, e), &list); err != nil {
+		t.Fatal(err)
+	}
+	tools := list.Tools
+	if n := len(rawToolsList(t, e)); n > 6*1024 {
+		t.Errorf("tools/list is %d bytes; keep it under 6 KB", n)
+	}
+	names := make([]string, len(tools))
+	for i, tool := range tools {
+		names[i] = tool.Name
+	}
+	slices.Sort(names)
+	want := []string{"get_credits", "get_prompt", "get_run", "run_prompt", "search_prompts"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("tools = %v, want exactly %v", names, want)
+	}
+	for _, tool := range tools {
+		t.Run(tool.Name, func(t *testing.T) {
+			a := tool.Annotations
+			if a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
+				t.Fatalf("not every annotation is set: %+v", a)
+			}
+			readOnly := tool.Name != "run_prompt"
+			if *a.ReadOnlyHint != readOnly || *a.DestructiveHint || *a.IdempotentHint != readOnly || !*a.OpenWorldHint {
+				t.Errorf("annotations readOnly=%v destructive=%v idempotent=%v openWorld=%v",
+					*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint)
+			}
+			if tool.Title == "" || a.Title == "" {
+				t.Error("no title")
+			}
+			if n := len(tool.Description); n == 0 || n > 420 {
+				t.Errorf("description is %d characters; keep it under ~400", n)
+			}
+			if tool.OutputSchema["type"] != "object" {
+				t.Errorf("output schema %v", tool.OutputSchema)
+			}
+			in := tool.InputSchema
+			if in["type"] != "object" {
+				t.Errorf("input schema %v", in)
+			}
+			for _, kw := range []string{"oneOf", "anyOf", "allOf"} {
+				if _, ok := in[kw]; ok {
+					t.Errorf("top-level %s in the input schema: some hosts reject it", kw)
+				}
+			}
+		})
+	}
+	if run := tools[slices.IndexFunc(tools, func(t wireTool) bool { return t.Name == "run_prompt" })]; run.Execution == nil ||
+		run.Execution.TaskSupport != mcp.TaskSupportOptional {
+		t.Errorf("run_prompt task support = %+v, want optional", run.Execution)
+	}
+}

@@ -1,0 +1,295 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/schema"
+	"github.com/invopop/jsonschema"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// maxQueryLength is the API's limit on a search query.
+const maxQueryLength = 200
+
+// SearchInput is the argument of search_prompts.
+type SearchInput struct {
+	Query string `json:"query" jsonschema:"minLength=1,maxLength=200" jsonschema_description:"Keywords, e.g. 'cold email'."`
+}
+
+// Check validates the arguments before anything is sent.
+func (in *SearchInput) Check() error {
+	in.Query = strings.TrimSpace(in.Query)
+	switch n := utf8.RuneCountInString(in.Query); {
+	case n == 0:
+		return invalidArgf("query is required: a few words describing the task, such as \"cold email\"")
+	case n > maxQueryLength:
+		return invalidArgf("query is %d characters; the limit is %d. Use a few keywords", n, maxQueryLength)
+	}
+	return nil
+}
+
+// SearchOutput is the result of search_prompts.
+type SearchOutput struct {
+	Prompts []PromptRow `json:"prompts"`
+}
+
+// PromptRow is one prompt found by search_prompts.
+type PromptRow struct {
+	PromptID         string `json:"prompt_id"`
+	PromptVersionID  string `json:"prompt_version_id"`
+	Title            string `json:"title"`
+	Description      string `json:"description"`
+	Slug             string `json:"slug"`
+	Modality         string `json:"modality" jsonschema:"enum=text,enum=image"`
+	EstimatedCredits int    `json:"estimated_credits"`
+	Uses             int    `json:"uses"`
+	UpVotes          int    `json:"up_votes"`
+	PublishedAt      string `json:"published_at"`
+}
+
+func searchPrompts(d *Deps) ServerTool {
+	return newTool(d, spec{
+		Name:  "search_prompts",
+		Title: "Search prompts",
+		Description: "Search BetterPrompt's marketplace of published prompts (text and image; not video). Returns " +
+			" prompt_id, prompt_version_id, modality and estimated_credits per prompt. " +
+			"Next: get_prompt with a prompt_id.",
+		Hints: readOnlyHints,
+	}, func(ctx context.Context, in SearchInput) (result[SearchOutput], error) {
+		c, _, err := d.client(ctx)
+		if err != nil {
+			return result[SearchOutput]{}, err
+		}
+		rows, err := c.SearchPrompts(ctx, in.Query)
+		if err != nil {
+			return result[SearchOutput]{}, err
+		}
+		out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
+		for _, r := range rows {
+			out.Prompts = append(out.Prompts, PromptRow{
+				PromptID: r.PromptID, PromptVersionID: r.PromptVersionID, Title: r.Title,
+				Description: r.Description, Slug: r.Slug, Modality: bpapi.ModalityName(r.Modality),
+				EstimatedCredits: r.EstimatedCredits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
+			})
+		}
+		return result[SearchOutput]{Value: out, Content: textContent(renderSearch(in.Query, out))}, nil
+	})
+}
+
+func renderSearch(query string, out SearchOutput) string {
+	if len(out.Prompts) == 0 {
+		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words.", query)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d prompts match %q:\n", len(out.Prompts), query)
+	for i, p := range out.Prompts {
+		fmt.Fprintf(&b, "%d. %s [%s, ~%d credits, %d uses] prompt_id=%s\n", i+1, p.Title, p.Modality, p.EstimatedCredits, p.Uses, p.PromptID)
+		if p.Description != "" {
+			fmt.Fprintf(&b, "   %s\n", oneLine(p.Description, 160))
+		}
+	}
+	b.WriteString("Next: call get_prompt with a prompt_id to see its inputs.")
+	return b.String()
+}
+
+// GetPromptInput is the argument of get_prompt.
+type GetPromptInput struct {
+	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts."`
+	VersionID string `json:"version_id,omitempty" jsonschema_description:"A pinned prompt_version_id; default: the latest."`
+}
+
+// Check validates the arguments before anything is sent.
+func (in *GetPromptInput) Check() error {
+	if err := checkID("prompt_id", in.PromptID, "prompt ids come from search_prompts"); err != nil {
+		return err
+	}
+	if in.VersionID != "" {
+		return checkID("version_id", in.VersionID, "version ids come from search_prompts (prompt_version_id)")
+	}
+	return nil
+}
+
+// GetPromptOutput is the result of get_prompt.
+type GetPromptOutput struct {
+	PromptID        string     `json:"prompt_id"`
+	PromptVersionID string     `json:"prompt_version_id"`
+	Title           string     `json:"title"`
+	PublishedAt     string     `json:"published_at"`
+	ImageCount      int        `json:"image_count"`
+	InputSchema     jsonObject `json:"input_schema" jsonschema_description:"JSON Schema of run_prompt's inputs argument for this prompt."`
+	ExampleInputs   jsonObject `json:"example_inputs" jsonschema_description:"A valid inputs object to adapt."`
+}
+
+func getPrompt(d *Deps) ServerTool {
+	return newTool(d, spec{
+		Name:  "get_prompt",
+		Title: "Get prompt inputs",
+		Description: "Read a prompt's inputs: input_schema is the JSON Schema of run_prompt's inputs (texts, " +
+			"allowed choices, exact image count), with example_inputs and prompt_version_id. Takes prompt_id from " +
+			"search_prompts. Call before run_prompt.",
+		Hints: readOnlyHints,
+	}, func(ctx context.Context, in GetPromptInput) (result[GetPromptOutput], error) {
+		c, _, err := d.client(ctx)
+		if err != nil {
+			return result[GetPromptOutput]{}, err
+		}
+		pv, err := c.GetPrompt(ctx, in.PromptID, in.VersionID)
+		if err != nil {
+			return result[GetPromptOutput]{}, err
+		}
+		d.configs.put(pv)
+		cfg, err := parseConfig(pv)
+		if err != nil {
+			return result[GetPromptOutput]{}, err
+		}
+		out := GetPromptOutput{
+			PromptID: pv.PromptID, PromptVersionID: pv.PromptVersionID, Title: pv.Title, PublishedAt: pv.PublishedAt,
+			ImageCount:    len(cfg.Images),
+			InputSchema:   jsonObject{cfg.InputSchema(nil)},
+			ExampleInputs: jsonObject{cfg.Example()},
+		}
+		return result[GetPromptOutput]{Value: out, Content: textContent(renderPrompt(out, cfg))}, nil
+	})
+}
+
+// parseConfig reads a version's input configuration, explaining a failure.
+func parseConfig(pv *bpapi.PromptVersion) (*schema.Config, error) {
+	cfg, err := schema.Parse(pv.InputConfig())
+	if err != nil {
+		return nil, failf(err, "The input configuration of prompt version %s could not be read (%v). "+
+			"This prompt cannot be run through this server yet; please report it.", pv.PromptVersionID, err)
+	}
+	return cfg, nil
+}
+
+func renderPrompt(out GetPromptOutput, cfg *schema.Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (prompt_version_id=%s, published %s)\n", out.Title, out.PromptVersionID, out.PublishedAt)
+	if len(cfg.Variables) == 0 {
+		b.WriteString("Text inputs: none.\n")
+	} else {
+		b.WriteString("Text inputs (inputs.textInputs):\n")
+		for _, v := range cfg.Variables {
+			b.WriteString("- " + describeVariable(v) + "\n")
+		}
+	}
+	if len(cfg.Images) == 0 {
+		b.WriteString("Images: none.\n")
+	} else {
+		fmt.Fprintf(&b, "Images (inputs.imageInputs): exactly %d, in this order, each {\"type\":\"url\",\"url\":\"https://…\"} or {\"type\":\"base64\",\"base64\":\"…\"}:\n", len(cfg.Images))
+		for i, im := range cfg.Images {
+			fmt.Fprintf(&b, "%d. %s\n", i+1, orDash(oneLine(im.Description, 200)))
+		}
+	}
+	example, _ := json.Marshal(out.ExampleInputs.v)
+	fmt.Fprintf(&b, "Example inputs: %s\n", example)
+	fmt.Fprintf(&b, "Next: call run_prompt with prompt_version_id=%s and inputs (it spends credits).", out.PromptVersionID)
+	return b.String()
+}
+
+func describeVariable(v schema.Variable) string {
+	var b strings.Builder
+	b.WriteString(v.Key)
+	switch {
+	case v.Kind == schema.KindSelect && v.Multiple:
+		b.WriteString(" (choose")
+		switch {
+		case v.Min != nil && v.Max != nil:
+			fmt.Fprintf(&b, " %d to %d", *v.Min, *v.Max)
+		case v.Min != nil:
+			fmt.Fprintf(&b, " at least %d", *v.Min)
+		case v.Max != nil:
+			fmt.Fprintf(&b, " 1 to %d", *v.Max)
+		default:
+			b.WriteString(" one or more")
+		}
+		b.WriteString(", as a JSON array of values)")
+	case v.Kind == schema.KindSelect:
+		b.WriteString(" (choose one)")
+	case v.Required():
+		b.WriteString(" (required")
+		if v.AllowEmpty {
+			b.WriteString(", may be \"\"")
+		}
+		b.WriteString(")")
+	default:
+		fmt.Fprintf(&b, " (optional, default %q)", oneLine(v.Defaults[0], 80))
+	}
+	if v.Description != "" {
+		b.WriteString(": " + oneLine(v.Description, 200))
+	}
+	if v.Kind == schema.KindSelect {
+		opts := make([]string, len(v.Options))
+		for i, o := range v.Options {
+			if o.Label != "" && o.Label != o.Value {
+				opts[i] = fmt.Sprintf("%q (%s)", o.Value, o.Label)
+			} else {
+				opts[i] = fmt.Sprintf("%q", o.Value)
+			}
+		}
+		b.WriteString(". Values: " + strings.Join(opts, ", "))
+	}
+	return b.String()
+}
+
+// CreditsInput is the (empty) argument of get_credits.
+type CreditsInput struct{}
+
+// CreditsOutput is the result of get_credits.
+type CreditsOutput struct {
+	Credits int `json:"credits" jsonschema_description:"Credits remaining on the account."`
+}
+
+func getCredits(d *Deps) ServerTool {
+	return newTool(d, spec{
+		Name:  "get_credits",
+		Title: "Get credit balance",
+		Description: "Return the account's remaining BetterPrompt credits; run_prompt spends them " +
+			"(search_prompts shows estimated_credits).",
+		Hints: readOnlyHints,
+	}, func(ctx context.Context, _ CreditsInput) (result[CreditsOutput], error) {
+		c, _, err := d.client(ctx)
+		if err != nil {
+			return result[CreditsOutput]{}, err
+		}
+		n, err := c.Credits(ctx)
+		if err != nil {
+			return result[CreditsOutput]{}, err
+		}
+		return result[CreditsOutput]{Value: CreditsOutput{Credits: n},
+			Content: textContent(fmt.Sprintf("The account has %d credits.", n))}, nil
+	})
+}
+
+// jsonObject carries an arbitrary JSON object in a result while declaring
+// {"type":"object"} in the output schema.
+type jsonObject struct{ v any }
+
+// MarshalJSON implements json.Marshaler.
+func (o jsonObject) MarshalJSON() ([]byte, error) { return json.Marshal(o.v) }
+
+// JSONSchema implements the invopop/jsonschema hook.
+func (jsonObject) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
+
+func textContent(s string) []mcp.Content { return []mcp.Content{mcp.NewTextContent(s)} }
+
+// oneLine folds whitespace and cuts s to n runes, for compact listings.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "(no description)"
+	}
+	return s
+}

@@ -1,0 +1,340 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/schema"
+	"github.com/invopop/jsonschema"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Limits on free-text arguments, so that no argument can be used to send
+// megabytes upstream or into logs.
+const (
+	maxModelNameLength = 100
+	maxRunOptions      = 32
+	maxRunOptionLength = 200
+)
+
+// RunPromptInput is the argument of run_prompt.
+type RunPromptInput struct {
+	PromptVersionID string            `json:"prompt_version_id,omitempty"`
+	PromptID        string            `json:"prompt_id,omitempty"`
+	Inputs          json.RawMessage   `json:"inputs,omitempty"`
+	RunModel        string            `json:"run_model,omitempty"`
+	RunOptions      map[string]string `json:"run_options,omitempty"`
+	WaitSeconds     *float64          `json:"wait_seconds,omitempty"`
+}
+
+// Check validates the arguments that need no prompt configuration.
+func (in *RunPromptInput) Check() error {
+	switch {
+	case in.PromptVersionID == "" && in.PromptID == "":
+		return invalidArgf("give prompt_version_id (from get_prompt or search_prompts) or prompt_id (runs the latest version)")
+	case in.PromptVersionID != "" && in.PromptID != "":
+		return invalidArgf("give prompt_version_id or prompt_id, not both")
+	case in.PromptVersionID != "":
+		if err := checkID("prompt_version_id", in.PromptVersionID, "version ids come from get_prompt or search_prompts"); err != nil {
+			return err
+		}
+	default:
+		if err := checkID("prompt_id", in.PromptID, "prompt ids come from search_prompts"); err != nil {
+			return err
+		}
+	}
+	if in.Inputs != nil {
+		switch b := bytes.TrimSpace(in.Inputs); {
+		case len(b) == 0, bytes.Equal(b, []byte("null")):
+		case b[0] != '{':
+			return invalidArgf("\"inputs\" must be a JSON object such as {\"textInputs\": {\"topic\": \"…\"}}; call get_prompt for this prompt's input_schema")
+		}
+	}
+	if len(in.RunModel) > maxModelNameLength {
+		return invalidArgf("run_model is %d characters; model names are short, such as \"gpt-5\"", len(in.RunModel))
+	}
+	if len(in.RunOptions) > maxRunOptions {
+		return invalidArgf("run_options has %d keys; models take a handful", len(in.RunOptions))
+	}
+	for k, v := range in.RunOptions {
+		if len(k) > maxRunOptionLength || len(v) > maxRunOptionLength {
+			return invalidArgf("run_options.%s is too long", excerpt(k, 40))
+		}
+	}
+	return checkWait(in.WaitSeconds)
+}
+
+func checkWait(w *float64) error {
+	if w != nil && (math.IsNaN(*w) || *w < 0) {
+		return invalidArgf("wait_seconds must be 0 or more")
+	}
+	return nil
+}
+
+// RunView is the result of run_prompt and get_run.
+type RunView struct {
+	RunID           string       `json:"run_id" jsonschema_description:"Pass to get_run to follow the run."`
+	PromptVersionID string       `json:"prompt_version_id"`
+	Status          string       `json:"status" jsonschema:"enum=queued,enum=running,enum=succeeded,enum=failed"`
+	Outputs         []OutputView `json:"outputs"`
+	Credits         int          `json:"credits" jsonschema_description:"Credits the run consumed (0 until it ends)."`
+	Message         string       `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
+}
+
+// OutputView is one output of a run: text, or the URL of an image or video.
+type OutputView struct {
+	Type      string `json:"type" jsonschema:"enum=text,enum=image,enum=video,enum=error"`
+	Data      string `json:"data" jsonschema_description:"The text, or the URL of the image or video."`
+	MimeType  string `json:"mime_type,omitempty"`
+	ExpiresAt string `json:"expires_at,omitempty" jsonschema_description:"About when a media URL stops working (24 h after generation)."`
+}
+
+// runInputSchema is run_prompt's input schema, written by hand: inputs is
+// described generically here and precisely by get_prompt's input_schema.
+func runInputSchema() *jsonschema.Schema {
+	props := jsonschema.NewProperties()
+	props.Set("prompt_version_id", &jsonschema.Schema{Type: "string", Description: "From get_prompt. Give this or prompt_id."})
+	props.Set("prompt_id", &jsonschema.Schema{Type: "string", Description: "Runs the latest version instead."})
+	props.Set("inputs", inputsSchema())
+	props.Set("run_model", &jsonschema.Schema{Type: "string", Description: "Model override; default: the prompt's."})
+	props.Set("run_options", &jsonschema.Schema{Type: "object", AdditionalProperties: &jsonschema.Schema{Type: "string"},
+		Description: "Model options, e.g. {\"aspectRatio\":\"3:4\"}; default: the prompt's."})
+	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
+		Description: "Seconds to wait for the result (default 45); then use get_run."})
+	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
+}
+
+func inputsSchema() *jsonschema.Schema {
+	props := jsonschema.NewProperties()
+	props.Set("textInputs", &jsonschema.Schema{
+		Type:                 "object",
+		Description:          "Input name to value (an array for multi-choice).",
+		AdditionalProperties: &jsonschema.Schema{AnyOf: []*jsonschema.Schema{{Type: "string"}, {Type: "array", Items: &jsonschema.Schema{Type: "string"}}}},
+	})
+	props.Set("imageInputs", &jsonschema.Schema{
+		Type:        "array",
+		Description: "In order: {\"type\":\"url\",\"url\":...} or {\"type\":\"base64\",\"base64\":...}.",
+		Items:       &jsonschema.Schema{Type: "object"},
+	})
+	return &jsonschema.Schema{Type: "object", Properties: props,
+		Description: "As described by get_prompt's input_schema."}
+}
+
+func runPrompt(d *Deps) ServerTool {
+	return newTool(d, spec{
+		Name:  "run_prompt",
+		Title: "Run prompt (spends credits)",
+		Description: "Run a published prompt. Spends credits; cannot be cancelled. Takes prompt_version_id (or prompt_id) and " +
+			"inputs per get_prompt's input_schema, checked before spending. Waits up to wait_seconds, then returns outputs " +
+			"(text, image/video URLs) or a run_id for get_run.",
+		Hints:       Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
+		InputSchema: runInputSchema(),
+		TaskSupport: mcp.TaskSupportOptional,
+	}, func(ctx context.Context, in RunPromptInput) (result[RunView], error) {
+		c, tenant, err := d.client(ctx)
+		if err != nil {
+			return result[RunView]{}, err
+		}
+		pv, err := d.promptVersion(ctx, c, in.PromptID, in.PromptVersionID)
+		if err != nil {
+			return result[RunView]{}, err
+		}
+		req, err := d.buildRunRequest(ctx, c, pv, in)
+		if err != nil {
+			return result[RunView]{}, err
+		}
+		wait := d.waitFor(ctx, in.WaitSeconds)
+		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
+		s := d.runs.submit(ctx, d, c, tenant, req)
+		outcome, err := w.awaitSubmission(ctx, s)
+		if err != nil {
+			return result[RunView]{}, err
+		}
+		return d.renderOutcome(outcome), nil
+	})
+}
+
+// promptVersion finds the version to run: the given one (cached, since
+// published versions never change) or the prompt's latest.
+func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, promptID, versionID string) (*bpapi.PromptVersion, error) {
+	if versionID != "" {
+		if pv := d.configs.get(versionID); pv != nil {
+			return pv, nil
+		}
+		pv, err := c.GetPromptVersion(ctx, versionID)
+		if err != nil {
+			if bpapi.IsNotFound(err) {
+				return nil, failf(err, "No published prompt version has id %s. Version ids come from get_prompt "+
+					"(prompt_version_id); a prompt_id goes in the prompt_id argument instead.", versionID)
+			}
+			return nil, err
+		}
+		d.configs.put(pv)
+		return pv, nil
+	}
+	pv, err := c.GetPrompt(ctx, promptID, "")
+	if err != nil {
+		if bpapi.IsNotFound(err) {
+			return nil, failf(err, "No published prompt has id %s. Prompt ids come from search_prompts.", promptID)
+		}
+		return nil, err
+	}
+	d.configs.put(pv)
+	return pv, nil
+}
+
+// buildRunRequest validates everything locally, so that a run the API would
+// reject costs nothing and names the field to fix.
+func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, in RunPromptInput) (bpapi.CreateRunRequest, error) {
+	cfg, err := parseConfig(pv)
+	if err != nil {
+		return bpapi.CreateRunRequest{}, err
+	}
+	inputs, err := cfg.Validate(in.Inputs)
+	if err != nil {
+		return bpapi.CreateRunRequest{}, inputsError(pv, err)
+	}
+	req := bpapi.CreateRunRequest{PromptVersionID: pv.PromptVersionID, Inputs: inputs, RunModel: in.RunModel, RunOptions: in.RunOptions}
+	if in.RunModel != "" {
+		res, err := d.resourcesFor(ctx, c)
+		if err != nil {
+			return req, err
+		}
+		model := res.FindModel(in.RunModel)
+		if model == nil {
+			return req, invalidArgf("run_model %s is not a BetterPrompt model; leave it out to use the prompt's own model, or use one of: %s",
+				excerpt(in.RunModel, 60), modelNames(res))
+		}
+		if err := cfg.ValidateRunOptions(model, in.RunOptions); err != nil {
+			return req, invalidArgf("%v", prefixFields(err, "run_options"))
+		}
+	}
+	return req, nil
+}
+
+// inputsError turns a schema validation failure into an argument error that
+// names every field and points back at get_prompt.
+func inputsError(pv *bpapi.PromptVersion, err error) error {
+	var ve *schema.ValidationError
+	if !errors.As(err, &ve) {
+		return invalidArgf("inputs: %v", err)
+	}
+	lines := make([]string, len(ve.Errors))
+	for i, fe := range ve.Errors {
+		switch {
+		case fe.Field == "" || fe.Field == "inputs" || strings.HasPrefix(fe.Field, "inputs."):
+			lines[i] = fe.Error()
+		default:
+			lines[i] = "inputs." + fe.Error()
+		}
+	}
+	return &toolError{expected: true, cause: err, msg: fmt.Sprintf(
+		"Invalid inputs for %q (nothing was run, no credits spent):\n- %s\nCall get_prompt with prompt_id=%s to see the input_schema.",
+		pv.Title, strings.Join(lines, "\n- "), pv.PromptID)}
+}
+
+func prefixFields(err error, prefix string) string {
+	var ve *schema.ValidationError
+	if !errors.As(err, &ve) {
+		return err.Error()
+	}
+	parts := make([]string, len(ve.Errors))
+	for i, fe := range ve.Errors {
+		f := fe.Field
+		f = strings.TrimPrefix(f, "runOptions")
+		f = strings.TrimPrefix(f, ".")
+		parts[i] = prefix + "." + f + ": " + fe.Message
+	}
+	return strings.Join(parts, "; ")
+}
+
+func modelNames(res *bpapi.Resources) string {
+	names := make([]string, 0, len(res.Models))
+	for _, m := range res.Models {
+		names = append(names, fmt.Sprintf("%q (%s)", m.Model, m.Modality))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// waitFor turns wait_seconds into a wait within the configured bounds. A
+// call made as an MCP task has no host timeout to respect, so it waits the
+// longest allowed.
+func (d *Deps) waitFor(ctx context.Context, seconds *float64) time.Duration {
+	if seconds == nil {
+		if isTaskCall(ctx) {
+			return d.Wait.Max
+		}
+		return d.Wait.Default
+	}
+	w := time.Duration(*seconds * float64(time.Second))
+	return min(w, d.Wait.Max)
+}
+
+func isTaskCall(ctx context.Context) bool {
+	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
+	return ok && req.Params.Task != nil
+}
+
+// GetRunInput is the argument of get_run.
+type GetRunInput struct {
+	RunID       string   `json:"run_id" jsonschema_description:"From run_prompt."`
+	WaitSeconds *float64 `json:"wait_seconds,omitempty" jsonschema:"minimum=0" jsonschema_description:"Seconds to wait (default 45; 0 = answer now)."`
+}
+
+// Check validates the arguments before anything is sent.
+func (in *GetRunInput) Check() error {
+	if err := checkID("run_id", in.RunID, "run ids come from run_prompt"); err != nil {
+		return err
+	}
+	return checkWait(in.WaitSeconds)
+}
+
+func getRun(d *Deps) ServerTool {
+	return newTool(d, spec{
+		Name:  "get_run",
+		Title: "Get run result",
+		Description: "Follow a run_id from run_prompt: waits up to wait_seconds for it to finish, then " +
+			"returns its status and outputs (text, image/video URLs valid 24 h). Call again while queued or running.",
+		Hints: readOnlyHints,
+	}, func(ctx context.Context, in GetRunInput) (result[RunView], error) {
+		c, tenant, err := d.client(ctx)
+		if err != nil {
+			return result[RunView]{}, err
+		}
+		wait := d.waitFor(ctx, in.WaitSeconds)
+		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
+		var outcome waitOutcome
+		if s := d.runs.lookup(in.RunID, tenant); s != nil {
+			outcome, err = w.awaitSubmission(ctx, s)
+		} else {
+			outcome, err = w.awaitRun(ctx, in.RunID, "")
+		}
+		if err != nil {
+			if bpapi.IsNotFound(err) {
+				return result[RunView]{}, failf(err, "No run with id %s exists for this account. Run ids come from run_prompt; "+
+					"runs started by another account are not visible.", in.RunID)
+			}
+			return result[RunView]{}, err
+		}
+		return d.renderOutcome(outcome), nil
+	})
+}
+
+// All returns the server's tools.
+func All(d *Deps) []ServerTool {
+	d.Wait = d.Wait.withDefaults()
+	return []ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
+}
+
+// Wait blocks until every run this process started has been answered by the
+// API (so its id is known and logged), or ctx ends. Call it on shutdown.
+func (d *Deps) WaitForRuns(ctx context.Context) error { return d.runs.wait(ctx) }
