@@ -392,8 +392,8 @@ func (v *varSpec) parseSelect(raw json.RawMessage) ([]string, error) {
 			}
 			return []string{s}, nil
 		}
-		parts, bad := splitMulti(s, v)
-		if bad != "" {
+		parts, bad, ok := splitMulti(s, v)
+		if !ok {
 			return nil, invalid("Invalid option '%s' for input '%s'", bad, v.key)
 		}
 		choices = parts
@@ -436,15 +436,15 @@ func (v *varSpec) parseSelect(raw json.RawMessage) ([]string, error) {
 // splitMulti splits a ", "-joined multi-select string by matching option
 // keys (which may contain commas): the whole string is tried as one option
 // first, then the comma-separated pieces are grouped, longest group first,
-// so that every group (trimmed) is an option key. It returns the choices, or
-// the first piece that cannot be matched.
-func splitMulti(s string, v *varSpec) ([]string, string) {
+// so that every group (trimmed) is an option key. It returns the choices
+// and true, or the first piece that cannot be matched and false.
+func splitMulti(s string, v *varSpec) ([]string, string, bool) {
 	whole := strings.TrimSpace(s)
 	if whole == "" {
-		return nil, ""
+		return nil, "", true
 	}
 	if v.hasOption(whole) {
-		return []string{whole}, ""
+		return []string{whole}, "", true
 	}
 	pieces := strings.Split(s, ",")
 	failed := make([]bool, len(pieces)+1)
@@ -469,7 +469,7 @@ func splitMulti(s string, v *varSpec) ([]string, string) {
 		return nil, false
 	}
 	if out, ok := walk(0); ok {
-		return out, ""
+		return out, "", true
 	}
 	// Report the first piece that starts no option.
 	for i := 0; i < len(pieces); {
@@ -480,11 +480,11 @@ func splitMulti(s string, v *varSpec) ([]string, string) {
 			}
 		}
 		if j == i {
-			return nil, strings.TrimSpace(pieces[i])
+			return nil, strings.TrimSpace(pieces[i]), false
 		}
 		i = j
 	}
-	return nil, whole
+	return nil, whole, false
 }
 
 // checkImage validates one image input object; "" means valid.
