@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/caarlos0/env/v11"
 )
 
@@ -19,15 +20,15 @@ import (
 // its help text. Flags are built from these tags, so --help always lists
 // every setting, and a flag wins over the environment.
 type config struct {
-	APIKey  string `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list" secret:"true"`
-	BaseURL string `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
-	Sandbox bool   `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against a built-in simulated API with sample prompts (no account needed, nothing is spent)"`
+	APIKey  bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list" secret:"true"`
+	BaseURL string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
+	Sandbox bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against a built-in simulated API with sample prompts (no account needed, nothing is spent)"`
 
 	Transport      string        `env:"BPMCP_TRANSPORT" envDefault:"stdio" flag:"transport" help:"stdio or http"`
 	Addr           string        `env:"BPMCP_ADDR" envDefault:"127.0.0.1:8080" flag:"addr" help:"HTTP listen address; the MCP endpoint is /mcp. Loopback unless you change it"`
 	Stateless      bool          `env:"BPMCP_STATELESS" flag:"stateless" help:"HTTP: no Mcp-Session-Id; every request stands alone (for load-balanced replicas)"`
 	AllowedOrigins []string      `env:"BPMCP_ALLOWED_ORIGINS" envSeparator:"," flag:"allowed-origins" help:"HTTP: comma-separated browser origins allowed to call the server; requests with another Origin get 403"`
-	AuthToken      string        `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
+	AuthToken      bpapi.APIKey  `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
 	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
 	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
 	WaitDefault    time.Duration `env:"BPMCP_WAIT_DEFAULT" envDefault:"45s" flag:"wait-default" help:"how long run_prompt and get_run wait for a run when wait_seconds is not given (hosts time out after ~60 s)"`
@@ -68,6 +69,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (con
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.AllowedOrigins = splitList(strings.Join(c.AllowedOrigins, ","))
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))
 	}
@@ -156,7 +158,7 @@ func (f *fieldValue) String() string {
 
 func (f *fieldValue) Set(s string) error {
 	switch f.v.Interface().(type) {
-	case string:
+	case string, bpapi.APIKey:
 		f.v.SetString(s)
 	case bool:
 		b, err := strconv.ParseBool(s)
@@ -183,17 +185,22 @@ func (f *fieldValue) Set(s string) error {
 		}
 		f.v.SetFloat(x)
 	case []string:
-		var list []string
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				list = append(list, p)
-			}
-		}
-		f.v.Set(reflect.ValueOf(list))
+		f.v.Set(reflect.ValueOf(splitList(s)))
 	default:
 		return fmt.Errorf("unsupported setting type %s", f.v.Type())
 	}
 	return nil
+}
+
+// splitList splits a comma-separated setting, dropping spaces and empty items.
+func splitList(s string) []string {
+	var list []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			list = append(list, p)
+		}
+	}
+	return list
 }
 
 // IsBoolFlag lets boolean settings be given as --sandbox without a value.

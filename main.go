@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	logger := newLogger(cfg, stderr)
 
-	apiKey, baseURL := bpapi.APIKey(cfg.APIKey), cfg.BaseURL
+	apiKey, baseURL := cfg.APIKey, cfg.BaseURL
 	if cfg.Sandbox {
 		sandbox, err := startSandbox(cfg)
 		if err != nil {
@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
 			AllowedOrigins: cfg.AllowedOrigins,
-			AuthToken:      bpapi.APIKey(cfg.AuthToken),
+			AuthToken:      cfg.AuthToken,
 			PerRequestKeys: cfg.PerRequestKeys,
 			MaxBodyBytes:   cfg.MaxBodyBytes,
 			WriteTimeout:   cfg.WaitMax + time.Minute,

@@ -373,7 +373,7 @@ func exerciseTools(t *testing.T, c *caller, progress *progressLog) {
 func TestHTTPOriginAndHealth(t *testing.T) {
 	endpoint := startHTTP(t, "--allowed-origins", "http://localhost:6274")
 	post := func(origin string) int {
-		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"probe","version":"0"}}}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		if origin != "" {

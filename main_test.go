@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c config) bool {
+			return c.Transport == "stdio" && c.Addr == "127.0.0.1:8080" && c.BaseURL == "https://api.betterprompt.me/v1" &&
+				c.WaitDefault == 45*time.Second && c.WaitMax == 10*time.Minute && c.RateLimit == 5
+		}, ""},
+		{"environment", nil, map[string]string{"BPMCP_TRANSPORT": "http", "BETTERPROMPT_API_KEY": "bp_x", "BPMCP_ALLOWED_ORIGINS": "http://a, http://b"},
+			func(c config) bool {
+				return c.Transport == "http" && c.APIKey.Reveal() == "bp_x" && reflect.DeepEqual(c.AllowedOrigins, []string{"http://a", "http://b"})
+			}, ""},
+		{"flag wins", []string{"--transport", "stdio", "--wait-default=10s", "--sandbox"}, map[string]string{"BPMCP_TRANSPORT": "http", "BPMCP_WAIT_DEFAULT": "30s"},
+			func(c config) bool { return c.Transport == "stdio" && c.WaitDefault == 10*time.Second && c.Sandbox }, ""},
+		{"bad transport", []string{"--transport", "sse"}, nil, nil, "stdio or http"},
+		{"bad duration", []string{"--wait-max", "forever"}, nil, nil, "wait-max"},
+		{"bad base URL", nil, map[string]string{"BETTERPROMPT_BASE_URL": "api.betterprompt.me"}, nil, "http(s) URL"},
+		{"stray argument", []string{"serve"}, nil, nil, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			c, err := loadConfig(tc.args, tc.env, &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("config = %+v", c)
+			}
+		})
+	}
+}
+
+// --help lists every setting, and the README's configuration table does too,
+// so neither can fall behind config.go.
+func TestEverySettingIsDocumented(t *testing.T) {
+	var help bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, nil, nil, &bytes.Buffer{}, &help); code != 0 {
+		t.Fatalf("--help exit code %d", code)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		for _, name := range []string{f.Tag.Get("env"), f.Tag.Get("flag")} {
+			if name == "" {
+				continue
+			}
+			if f.Tag.Get("flag") == name {
+				name = "--" + name
+			}
+			if !strings.Contains(help.String(), name) {
+				t.Errorf("--help does not list %s", name)
+			}
+			if !bytes.Contains(readme, []byte("`"+name+"`")) {
+				t.Errorf("README.md does not document %s", name)
+			}
+		}
+	}
+}
+
+func TestVersionAndBadFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, nil, nil, &bytes.Buffer{}, &stderr); code != 0 || !strings.HasPrefix(stderr.String(), "bpmcp ") {
+		t.Errorf("--version: code %d, %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--no-such-flag"}, nil, nil, &bytes.Buffer{}, &stderr); code != 2 {
+		t.Errorf("unknown flag: code %d", code)
+	}
+}
+
+// Over stdio, stdout carries only protocol messages: start-up logs, the
+// sandbox banner and shutdown all go to stderr.
+func TestStdoutCarriesOnlyProtocol(t *testing.T) {
+	in := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}` + "\n")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"--sandbox", "--log-level", "debug"}, map[string]string{}, in, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `{"jsonrpc":"2.0","id":1,"result":`) {
+		t.Errorf("stdout has more than the initialize answer: %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "SANDBOX MODE") {
+		t.Errorf("stderr lacks the sandbox banner: %s", stderr.String())
+	}
+}
