@@ -25,7 +25,10 @@ const (
 	// (status 200 unless Fault.Status is set).
 	FaultEmpty
 	// FaultDrop closes the connection without answering; the API never sees
-	// the request.
+	// the request. Note that net/http's Transport silently retries an
+	// idempotent request (GET) dropped on a reused keep-alive connection, so
+	// a client may not see a single drop: use Count 2 or more, or a fresh
+	// connection.
 	FaultDrop
 	// FaultDropAfterCreate serves the request (for POST /v1/runs: validates
 	// and creates the run, reserving credits, without holding), then closes

@@ -3,6 +3,7 @@ package fakeapi
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -79,13 +80,17 @@ func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Request, len(s.log))
-	copy(out, s.log)
+	for i, r := range s.log {
+		r.Query = maps.Clone(r.Query)
+		out[i] = r
+	}
 	return out
 }
 
 // Count returns how many requests were recorded for route (a route name
 // such as "POST /v1/runs"), whatever their status, including faulted and
-// rate-limited ones; "*" counts every request.
+// rate-limited ones; "*" counts every request and "" the requests that
+// matched no route.
 func (s *Server) Count(route string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -313,7 +313,6 @@ func (s *Server) handleCreateRun(w http.ResponseWriter, r *http.Request, c *call
 		if r.Context().Err() != nil {
 			return // the client went away; the run carries on
 		}
-		w.Header().Set("Content-Type", "application/json")
 		body := encodeJSON(envelope{
 			Status:  "GATEWAY_TIMEOUT_ERROR",
 			Message: "The request timed out while waiting for the run to finish.",
