@@ -28,9 +28,46 @@ type Deps struct {
 	// Sandbox marks results as simulated.
 	Sandbox bool
 
+	// MaxWaitsPerKey bounds the calls waiting for runs at once per API key
+	// (default 64), so one caller cannot hold every worker.
+	MaxWaitsPerKey int
+
 	configs   configCache
 	runs      runTracker
 	resources resourceCache
+	waits     waitSlots
+}
+
+// waitSlots counts the calls waiting for runs, per API key.
+type waitSlots struct {
+	mu    sync.Mutex
+	max   int
+	inUse map[string]int
+}
+
+func (w *waitSlots) limit() int { return w.max }
+
+// acquire takes a slot for tenant; ok is false when all are taken.
+func (w *waitSlots) acquire(tenant string) (release func(), ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inUse == nil {
+		w.inUse = make(map[string]int)
+	}
+	if w.inUse[tenant] >= w.max {
+		return nil, false
+	}
+	w.inUse[tenant]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.inUse[tenant]--; w.inUse[tenant] <= 0 {
+				delete(w.inUse, tenant)
+			}
+		})
+	}, true
 }
 
 // WaitConfig bounds how long run_prompt and get_run wait for a run.

@@ -94,6 +94,10 @@ func withDeps(f func(*tools.Deps)) envOption {
 	return func(_ *fakeapi.Options, d *tools.Deps, _ *bpapi.Options) { f(d) }
 }
 
+func withClient(f func(*bpapi.Options)) envOption {
+	return func(_ *fakeapi.Options, _ *tools.Deps, b *bpapi.Options) { f(b) }
+}
+
 func withFake(f func(*fakeapi.Options)) envOption {
 	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { f(o) }
 }

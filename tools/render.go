@@ -52,8 +52,11 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 			content = append(content, mcp.NewTextContent(ov.Data))
 		case string(bpapi.OutputImage), string(bpapi.OutputVideo):
 			media++
-			content = append(content, mcp.NewTextContent(fmt.Sprintf("%s %d: %s (link valid until about %s, 24 h after generation)",
-				titleCase(ov.Type), media, ov.Data, ov.ExpiresAt)))
+			validity := fmt.Sprintf("link valid until about %s, 24 h after generation", ov.ExpiresAt)
+			if time.Now().After(expires) {
+				validity = fmt.Sprintf("this link has probably expired: BetterPrompt keeps outputs for 24 h and this run was created %s", run.CreatedAt)
+			}
+			content = append(content, mcp.NewTextContent(fmt.Sprintf("%s %d: %s (%s)", titleCase(ov.Type), media, ov.Data, validity)))
 			link := mcp.NewResourceLink(ov.Data, fileName(ov.Data, ov.Type, media), "generated "+ov.Type+", link expires 24 h after generation", ov.MimeType)
 			content = append(content, link)
 		case string(bpapi.OutputError):

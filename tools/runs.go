@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/schema"
@@ -18,11 +19,14 @@ import (
 )
 
 // Limits on free-text arguments, so that no argument can be used to send
-// megabytes upstream or into logs.
+// megabytes upstream or into logs. A text input may be long (a pasted
+// document), but not unbounded.
 const (
 	maxModelNameLength = 100
 	maxRunOptions      = 32
 	maxRunOptionLength = 200
+	maxTextInputRunes  = 100_000
+	maxImageURLLength  = 8192
 )
 
 // RunPromptInput is the argument of run_prompt.
@@ -151,6 +155,12 @@ func runPrompt(d *Deps) ServerTool {
 		if err != nil {
 			return result[RunView]{}, err
 		}
+		release, ok := d.waits.acquire(tenant)
+		if !ok {
+			return result[RunView]{}, failf(nil, "%d calls are already waiting for runs with this API key, the most "+
+				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.waits.limit())
+		}
+		defer release()
 		wait := d.waitFor(ctx, in.WaitSeconds)
 		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
 		s := d.runs.submit(ctx, d, c, tenant, req)
@@ -202,6 +212,9 @@ func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.P
 	if err != nil {
 		return bpapi.CreateRunRequest{}, inputsError(pv, err)
 	}
+	if err := checkInputSizes(inputs); err != nil {
+		return bpapi.CreateRunRequest{}, err
+	}
 	req := bpapi.CreateRunRequest{PromptVersionID: pv.PromptVersionID, Inputs: inputs, RunModel: in.RunModel, RunOptions: in.RunOptions}
 	if in.RunModel != "" {
 		res, err := d.resourcesFor(ctx, c)
@@ -218,6 +231,21 @@ func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.P
 		}
 	}
 	return req, nil
+}
+
+// checkInputSizes refuses texts and URLs too large to be meant.
+func checkInputSizes(in bpapi.RunInputs) error {
+	for k, v := range in.TextInputs {
+		if n := utf8.RuneCountInString(v); n > maxTextInputRunes {
+			return invalidArgf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
+		}
+	}
+	for i, im := range in.ImageInputs {
+		if len(im.URL) > maxImageURLLength {
+			return invalidArgf("inputs.imageInputs[%d].url is %d characters; the limit is %d (nothing was run, no credits spent)", i, len(im.URL), maxImageURLLength)
+		}
+	}
+	return nil
 }
 
 // inputsError turns a schema validation failure into an argument error that
@@ -311,6 +339,11 @@ func getRun(d *Deps) ServerTool {
 			return result[RunView]{}, err
 		}
 		wait := d.waitFor(ctx, in.WaitSeconds)
+		if release, ok := d.waits.acquire(tenant); ok {
+			defer release()
+		} else {
+			wait = 0 // too many waits for this key: answer with the current state
+		}
 		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
 		var outcome waitOutcome
 		if s := d.runs.lookup(in.RunID, tenant); s != nil {
@@ -332,6 +365,10 @@ func getRun(d *Deps) ServerTool {
 // All returns the server's tools.
 func All(d *Deps) []ServerTool {
 	d.Wait = d.Wait.withDefaults()
+	if d.MaxWaitsPerKey <= 0 {
+		d.MaxWaitsPerKey = 64
+	}
+	d.waits.max = d.MaxWaitsPerKey
 	return []ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }
 
