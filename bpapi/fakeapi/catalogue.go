@@ -15,7 +15,10 @@ import (
 // Prompt is one catalogue fixture: a published prompt with its versions and
 // what its runs produce. The JSON format is described in testdata/README.md.
 type Prompt struct {
-	PromptID    string `json:"promptId"`
+	// PromptID is the published prompt's UUID.
+	PromptID string `json:"promptId"`
+	// Title, Description and Slug are shown in search rows; Title is also
+	// the runName of list rows.
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	Slug        string `json:"slug"`
@@ -32,6 +35,7 @@ type Prompt struct {
 	EstimatedCredits int `json:"estimatedCredits"`
 	// Credits is what a finished run finally costs.
 	Credits int `json:"credits"`
+	// Uses and UpVotes are copied to search rows.
 	Uses    int `json:"uses"`
 	UpVotes int `json:"upVotes"`
 	// DurationMs is how long a run takes, before Options.TimeScale.
@@ -50,19 +54,30 @@ type Prompt struct {
 // carry Data; image and video items carry File ("png" or "mp4"), and the
 // fake serves real bytes for them at an expiring URL.
 type Output struct {
-	Type             string `json:"type"`
-	Data             string `json:"data,omitempty"`
-	File             string `json:"file,omitempty"`
+	// Type is "text", "image", "video" or "error".
+	Type string `json:"type"`
+	// Data is the text of a text or error item ({{inputKey}} placeholders
+	// are replaced by the run's input values).
+	Data string `json:"data,omitempty"`
+	// File is "png" for an image item and "mp4" for a video item.
+	File string `json:"file,omitempty"`
+	// ThoughtSignature is sent with a text item when set.
 	ThoughtSignature string `json:"thoughtSignature,omitempty"`
 }
 
 // Version is one published version of a fixture prompt. It carries either
 // Config (the current contract) or InputsJTD (the legacy contract).
 type Version struct {
-	PromptVersionID string          `json:"promptVersionId"`
-	PublishedAt     string          `json:"publishedAt"`
-	Config          json.RawMessage `json:"config,omitempty"`
-	InputsJTD       json.RawMessage `json:"inputsJTD,omitempty"`
+	// PromptVersionID is the version's UUID.
+	PromptVersionID string `json:"promptVersionId"`
+	// PublishedAt is an ISO 8601 time, served verbatim.
+	PublishedAt string `json:"publishedAt"`
+	// Config is the input configuration ({variables, images}), served as
+	// "config".
+	Config json.RawMessage `json:"config,omitempty"`
+	// InputsJTD is the legacy input contract, served as "inputsJTD" in
+	// place of "config".
+	InputsJTD json.RawMessage `json:"inputsJTD,omitempty"`
 }
 
 // LoadCatalogue reads every *.json file at the root of fsys (other files and

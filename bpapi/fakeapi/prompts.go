@@ -200,20 +200,44 @@ func (s *Server) rank(q string, keep func(*Prompt) bool) []*Prompt {
 	return out
 }
 
-func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request, c *call) {
-	id := r.PathValue("promptId")
-	versionID := r.URL.Query().Get("versionId")
+// lookupPrompt finds the prompt with id, answering 422 for a malformed id
+// and 404 for an unknown one.
+func (s *Server) lookupPrompt(w http.ResponseWriter, id string) (*Prompt, bool) {
 	if !isUUID(id) {
 		writeError(w, http.StatusUnprocessableEntity, "Invalid promptId")
-		return
-	}
-	if versionID != "" && !isUUID(versionID) {
-		writeError(w, http.StatusUnprocessableEntity, "Invalid versionId")
-		return
+		return nil, false
 	}
 	p := s.byPrompt[strings.ToLower(id)]
 	if p == nil {
 		writeError(w, http.StatusNotFound, "Prompt not found")
+		return nil, false
+	}
+	return p, true
+}
+
+// lookupVersion finds the version with id, answering 422 for a malformed
+// id and 404 for an unknown one.
+func (s *Server) lookupVersion(w http.ResponseWriter, id string) (versionRef, bool) {
+	if !isUUID(id) {
+		writeError(w, http.StatusUnprocessableEntity, "Invalid promptVersionId")
+		return versionRef{}, false
+	}
+	ref, ok := s.byVersion[strings.ToLower(id)]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Prompt version not found")
+	}
+	return ref, ok
+}
+
+func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request, c *call) {
+	id := r.PathValue("promptId")
+	versionID := r.URL.Query().Get("versionId")
+	if isUUID(id) && versionID != "" && !isUUID(versionID) {
+		writeError(w, http.StatusUnprocessableEntity, "Invalid versionId")
+		return
+	}
+	p, ok := s.lookupPrompt(w, id)
+	if !ok {
 		return
 	}
 	v := p.Versions[0]
@@ -229,14 +253,8 @@ func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (s *Server) handleVersions(w http.ResponseWriter, r *http.Request, c *call) {
-	id := r.PathValue("promptId")
-	if !isUUID(id) {
-		writeError(w, http.StatusUnprocessableEntity, "Invalid promptId")
-		return
-	}
-	p := s.byPrompt[strings.ToLower(id)]
-	if p == nil {
-		writeError(w, http.StatusNotFound, "Prompt not found")
+	p, ok := s.lookupPrompt(w, r.PathValue("promptId"))
+	if !ok {
 		return
 	}
 	type item struct {
@@ -255,14 +273,8 @@ func (s *Server) handleVersions(w http.ResponseWriter, r *http.Request, c *call)
 }
 
 func (s *Server) handlePromptVersion(w http.ResponseWriter, r *http.Request, c *call) {
-	id := r.PathValue("promptVersionId")
-	if !isUUID(id) {
-		writeError(w, http.StatusUnprocessableEntity, "Invalid promptVersionId")
-		return
-	}
-	ref, ok := s.byVersion[strings.ToLower(id)]
+	ref, ok := s.lookupVersion(w, r.PathValue("promptVersionId"))
 	if !ok {
-		writeError(w, http.StatusNotFound, "Prompt version not found")
 		return
 	}
 	writeData(w, versionData(ref.prompt, ref.prompt.Versions[ref.index]))

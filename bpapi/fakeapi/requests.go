@@ -15,11 +15,13 @@ const maxLog = 100000
 
 // Request is one entry of the request log.
 type Request struct {
+	// Method and Path are the request's method and URL path.
 	Method string
 	Path   string
 	// Route is the matched route name (a Go 1.22 mux pattern such as
 	// "GET /v1/runs/{runId}"), or "" when no route matched.
 	Route string
+	// Query is the request's query string, decoded.
 	Query url.Values
 	// Status is the HTTP status answered; 0 while the request is in flight,
 	// or when no answer was sent (dropped connection, client gone).

@@ -356,14 +356,7 @@ func TestResourcesVerbatim(t *testing.T) {
 	var d struct {
 		Hash      string `json:"hash"`
 		Resources struct {
-			Models []struct {
-				Model               string `json:"model"`
-				Modality            string `json:"modality"`
-				AvailableRunOptions []struct {
-					Key     string   `json:"key"`
-					Options []string `json:"options"`
-				} `json:"availableRunOptions"`
-			} `json:"models"`
+			Models []resourceModel `json:"models"`
 		} `json:"resources"`
 	}
 	r.data(t, &d)

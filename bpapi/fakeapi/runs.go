@@ -252,16 +252,11 @@ func (s *Server) handleCreateRun(w http.ResponseWriter, r *http.Request, c *call
 		writeError(w, http.StatusBadRequest, "Request body must be a JSON object")
 		return
 	}
-	// UUID format (422).
+	// UUID format (422), existence (404).
 	var versionID string
-	if json.Unmarshal(body.PromptVersionID, &versionID) != nil || !isUUID(versionID) {
-		writeError(w, http.StatusUnprocessableEntity, "Invalid promptVersionId")
-		return
-	}
-	// Existence (404).
-	ref, ok := s.byVersion[strings.ToLower(versionID)]
+	_ = json.Unmarshal(body.PromptVersionID, &versionID) // a non-string is not a UUID
+	ref, ok := s.lookupVersion(w, versionID)
 	if !ok {
-		writeError(w, http.StatusNotFound, "Prompt version not found")
 		return
 	}
 	// Inputs and options (422).
@@ -594,6 +589,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request, c *call)
 
 // RunInfo describes a run for tests.
 type RunInfo struct {
+	// RunID, PromptID and PromptVersionID identify the run and what it ran.
 	RunID           string
 	PromptID        string
 	PromptVersionID string
