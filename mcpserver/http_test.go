@@ -1,0 +1,301 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
+
+const (
+	serverKey = "bp_server_key"
+	aliceKey  = "bp_alice_key"
+	bobKey    = "bp_bob_key"
+
+	deepResearchVer = "5326247b-9496-4564-8298-35f19a183ef2"
+)
+
+type httpEnv struct {
+	fake *fakeapi.Server
+	deps *tools.Deps
+	url  string
+}
+
+func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
+	t.Helper()
+	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{
+		Catalogue: cat, SyncWindow: 10 * time.Second, TimeScale: 0.05,
+		Keys: map[string]fakeapi.Key{serverKey: {Credits: 111}, aliceKey: {Credits: 222}, bobKey: {Credits: 333}},
+	})
+	deps := &tools.Deps{
+		Client:         bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}),
+		PerRequestKeys: opts.PerRequestKeys,
+		Wait:           tools.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
+	}
+	ts := httptest.NewServer(NewHTTPHandler(New("test", deps), opts))
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = deps.WaitForRuns(ctx)
+	})
+	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp"}
+}
+
+// post sends one raw JSON-RPC initialize with the given headers.
+func (e *httpEnv) post(t *testing.T, headers map[string]string, body string) *http.Response {
+	t.Helper()
+	if body == "" {
+		body = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+	}
+	req, err := http.NewRequest(http.MethodPost, e.url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range headers {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+func (e *httpEnv) mcpClient(t *testing.T, headers map[string]string) *client.Client {
+	t.Helper()
+	c, err := client.NewStreamableHttpClient(e.url, transport.WithHTTPHeaders(headers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-11-25"
+	init.Params.ClientInfo = mcp.Implementation{Name: "t", Version: "0"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = name, args
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestOriginCheck(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{AllowedOrigins: []string{"http://localhost:6274", "https://App.Example/"}})
+	cases := []struct {
+		origin string
+		want   int
+	}{
+		{"", http.StatusOK},
+		{"http://localhost:6274", http.StatusOK},
+		{"https://app.example", http.StatusOK}, // case and trailing slash do not matter
+		{"http://evil.example", http.StatusForbidden},
+		{"http://localhost:6274.evil.example", http.StatusForbidden},
+		{"null", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		resp := e.post(t, map[string]string{"Origin": tc.origin}, "")
+		if resp.StatusCode != tc.want {
+			t.Errorf("Origin %q: HTTP %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusForbidden {
+			body, _ := io.ReadAll(resp.Body)
+			if !json.Valid(body) || !strings.Contains(string(body), "Origin not allowed") {
+				t.Errorf("403 body %s", body)
+			}
+		}
+	}
+	// With no allow-list, every request that carries an Origin is refused.
+	strict := newHTTPEnv(t, HTTPOptions{})
+	if resp := strict.post(t, map[string]string{"Origin": "http://localhost:6274"}, ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("empty allow-list: HTTP %d, want 403", resp.StatusCode)
+	}
+}
+
+// mcp-go's DNS-rebinding guard stays on: a loopback listener refuses a
+// foreign Host.
+func TestHostCheck(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{})
+	if resp := e.post(t, map[string]string{"Host": "evil.example"}, ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Host: HTTP %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestCallerToken(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{AuthToken: "s3cret-token"})
+	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0LXRva2Vu", "Bearer s3cret-token-but-longer"} {
+		resp := e.post(t, map[string]string{"Authorization": auth}, "")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("Authorization %q: HTTP %d, WWW-Authenticate %q", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if resp := e.post(t, map[string]string{"Authorization": "Bearer s3cret-token"}, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("right token: HTTP %d", resp.StatusCode)
+	}
+	// The caller's token authenticates the caller only: upstream requests
+	// carry the server's BetterPrompt key.
+	c := e.mcpClient(t, map[string]string{"Authorization": "Bearer s3cret-token"})
+	if res := callTool(t, c, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "111") {
+		t.Fatalf("get_credits: %s", resultText(res))
+	}
+	for _, r := range e.fake.Requests() {
+		if r.KeyHash != fakeapi.HashKey(serverKey) {
+			t.Errorf("upstream request %s %s did not carry the server's key", r.Method, r.Path)
+		}
+	}
+}
+
+// In multi-tenant mode each caller's own key is used, the server's never,
+// and one caller's run handles are invisible to another.
+func TestPerRequestKeys(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{PerRequestKeys: true})
+	anon := e.mcpClient(t, nil)
+	if res := callTool(t, anon, "get_credits", nil); !res.IsError || !strings.Contains(resultText(res), APIKeyHeader) {
+		t.Errorf("no key: %s", resultText(res))
+	}
+	alice := e.mcpClient(t, map[string]string{APIKeyHeader: aliceKey})
+	bob := e.mcpClient(t, map[string]string{APIKeyHeader: bobKey})
+	if res := callTool(t, alice, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "222") {
+		t.Errorf("alice: %s", resultText(res))
+	}
+	if res := callTool(t, bob, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "333") {
+		t.Errorf("bob: %s", resultText(res))
+	}
+	for _, r := range e.fake.Requests() {
+		if r.KeyHash == fakeapi.HashKey(serverKey) {
+			t.Errorf("the server's own key was used for %s %s", r.Method, r.Path)
+		}
+	}
+
+	// Alice starts a slow run and gets a handle before the API answers.
+	res := callTool(t, alice, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.1,
+		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}})
+	if res.IsError {
+		t.Fatalf("alice's run: %s", resultText(res))
+	}
+	var view tools.RunView
+	b, _ := json.Marshal(res.StructuredContent)
+	_ = json.Unmarshal(b, &view)
+	if got := callTool(t, bob, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 0}); !got.IsError {
+		t.Errorf("bob can read alice's run %s: %s", view.RunID, resultText(got))
+	}
+	if got := callTool(t, alice, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 10}); got.IsError || !strings.Contains(resultText(got), "succeeded") {
+		t.Errorf("alice's own run: %s", resultText(got))
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{MaxBodyBytes: 1024})
+	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
+	if resp := e.post(t, nil, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversize body: HTTP %d, want 413", resp.StatusCode)
+	}
+}
+
+// Shutdown lets an in-flight call finish before the server stops.
+func TestGracefulDrain(t *testing.T) {
+	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, TimeScale: 0.03,
+		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
+	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0", ShutdownGrace: 10 * time.Second},
+			func(a net.Addr) { addrs <- a })
+	}()
+	url := "http://" + (<-addrs).String() + "/mcp"
+	c, err := client.NewStreamableHttpClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-11-25"
+	if _, err := c.Initialize(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		req := mcp.CallToolRequest{}
+		req.Params.Name = "run_prompt"
+		req.Params.Arguments = map[string]any{"prompt_version_id": deepResearchVer, // 30 s × 0.03 ≈ 0.9 s
+			"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}
+		res, err := c.CallTool(context.Background(), req)
+		if err != nil {
+			t.Errorf("in-flight call: %v", err)
+		}
+		results <- res
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel() // shut down while the run is in flight
+	if res := <-results; res == nil || res.IsError || !strings.Contains(resultText(res), "succeeded") {
+		t.Errorf("the in-flight call did not complete: %+v", res)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("ServeHTTP: %v", err)
+	}
+	_ = deps.WaitForRuns(context.Background())
+	if _, err := http.Post(url, "application/json", bytes.NewReader(nil)); err == nil {
+		t.Error("the server still accepts connections after shutdown")
+	}
+}
