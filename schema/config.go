@@ -18,9 +18,9 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -210,66 +210,60 @@ func Parse(raw json.RawMessage) (*Config, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return &Config{}, nil
 	}
-	members, err := unwrapObject(raw, "prompt config")
+	root, err := parseJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("prompt config is not valid JSON: %v", err)
+	}
+	root, err = unwrapObject(root, "prompt config")
 	if err != nil {
 		return nil, err
 	}
-	if inner, ok := lookup(members, "inputMetadata"); ok && !has(members, "variables") && !has(members, "images") {
+	if inner, ok := root.get("inputMetadata"); ok && !has(root, "variables") && !has(root, "images") {
 		if m, err := unwrapObject(inner, "inputMetadata"); err == nil {
-			members = m
+			root = m
 		}
 	}
 	cfg := &Config{}
-	vars, hasVars := lookup(members, "variables")
-	imgs, hasImgs := lookup(members, "images")
-	// Explicit image counts, in increasing precedence; the largest of them
-	// and len(images) wins.
-	var counts []json.RawMessage
+	vars, hasVars := root.get("variables")
+	imgs, hasImgs := root.get("images")
+	// Explicit image counts; the largest of them and len(images) wins.
+	var counts []jvalue
 	switch {
 	case hasVars || hasImgs:
 		if hasVars {
 			cfg.Variables = parseVariables(vars)
 		}
-		if hasImgs {
-			if _, isNum := readScalar(imgs); isNum {
-				counts = append(counts, imgs) // "images": 2 read as a count
-			} else {
-				cfg.Images = parseImages(imgs)
-			}
+		if imgs.kind == jNumber || imgs.kind == jString {
+			counts = append(counts, imgs) // "images": 2 read as a count
+		} else {
+			cfg.Images = parseImages(imgs)
 		}
 	default:
-		jtd, legacy := members, false
-		if j, ok := lookup(members, "inputsJTD"); ok && !isNull(j) {
-			m, err := unwrapObject(j, "inputsJTD")
-			if err != nil {
+		jtd, legacy := root, false
+		if j, ok := root.get("inputsJTD"); ok && !j.isNull() {
+			if jtd, err = unwrapObject(j, "inputsJTD"); err != nil {
 				return nil, err
 			}
-			jtd, legacy = m, true
+			legacy = true
 		}
 		if legacy || isJTD(jtd) {
 			cfg.Legacy = true
 			cfg.Variables = parseJTDVariables(jtd)
-			if md, ok := lookup(jtd, "metadata"); ok {
-				mm, _ := objectMembers(md)
-				if n, ok := lookup(mm, "imageCount"); ok {
-					counts = append(counts, n)
-				}
-			}
-			if n, ok := lookup(jtd, "imageCount"); ok && legacy {
-				counts = append(counts, n)
+			md := jtd.field("metadata")
+			counts = append(counts, md.field("imageCount"))
+			if legacy {
+				counts = append(counts, jtd.field("imageCount"))
 			}
 		}
 	}
-	if n, ok := lookup(members, "imageCount"); ok {
-		counts = append(counts, n)
-	}
+	counts = append(counts, root.field("imageCount"))
 	for _, n := range counts {
-		if isNull(n) {
+		if n.isNull() {
 			continue
 		}
 		count, ok := readCount(n)
 		if !ok || count > MaxImageCount {
-			return nil, fmt.Errorf("prompt config: imageCount must be a whole number from 0 to %d, got %s", MaxImageCount, truncate(string(bytes.TrimSpace(n)), 40))
+			return nil, fmt.Errorf("prompt config: imageCount must be a whole number from 0 to %d, got %s", MaxImageCount, n.describe())
 		}
 		for len(cfg.Images) < count {
 			cfg.Images = append(cfg.Images, Image{})
@@ -278,216 +272,112 @@ func Parse(raw json.RawMessage) (*Config, error) {
 	return cfg, nil
 }
 
-// member is one key of a JSON object, with its raw value.
-type member struct {
-	key string
-	val json.RawMessage
-}
-
-// objectMembers decodes a JSON object into its members in document order.
-// Duplicate keys keep the first position and the last value.
-func objectMembers(raw json.RawMessage) ([]member, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, false
-	}
-	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
+// unwrapObject returns v, which must be a JSON object or a JSON string
+// containing one (up to maxUnwrap times).
+func unwrapObject(v jvalue, what string) (jvalue, error) {
+	for range maxUnwrap {
+		if v.kind != jString {
+			break
+		}
+		inner, err := parseJSON([]byte(v.str))
 		if err != nil {
-			return nil, false
+			return jvalue{}, fmt.Errorf("%s is a string that is not valid JSON: %v", what, err)
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, false
-		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, false
-		}
-		dup := false
-		for i := range out {
-			if out[i].key == key {
-				out[i].val, dup = val, true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, member{key, val})
-		}
+		v = inner
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, false
+	switch v.kind {
+	case jObject:
+		return v, nil
+	case jString:
+		return jvalue{}, fmt.Errorf("%s is a JSON string nested too deeply", what)
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, false // trailing data after the object
-	}
-	return out, true
+	return jvalue{}, fmt.Errorf("%s must be a JSON object, got %s", what, v.describe())
 }
 
-// unwrapObject returns the members of raw, which must be a JSON object or a
-// JSON string containing one (up to maxUnwrap times).
-func unwrapObject(raw json.RawMessage, what string) ([]member, error) {
-	for range maxUnwrap + 1 {
-		raw = bytes.TrimSpace(raw)
-		if len(raw) > 0 && raw[0] == '"' {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, fmt.Errorf("%s is not valid JSON: %v", what, err)
-			}
-			raw = json.RawMessage(s)
-			continue
-		}
-		if !json.Valid(raw) {
-			var v any
-			err := json.Unmarshal(raw, &v)
-			if err == nil {
-				err = errors.New("invalid JSON")
-			}
-			return nil, fmt.Errorf("%s is not valid JSON: %v", what, err)
-		}
-		if m, ok := objectMembers(raw); ok {
-			return m, nil
-		}
-		return nil, fmt.Errorf("%s must be a JSON object, got %s", what, describeJSON(raw))
-	}
-	return nil, fmt.Errorf("%s is a JSON string nested too deeply", what)
-}
-
-func lookup(ms []member, key string) (json.RawMessage, bool) {
-	for _, m := range ms {
-		if m.key == key {
-			return m.val, true
-		}
-	}
-	return nil, false
-}
-
-func has(ms []member, key string) bool {
-	_, ok := lookup(ms, key)
+func has(v jvalue, key string) bool {
+	_, ok := v.get(key)
 	return ok
 }
 
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
-}
-
-// rawVariable holds the fields of one variable; anything else is ignored.
-type rawVariable struct {
-	Type          json.RawMessage `json:"type"`
-	Description   json.RawMessage `json:"description"`
-	AllowEmpty    json.RawMessage `json:"allowEmpty"`
-	DefaultValues json.RawMessage `json:"defaultValues"`
-	Options       json.RawMessage `json:"options"`
-	Multiple      json.RawMessage `json:"multiple"`
-}
-
-func parseVariables(raw json.RawMessage) []Variable {
-	members, ok := objectMembers(raw)
-	if !ok {
+func parseVariables(vars jvalue) []Variable {
+	if vars.kind != jObject {
 		return nil
 	}
-	vars := make([]Variable, 0, len(members))
+	members := vars.ordered()
+	out := make([]Variable, 0, len(members))
 	for _, m := range members {
-		var rv rawVariable
 		v := Variable{Key: m.key, Kind: KindText}
-		if json.Unmarshal(m.val, &rv) != nil {
-			vars = append(vars, v) // not an object: a plain text input
+		rv := m.val
+		if rv.kind != jObject {
+			out = append(out, v) // not an object: a plain text input
 			continue
 		}
-		v.Description = readString(rv.Description)
-		v.Options = readOptions(rv.Options)
-		if !isTextType(rv.Type) && len(v.Options) > 0 {
+		v.Description = readString(rv.field("description"))
+		v.Options = readOptions(rv.field("options"))
+		if !isTextType(rv.field("type")) && len(v.Options) > 0 {
 			v.Kind = KindSelect
-			v.Multiple, v.Min, v.Max = readMultiple(rv.Multiple)
+			v.Multiple, v.Min, v.Max = readMultiple(rv.field("multiple"))
 			normalizeBounds(&v)
 		} else {
 			v.Options = nil
-			v.Defaults = readDefaults(rv.DefaultValues)
-			v.AllowEmpty = readBool(rv.AllowEmpty) || (len(v.Defaults) > 0 && v.Defaults[0] == "")
+			v.Defaults = readDefaults(rv.field("defaultValues"))
+			v.AllowEmpty = readBool(rv.field("allowEmpty")) || (len(v.Defaults) > 0 && v.Defaults[0] == "")
 		}
-		vars = append(vars, v)
+		out = append(out, v)
 	}
-	return vars
+	return out
 }
 
 // isTextType reports whether a variable's type says TEXT (0).
-func isTextType(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return false
-	}
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return false
-		}
+func isTextType(t jvalue) bool {
+	s := t.str
+	switch t.kind {
+	case jString:
 		s = strings.TrimSpace(s)
 		if strings.EqualFold(s, "text") {
 			return true
 		}
-		raw = json.RawMessage(s)
+	case jNumber:
+	default:
+		return false
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
+	f, err := strconv.ParseFloat(s, 64)
 	return err == nil && f == 0
 }
 
-func readString(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+func readString(v jvalue) string {
+	if v.kind != jString {
 		return ""
 	}
-	return s
+	return v.str
 }
 
-func readBool(raw json.RawMessage) bool {
-	var b bool
-	if json.Unmarshal(raw, &b) == nil {
-		return b
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return strings.EqualFold(strings.TrimSpace(s), "true")
+func readBool(v jvalue) bool {
+	switch v.kind {
+	case jBool:
+		return v.str == "true"
+	case jString:
+		return strings.EqualFold(strings.TrimSpace(v.str), "true")
 	}
 	return false
 }
 
-// readScalar returns a string or the JSON text of a number or boolean.
-func readScalar(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "", false
+// readScalar returns a string, or the JSON text of a number or boolean.
+func readScalar(v jvalue) (string, bool) {
+	switch v.kind {
+	case jString, jNumber, jBool:
+		return v.str, true
 	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return "", false
-		}
-		return s, true
-	case '{', '[', 'n':
-		return "", false
-	default:
-		return string(raw), true
-	}
+	return "", false
 }
 
-func readDefaults(raw json.RawMessage) []string {
-	if s, ok := readScalar(raw); ok {
+func readDefaults(v jvalue) []string {
+	if s, ok := readScalar(v); ok {
 		return []string{s}
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return nil
-	}
 	var out []string
-	for _, it := range items {
-		if s, ok := readScalar(it); ok {
+	for _, el := range v.elems {
+		if s, ok := readScalar(el); ok {
 			out = append(out, s)
 		}
 	}
@@ -496,8 +386,10 @@ func readDefaults(raw json.RawMessage) []string {
 
 // readOptions reads an options object (value -> label) in document order, or
 // an array of values.
-func readOptions(raw json.RawMessage) []Option {
-	if members, ok := objectMembers(raw); ok {
+func readOptions(v jvalue) []Option {
+	switch v.kind {
+	case jObject:
+		members := v.ordered()
 		opts := make([]Option, 0, len(members))
 		for _, m := range members {
 			label, _ := readScalar(m.val)
@@ -507,40 +399,37 @@ func readOptions(raw json.RawMessage) []Option {
 			opts = append(opts, Option{Value: m.key, Label: label})
 		}
 		return opts
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return nil
-	}
-	var opts []Option
-	seen := map[string]bool{}
-	for _, it := range items {
-		if s, ok := readScalar(it); ok && !seen[s] {
-			seen[s] = true
-			opts = append(opts, Option{Value: s, Label: s})
+	case jArray:
+		var opts []Option
+		for _, el := range v.elems {
+			s, ok := readScalar(el)
+			if ok && !slices.ContainsFunc(opts, func(o Option) bool { return o.Value == s }) {
+				opts = append(opts, Option{Value: s, Label: s})
+			}
 		}
+		return opts
 	}
-	return opts
+	return nil
 }
 
-func readMultiple(raw json.RawMessage) (multi bool, lo, hi *int) {
-	if members, ok := objectMembers(raw); ok {
-		if v, ok := lookup(members, "min"); ok {
-			lo = readBound(v)
+func readMultiple(v jvalue) (multi bool, lo, hi *int) {
+	if v.kind == jObject {
+		if n, ok := v.get("min"); ok {
+			lo = readBound(n)
 		}
-		if v, ok := lookup(members, "max"); ok {
-			hi = readBound(v)
+		if n, ok := v.get("max"); ok {
+			hi = readBound(n)
 		}
 		return true, lo, hi
 	}
-	return readBool(raw), nil, nil
+	return readBool(v), nil, nil
 }
 
 // readBound reads a non-negative whole number (possibly a float or a numeric
 // string); anything else is nil.
-func readBound(raw json.RawMessage) *int {
-	n, ok := readCount(raw)
-	if !ok || n > maxBound {
+func readBound(v jvalue) *int {
+	n, ok := readCount(v)
+	if !ok {
 		return nil
 	}
 	return &n
@@ -548,12 +437,11 @@ func readBound(raw json.RawMessage) *int {
 
 // readCount reads a whole number from 0 to maxBound (possibly written as a
 // float or a numeric string).
-func readCount(raw json.RawMessage) (int, bool) {
-	s, ok := readScalar(raw)
-	if !ok {
+func readCount(v jvalue) (int, bool) {
+	if v.kind != jNumber && v.kind != jString {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	f, err := strconv.ParseFloat(strings.TrimSpace(v.str), 64)
 	if err != nil || f < 0 || f != math.Trunc(f) || f > maxBound {
 		return 0, false
 	}
@@ -577,101 +465,65 @@ func normalizeBounds(v *Variable) {
 	}
 }
 
-func parseImages(raw json.RawMessage) []Image {
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
-		return nil
-	}
-	imgs := make([]Image, 0, len(items))
-	for _, it := range items {
-		if s, ok := readScalar(it); ok {
+func parseImages(v jvalue) []Image {
+	imgs := make([]Image, 0, len(v.elems))
+	for _, el := range v.elems {
+		if s, ok := readScalar(el); ok {
 			imgs = append(imgs, Image{Description: s})
 			continue
 		}
-		var ri struct {
-			Description json.RawMessage `json:"description"`
-		}
-		_ = json.Unmarshal(it, &ri)
-		imgs = append(imgs, Image{Description: readString(ri.Description)})
+		imgs = append(imgs, Image{Description: readString(el.field("description"))})
 	}
 	return imgs
 }
 
-// isJTD reports whether members look like a bare JTD input contract.
-func isJTD(ms []member) bool {
-	return has(ms, "properties") || has(ms, "optionalProperties") || has(ms, "metadata")
+// isJTD reports whether an object looks like a bare JTD input contract.
+func isJTD(v jvalue) bool {
+	return has(v, "properties") || has(v, "optionalProperties") || has(v, "metadata")
 }
 
-// parseJTDVariables maps inputsJTD's textInputs properties to text variables:
-// properties are required, optionalProperties optional with the default "".
-func parseJTDVariables(jtd []member) []Variable {
-	var text []member
+// parseJTDVariables maps inputsJTD's textInputs properties to variables:
+// properties are required, optionalProperties Optional.
+func parseJTDVariables(jtd jvalue) []Variable {
+	var text jvalue
 	for _, container := range []string{"properties", "optionalProperties"} {
-		props, ok := lookup(jtd, container)
-		if !ok {
-			continue
-		}
-		pm, _ := objectMembers(props)
-		if ti, ok := lookup(pm, "textInputs"); ok {
-			text, _ = objectMembers(ti)
+		if ti, ok := jtd.field(container).get("textInputs"); ok {
+			text = ti
 			break
 		}
 	}
 	var vars []Variable
 	for _, container := range []string{"properties", "optionalProperties"} {
-		props, ok := lookup(text, container)
-		if !ok {
+		props := text.field(container)
+		if props.kind != jObject {
 			continue
 		}
-		members, _ := objectMembers(props)
-		for _, m := range members {
-			if slicesContainsKey(vars, m.key) {
-				continue
+		for _, m := range props.ordered() {
+			if !slices.ContainsFunc(vars, func(v Variable) bool { return v.Key == m.key }) {
+				vars = append(vars, jtdVariable(m, container == "optionalProperties"))
 			}
-			vars = append(vars, jtdVariable(m, container == "optionalProperties"))
 		}
 	}
 	return vars
 }
 
-func slicesContainsKey(vars []Variable, key string) bool {
-	for _, v := range vars {
-		if v.Key == key {
-			return true
-		}
-	}
-	return false
-}
-
-func jtdVariable(m member, optional bool) Variable {
+func jtdVariable(m jmember, optional bool) Variable {
 	v := Variable{Key: m.key, Kind: KindText}
-	var rp struct {
-		Enum        json.RawMessage `json:"enum"`
-		Description json.RawMessage `json:"description"`
-		Elements    struct {
-			Enum json.RawMessage `json:"enum"`
-		} `json:"elements"`
-		Metadata struct {
-			Description   json.RawMessage `json:"description"`
-			AllowEmpty    json.RawMessage `json:"allowEmpty"`
-			DefaultValues json.RawMessage `json:"defaultValues"`
-		} `json:"metadata"`
-	}
-	_ = json.Unmarshal(m.val, &rp)
-	v.Description = readString(rp.Metadata.Description)
+	md := m.val.field("metadata")
+	v.Description = readString(md.field("description"))
 	if v.Description == "" {
-		v.Description = readString(rp.Description)
+		v.Description = readString(m.val.field("description"))
 	}
-	if opts := readOptions(rp.Enum); len(opts) > 0 {
+	if opts := readOptions(m.val.field("enum")); len(opts) > 0 && m.val.field("enum").kind == jArray {
 		v.Kind, v.Options = KindSelect, opts
 		return v
 	}
-	if opts := readOptions(rp.Elements.Enum); len(opts) > 0 {
+	if opts := readOptions(m.val.field("elements").field("enum")); len(opts) > 0 && m.val.field("elements").field("enum").kind == jArray {
 		v.Kind, v.Options, v.Multiple = KindSelect, opts, true
 		return v
 	}
-	v.Defaults = readDefaults(rp.Metadata.DefaultValues)
-	v.AllowEmpty = readBool(rp.Metadata.AllowEmpty)
+	v.Defaults = readDefaults(md.field("defaultValues"))
+	v.AllowEmpty = readBool(md.field("allowEmpty"))
 	if optional && len(v.Defaults) == 0 {
 		v.Optional, v.Defaults = true, []string{""}
 	}

@@ -243,6 +243,11 @@ func labelList(opts []Option) string {
 // to its value is not repeated.
 func optionList(opts []Option) string {
 	var b strings.Builder
+	n := 0
+	for _, o := range opts {
+		n += len(o.Value) + len(o.Label) + 8
+	}
+	b.Grow(n)
 	for i, o := range opts {
 		if i > 0 {
 			b.WriteString(", ")

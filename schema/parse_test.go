@@ -145,13 +145,13 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct{ raw, want string }{
 		{`[]`, "prompt config must be a JSON object, got an array"},
 		{`42`, "prompt config must be a JSON object, got number 42"},
-		{`"just text"`, "prompt config is not valid JSON"},
+		{`"just text"`, "prompt config is a string that is not valid JSON"},
 		{`"[1]"`, "prompt config must be a JSON object, got an array"},
 		{`{"variables":`, "prompt config is not valid JSON"},
 		{`{} {}`, "prompt config is not valid JSON"},
-		{`{"imageCount":-1}`, "imageCount must be a whole number from 0 to 100, got -1"},
+		{`{"imageCount":-1}`, "imageCount must be a whole number from 0 to 100, got number -1"},
 		{`{"imageCount":1e9}`, "imageCount must be a whole number from 0 to 100"},
-		{`{"images":[],"imageCount":"many"}`, `imageCount must be a whole number from 0 to 100, got "many"`},
+		{`{"images":[],"imageCount":"many"}`, `imageCount must be a whole number from 0 to 100, got the string "many"`},
 		{`{"inputsJTD":[1]}`, "inputsJTD must be a JSON object, got an array"},
 		{nested(`{}`, 6), "nested too deeply"},
 	}

@@ -91,10 +91,11 @@ func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
 		c = &Config{}
 	}
 	var errs collector
-	top, ok := decodeInputs(inputs, &errs)
+	root, ok := decodeInputs(inputs, &errs)
 	if !ok {
 		return bpapi.RunInputs{}, errs.err()
 	}
+	top := root.byKey()
 	out := bpapi.RunInputs{TextInputs: make(map[string]string, len(c.Variables))}
 	for _, k := range sortedKeys(top) {
 		if k == "textInputs" || k == "imageInputs" {
@@ -118,37 +119,42 @@ func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
 	return out, nil
 }
 
-// decodeInputs reads the inputs object's members.
-func decodeInputs(raw json.RawMessage, errs *collector) (map[string]json.RawMessage, bool) {
+// decodeInputs reads the inputs object.
+func decodeInputs(raw json.RawMessage, errs *collector) (jvalue, bool) {
 	raw = bytes.TrimSpace(raw)
-	if isNull(raw) {
-		return map[string]json.RawMessage{}, true
+	if len(raw) == 0 {
+		return jvalue{kind: jObject}, true
 	}
-	if raw[0] == '"' { // lenient: the object encoded as a JSON string
-		var s string
-		if json.Unmarshal(raw, &s) == nil && strings.HasPrefix(strings.TrimSpace(s), "{") {
-			raw = json.RawMessage(s)
+	v, err := parseJSON(raw)
+	if err != nil {
+		errs.add("inputs", "is not valid JSON (%v)", err)
+		return jvalue{}, false
+	}
+	if v.kind == jString && strings.HasPrefix(strings.TrimSpace(v.str), "{") {
+		// lenient: the object encoded as a JSON string
+		if inner, err := parseJSON([]byte(v.str)); err == nil {
+			v = inner
 		}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
-		if !json.Valid(raw) {
-			errs.add("inputs", "is not valid JSON")
-		} else {
-			errs.add("inputs", `must be an object {"textInputs": {...}}, got %s`, describeJSON(raw))
-		}
-		return nil, false
+	switch v.kind {
+	case jNull:
+		return jvalue{kind: jObject}, true
+	case jObject:
+		return v, true
 	}
-	return top, true
+	errs.add("inputs", `must be an object {"textInputs": {...}}, got %s`, v.describe())
+	return jvalue{}, false
 }
 
-func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *collector) {
-	given := map[string]json.RawMessage{}
-	if !isNull(raw) {
-		if json.Unmarshal(raw, &given) != nil || given == nil {
-			errs.add("textInputs", "must be an object mapping input keys to string values, got %s", describeJSON(raw))
-			return
-		}
+func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector) {
+	var given map[string]jvalue
+	switch raw.kind {
+	case jObject:
+		given = raw.byKey()
+	case jInvalid, jNull:
+	default:
+		errs.add("textInputs", "must be an object mapping input keys to string values, got %s", raw.describe())
+		return
 	}
 	for i := range c.Variables {
 		v := &c.Variables[i]
@@ -167,10 +173,10 @@ func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *
 		case !present:
 			errs.add(field, "required select is missing; %s", choiceHint(v))
 		case v.Kind == KindText:
-			s, ok := jsonString(val)
+			s, ok := val.str, val.kind == jString
 			switch {
 			case !ok:
-				errs.add(field, "must be a string, got %s%s", describeJSON(val), stringHint(val))
+				errs.add(field, "must be a string, got %s%s", val.describe(), stringHint(val))
 			case s == "" && !v.AllowEmpty:
 				if d, ok := v.Default(); ok {
 					errs.add(field, "must not be empty; omit the key to use the default %s", quote(d))
@@ -183,10 +189,10 @@ func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *
 				out[v.Key] = s
 			}
 		case !v.Multiple:
-			s, ok := jsonString(val)
+			s, ok := val.str, val.kind == jString
 			switch {
 			case !ok:
-				errs.add(field, "must be one option value as a string, got %s; %s", describeJSON(val), choiceHint(v))
+				errs.add(field, "must be one option value as a string, got %s; %s", val.describe(), choiceHint(v))
 			case !hasOption(v, s):
 				errs.add(field, "%s", badOption(v, s))
 			default:
@@ -215,29 +221,27 @@ func (c *Config) validateText(raw json.RawMessage, out map[string]string, errs *
 
 // multiItems reads and checks a multi-select value; ok is false when any
 // problem was reported.
-func multiItems(v *Variable, field string, val json.RawMessage, errs *collector) ([]string, bool) {
+func multiItems(v *Variable, field string, val jvalue, errs *collector) ([]string, bool) {
 	before := len(errs.errs)
 	var items []string
-	if s, isStr := jsonString(val); isStr {
-		items = splitJoined(s, v.Options)
-	} else {
-		var raws []json.RawMessage
-		if json.Unmarshal(val, &raws) != nil || raws == nil {
-			errs.add(field, "must be an array of option values, got %s; %s", describeJSON(val), choiceHint(v))
-			return nil, false
-		}
-		items = make([]string, len(raws))
-		for i, r := range raws {
-			s, ok := jsonString(r)
-			if !ok {
-				errs.add(field+"["+strconv.Itoa(i)+"]", "must be an option value as a string, got %s", describeJSON(r))
+	switch val.kind {
+	case jString:
+		items = splitJoined(val.str, v.Options)
+	case jArray:
+		items = make([]string, len(val.elems))
+		for i, el := range val.elems {
+			if el.kind != jString {
+				errs.add(field+"["+strconv.Itoa(i)+"]", "must be an option value as a string, got %s", el.describe())
 				continue
 			}
-			items[i] = s
+			items[i] = el.str
 		}
 		if len(errs.errs) > before {
 			return nil, false
 		}
+	default:
+		errs.add(field, "must be an array of option values, got %s; %s", val.describe(), choiceHint(v))
+		return nil, false
 	}
 	for i, it := range items {
 		itemField := field + "[" + strconv.Itoa(i) + "]"
@@ -373,26 +377,23 @@ func aboutVariable(v *Variable) string {
 }
 
 // stringHint suggests the string form of a number or boolean.
-func stringHint(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] == '{' || raw[0] == '[' || raw[0] == '"' || string(raw) == "null" {
+func stringHint(v jvalue) string {
+	if v.kind != jNumber && v.kind != jBool {
 		return ""
 	}
-	return fmt.Sprintf("; send it as %s", quote(string(raw)))
+	return fmt.Sprintf("; send it as %s", quote(v.str))
 }
 
-func (c *Config) validateImages(raw json.RawMessage, errs *collector) []bpapi.ImageInput {
+func (c *Config) validateImages(raw jvalue, errs *collector) []bpapi.ImageInput {
 	n := len(c.Images)
-	var items []json.RawMessage
-	if !isNull(raw) {
-		if json.Unmarshal(raw, &items) != nil || items == nil {
-			if n == 0 {
-				errs.add("imageInputs", "unknown key; this prompt takes no images, leave imageInputs out")
-			} else {
-				errs.add("imageInputs", "must be an array of exactly %s (%s), got %s", plural(n, "image"), imageList(c.Images), describeJSON(raw))
-			}
-			return nil
+	items := raw.elems
+	if !raw.isNull() && raw.kind != jArray {
+		if n == 0 {
+			errs.add("imageInputs", "unknown key; this prompt takes no images, leave imageInputs out")
+		} else {
+			errs.add("imageInputs", "must be an array of exactly %s (%s), got %s", plural(n, "image"), imageList(c.Images), raw.describe())
 		}
+		return nil
 	}
 	switch {
 	case n == 0 && len(items) > 0:
@@ -411,20 +412,17 @@ func (c *Config) validateImages(raw json.RawMessage, errs *collector) []bpapi.Im
 }
 
 // validateImage checks one {type:url,url} or {type:base64,base64} item.
-func validateImage(field string, raw json.RawMessage, errs *collector) (bpapi.ImageInput, bool) {
+func validateImage(field string, raw jvalue, errs *collector) (bpapi.ImageInput, bool) {
 	const shape = `{"type":"url","url":"https://..."} or {"type":"base64","base64":"..."}`
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil || m == nil {
-		errs.add(field, "must be an object %s, got %s", shape, describeJSON(raw))
+	if raw.kind != jObject {
+		errs.add(field, "must be an object %s, got %s", shape, raw.describe())
 		return bpapi.ImageInput{}, false
 	}
-	typ, ok := jsonString(m["type"])
-	if !ok || (typ != "url" && typ != "base64") {
-		got := "nothing"
-		if _, present := m["type"]; present {
-			got = describeJSON(m["type"])
-		}
-		errs.add(field+".type", `must be "url" or "base64", got %s; each image is %s`, got, shape)
+	m := raw.byKey()
+	t := m["type"]
+	typ := t.str
+	if t.kind != jString || (typ != "url" && typ != "base64") {
+		errs.add(field+".type", `must be "url" or "base64", got %s; each image is %s`, t.describe(), shape)
 		return bpapi.ImageInput{}, false
 	}
 	before := len(errs.errs)
@@ -434,13 +432,13 @@ func validateImage(field string, raw json.RawMessage, errs *collector) (bpapi.Im
 		}
 	}
 	val, present := m[typ]
-	s, isStr := jsonString(val)
+	s, isStr := val.str, val.kind == jString
 	var msg string
 	switch {
 	case !present:
 		msg = "is required for a " + typ + " image"
 	case !isStr:
-		msg = "must be a string, got " + describeJSON(val)
+		msg = "must be a string, got " + val.describe()
 	case typ == "url":
 		msg = checkURL(s)
 	default:
@@ -570,44 +568,6 @@ func isIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-// jsonString decodes raw when it is a JSON string.
-func jsonString(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// describeJSON names a JSON value's type for messages: `number 5`, `an array`.
-func describeJSON(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		if s, ok := jsonString(raw); ok {
-			return "the string " + quote(s)
-		}
-		return "a string"
-	case 'n':
-		return "null"
-	case 't', 'f':
-		return "boolean " + truncate(string(raw), 5)
-	default:
-		return "number " + truncate(string(raw), 40)
-	}
 }
 
 // quote quotes a value for a message, cutting long ones.
