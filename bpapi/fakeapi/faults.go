@@ -28,7 +28,8 @@ const (
 	// the request. Note that net/http's Transport silently retries an
 	// idempotent request (GET) dropped on a reused keep-alive connection, so
 	// a client may not see a single drop: use Count 2 or more, or a fresh
-	// connection.
+	// connection. Dropping needs a hijackable (HTTP/1) connection; elsewhere
+	// the handler aborts with http.ErrAbortHandler.
 	FaultDrop
 	// FaultDropAfterCreate serves the request (for POST /v1/runs: validates
 	// and creates the run, reserving credits, without holding), then closes
