@@ -22,7 +22,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// mcp-go keeps a finished task for its TTL in a sleeping goroutine.
+		goleak.IgnoreAnyFunction("github.com/mark3labs/mcp-go/server.(*MCPServer).scheduleTaskCleanup"))
 }
 
 const (
@@ -47,7 +50,7 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 	}
 	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{
 		Catalogue: cat, SyncWindow: 10 * time.Second, TimeScale: 0.05,
-		Keys: map[string]fakeapi.Key{serverKey: {Credits: 111}, aliceKey: {Credits: 222}, bobKey: {Credits: 333}},
+		Keys: map[string]fakeapi.Key{serverKey: {Credits: 5000}, aliceKey: {Credits: 222}, bobKey: {Credits: 333}},
 	})
 	deps := &tools.Deps{
 		Client:         bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}),
@@ -190,7 +193,7 @@ func TestCallerToken(t *testing.T) {
 	// The caller's token authenticates the caller only: upstream requests
 	// carry the server's BetterPrompt key.
 	c := e.mcpClient(t, map[string]string{"Authorization": "Bearer s3cret-token"})
-	if res := callTool(t, c, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "111") {
+	if res := callTool(t, c, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "5000") {
 		t.Fatalf("get_credits: %s", resultText(res))
 	}
 	for _, r := range e.fake.Requests() {
@@ -297,5 +300,65 @@ func TestGracefulDrain(t *testing.T) {
 	_ = deps.WaitForRuns(context.Background())
 	if _, err := http.Post(url, "application/json", bytes.NewReader(nil)); err == nil {
 		t.Error("the server still accepts connections after shutdown")
+	}
+}
+
+// A task-capable host can call run_prompt as an MCP task over HTTP: the
+// call answers with a task at once, and tasks/result returns the run.
+func TestRunPromptAsTask(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{})
+	rpc := func(session string, body string) (map[string]any, string) {
+		t.Helper()
+		headers := map[string]string{"MCP-Protocol-Version": "2025-11-25"}
+		if session != "" {
+			headers["Mcp-Session-Id"] = session
+		}
+		resp := e.post(t, headers, body)
+		raw, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			// Notifications may come first; the answer is the event with an id.
+			for _, line := range strings.Split(string(raw), "\n") {
+				if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"id":`) {
+					raw = []byte(data)
+				}
+			}
+		}
+		var msg map[string]any
+		if len(raw) == 0 && resp.StatusCode == http.StatusAccepted {
+			return nil, "" // a notification
+		}
+		if err := json.Unmarshal(raw, &msg); err != nil {
+			t.Fatalf("answer %q: %v", raw, err)
+		}
+		return msg, resp.Header.Get("Mcp-Session-Id")
+	}
+	_, session := rpc("", "")
+	_, _ = rpc(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	created, _ := rpc(session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","task":{"ttl":60000},
+		"arguments":{"prompt_version_id":"`+deepResearchVer+`","inputs":{"textInputs":{"depth":"overview","question":"q?"}}}}}`)
+	result, _ := created["result"].(map[string]any)
+	task, _ := result["task"].(map[string]any)
+	taskID, _ := task["taskId"].(string)
+	if taskID == "" {
+		t.Fatalf("no task in %v", created)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := rpc(session, `{"jsonrpc":"2.0","id":3,"method":"tasks/get","params":{"taskId":"`+taskID+`"}}`)
+		r, _ := got["result"].(map[string]any)
+		status, _ := r["status"].(string)
+		if status == "completed" {
+			break
+		}
+		if status != "working" || time.Now().After(deadline) {
+			t.Fatalf("task status %q: %v", status, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	final, _ := rpc(session, `{"jsonrpc":"2.0","id":4,"method":"tasks/result","params":{"taskId":"`+taskID+`"}}`)
+	r, _ := final["result"].(map[string]any)
+	sc, _ := r["structuredContent"].(map[string]any)
+	if sc["status"] != "succeeded" {
+		t.Fatalf("task result %v", final)
 	}
 }

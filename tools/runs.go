@@ -143,6 +143,12 @@ func runPrompt(d *Deps) ServerTool {
 		InputSchema: runInputSchema(),
 		TaskSupport: mcp.TaskSupportOptional,
 	}, func(ctx context.Context, in RunPromptInput) (result[RunView], error) {
+		if isTaskCall(ctx) {
+			// mcp-go runs a task on the context of the request that created
+			// it, which ends as soon as the task id has been answered; the
+			// wait (bounded by Wait.Max) must outlive it.
+			ctx = context.WithoutCancel(ctx)
+		}
 		c, tenant, err := d.client(ctx)
 		if err != nil {
 			return result[RunView]{}, err
