@@ -28,9 +28,12 @@ const base64Pattern = `^(?:data:image/[A-Za-z0-9.+-]+;base64,)?(?:[A-Za-z0-9+/]{
 // text variables without a default and every select. A single select is a
 // string enum of the option values; a multi-select an array of them with
 // uniqueItems and the count bounds. Labels that differ from their values are
-// listed in the description, since an enum cannot carry them. imageInputs is
-// present only when the prompt takes images and then has exactly that many
-// items.
+// listed in the description, since an enum cannot carry them. An empty
+// description is generated from the key ("Output_language" -> "Output
+// language"); the author's descriptions are cut at 2000 characters.
+// imageInputs is present only when the prompt takes images; it then has
+// exactly that many items, each a URL or Base64 image, and its description
+// lists what each position must show.
 //
 // The root carries "$schema"; clear Version before embedding the schema in
 // another one. model is accepted so that callers need not care whether the
