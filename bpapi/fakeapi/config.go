@@ -361,10 +361,14 @@ func (spec *inputSpec) validateInputs(text map[string]json.RawMessage, images []
 			return res, invalid("Input '%s' must be a string", v.key)
 		}
 		if s == "" && !v.allowEmpty {
-			if len(v.defaults) == 0 {
+			switch {
+			case len(v.defaults) > 0:
+				s = v.defaults[0]
+			case v.optional:
+				continue // an empty optional legacy input is left out
+			default:
 				return res, invalid("Input '%s' must not be empty", v.key)
 			}
-			s = v.defaults[0]
 		}
 		res.text[v.key] = s
 	}

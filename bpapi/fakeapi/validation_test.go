@@ -145,6 +145,11 @@ func TestRunValidation(t *testing.T) {
 		{name: "text prompt with image input", body: runBody(altTextVersion, text("focus", "chart"), urlImage("https://example.com/a.png")), status: 200},
 		{name: "legacy JTD accepted", body: runBody(whiteboardVersion, text("meeting_topic", "Q3"), urlImage("https://example.com/w.jpg")), status: 200},
 		{name: "legacy JTD required", body: runBody(whiteboardVersion, text("audience", "execs"), urlImage("https://example.com/w.jpg")), status: 422, msg: "Missing required input: meeting_topic"},
+		{name: "legacy JTD optional empty is left out", body: runBody(whiteboardVersion, text("meeting_topic", "Q3", "audience", ""), urlImage("https://example.com/w.jpg")), status: 200, check: func(t *testing.T, ri RunInfo) {
+			if _, ok := ri.TextInputs["audience"]; ok || ri.TextInputs["meeting_topic"] != "Q3" {
+				t.Fatalf("inputs %v", ri.TextInputs)
+			}
+		}},
 		{name: "legacy JTD imageCount", body: runBody(whiteboardVersion, text("meeting_topic", "Q3")), status: 422, msg: "(expected 1, got 0)"},
 		{name: "older version lacks an input", body: runBody(productOldVersion, text("product_name", "Boots", "key_features", "dry")), status: 200},
 		{name: "latest version requires it", body: runBody(productVersion, text("product_name", "Boots", "key_features", "dry")), status: 422, msg: "target_audience"},
