@@ -2,6 +2,7 @@ package fakeapi
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,8 +73,10 @@ type faultEntry struct {
 // route is a route name such as "POST /v1/runs" or "GET /v1/runs/{runId}"
 // (see the package documentation), or "*" for any request. Faults for the
 // same route apply in the order they were injected; a route's own faults
-// come before "*" faults.
+// come before "*" faults. It panics on an unknown route name, so that a typo
+// cannot make a test pass without its fault.
 func (s *Server) InjectFault(route string, f Fault) {
+	s.mustKnowRoute(route)
 	left := f.Count
 	if left == 0 {
 		left = 1
@@ -81,6 +84,21 @@ func (s *Server) InjectFault(route string, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[route] = append(s.faults[route], &faultEntry{f: f, left: left})
+}
+
+// mustKnowRoute panics unless route is "*" or a route name.
+func (s *Server) mustKnowRoute(route string) {
+	if route == "*" {
+		return
+	}
+	names := make([]string, 0, len(s.routes))
+	for _, rt := range s.routes {
+		if rt.name == route {
+			return
+		}
+		names = append(names, strconv.Quote(rt.name))
+	}
+	panic("fakeapi: unknown route name " + strconv.Quote(route) + "; use \"*\" or one of " + strings.Join(names, ", "))
 }
 
 // ClearFaults removes every injected fault.

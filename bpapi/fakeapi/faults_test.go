@@ -138,6 +138,26 @@ func TestFaultCountsAndRoutes(t *testing.T) {
 	expect(t, h.call("GET", "/me", nil), 200, "SUCCESS", "")
 }
 
+func TestUnknownRouteNamesPanic(t *testing.T) {
+	h := start(t, nil)
+	for _, f := range []func(){
+		func() { h.s.InjectFault("GET /v1/runs/{id}", Fault{Status: 500}) },
+		func() { h.s.Count("POST /runs") },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(r.(string), `"GET /v1/runs/{runId}"`) {
+					t.Fatalf("recovered %v", r)
+				}
+			}()
+			f()
+		}()
+	}
+	if h.s.Count("") != 0 || h.s.Count("GET /files/{runId}/{file}") != 0 {
+		t.Fatal("counts")
+	}
+}
+
 func TestFaultLatencyRespectsContext(t *testing.T) {
 	h := start(t, nil)
 	h.s.InjectFault("GET /v1/me", Fault{Latency: 10 * time.Second})

@@ -92,8 +92,12 @@ func (s *Server) Requests() []Request {
 // Count returns how many requests were recorded for route (a route name
 // such as "POST /v1/runs"), whatever their status, including faulted and
 // rate-limited ones; "*" counts every request and "" the requests that
-// matched no route.
+// matched no route. It panics on an unknown route name, so that a typo
+// cannot make a test pass.
 func (s *Server) Count(route string) int {
+	if route != "" {
+		s.mustKnowRoute(route)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if route == "*" {
