@@ -376,8 +376,8 @@ func readDefaults(v jvalue) []string {
 		return []string{s}
 	}
 	var out []string
-	for _, el := range v.elems {
-		if s, ok := readScalar(el); ok {
+	for _, el := range v.elems() {
+		if s, ok := readScalar(el.val); ok {
 			out = append(out, s)
 		}
 	}
@@ -401,8 +401,8 @@ func readOptions(v jvalue) []Option {
 		return opts
 	case jArray:
 		var opts []Option
-		for _, el := range v.elems {
-			s, ok := readScalar(el)
+		for _, el := range v.elems() {
+			s, ok := readScalar(el.val)
 			if ok && !slices.ContainsFunc(opts, func(o Option) bool { return o.Value == s }) {
 				opts = append(opts, Option{Value: s, Label: s})
 			}
@@ -466,13 +466,13 @@ func normalizeBounds(v *Variable) {
 }
 
 func parseImages(v jvalue) []Image {
-	imgs := make([]Image, 0, len(v.elems))
-	for _, el := range v.elems {
-		if s, ok := readScalar(el); ok {
+	imgs := make([]Image, 0, len(v.elems()))
+	for _, el := range v.elems() {
+		if s, ok := readScalar(el.val); ok {
 			imgs = append(imgs, Image{Description: s})
 			continue
 		}
-		imgs = append(imgs, Image{Description: readString(el.field("description"))})
+		imgs = append(imgs, Image{Description: readString(el.val.field("description"))})
 	}
 	return imgs
 }

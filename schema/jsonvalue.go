@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -28,13 +29,14 @@ const (
 // U+FFFD), so Validate sees what a schema validator built on encoding/json
 // sees.
 type jvalue struct {
-	kind    jkind
-	str     string // a string's value, a number's literal, "true" or "false"
+	kind jkind
+	str  string // a string's value, a number's literal, "true" or "false"
+	// members are an object's members, duplicates kept in order, or an
+	// array's elements (with empty keys).
 	members []jmember
-	elems   []jvalue
 }
 
-// jmember is one member of an object; duplicates are kept in order.
+// jmember is one member of an object or element of an array.
 type jmember struct {
 	key string
 	val jvalue
@@ -163,7 +165,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		v.elems = []jvalue{}
+		v.members = []jmember{}
 		return v, nil
 	}
 	for {
@@ -172,7 +174,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		v.elems = append(v.elems, el)
+		v.members = append(v.members, jmember{val: el})
 		p.skipSpace()
 		if p.pos < len(p.data) && p.data[p.pos] == ',' {
 			p.pos++
@@ -339,9 +341,20 @@ func hex4(d []byte) (rune, bool) {
 	return r, true
 }
 
+// elems returns an array's elements.
+func (v jvalue) elems() []jmember {
+	if v.kind != jArray {
+		return nil
+	}
+	return v.members
+}
+
 // get returns the last member named key (encoding/json's rule for
 // duplicates), or the zero jvalue.
 func (v jvalue) get(key string) (jvalue, bool) {
+	if v.kind != jObject {
+		return jvalue{}, false
+	}
 	for i := len(v.members) - 1; i >= 0; i-- {
 		if v.members[i].key == key {
 			return v.members[i].val, true
@@ -353,6 +366,9 @@ func (v jvalue) get(key string) (jvalue, bool) {
 // field returns a member for a struct-like read: an exact key match, else a
 // case-insensitive one (as encoding/json matches struct fields).
 func (v jvalue) field(key string) jvalue {
+	if v.kind != jObject {
+		return jvalue{}
+	}
 	fold := -1
 	for i := len(v.members) - 1; i >= 0; i-- {
 		k := v.members[i].key
@@ -406,13 +422,17 @@ func (v jvalue) ordered() []jmember {
 	return out
 }
 
-// byKey returns an object's members by key, the last duplicate winning.
-func (v jvalue) byKey() map[string]jvalue {
-	m := make(map[string]jvalue, len(v.members))
-	for _, mem := range v.members {
-		m[mem.key] = mem.val
+// otherKeys returns an object's distinct keys for which known is false,
+// sorted.
+func (v jvalue) otherKeys(known func(string) bool) []string {
+	var out []string
+	for _, m := range v.members {
+		if !known(m.key) {
+			out = append(out, m.key)
+		}
 	}
-	return m
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // isNull reports whether v is absent or null.

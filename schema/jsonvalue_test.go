@@ -20,9 +20,9 @@ func toAny(v jvalue) any {
 	case jString:
 		return v.str
 	case jArray:
-		out := make([]any, len(v.elems))
-		for i, el := range v.elems {
-			out[i] = toAny(el)
+		out := make([]any, len(v.members))
+		for i, el := range v.members {
+			out[i] = toAny(el.val)
 		}
 		return out
 	default:

@@ -53,18 +53,37 @@ func (e *ValidationError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
+// maxFieldErrors bounds the problems listed in one ValidationError; more are
+// summarized in a last entry, so that a pathological input cannot produce a
+// huge message.
+const maxFieldErrors = 100
+
 // collector gathers field errors.
-type collector struct{ errs []FieldError }
+type collector struct {
+	errs    []FieldError
+	dropped int
+}
 
 func (c *collector) add(field, format string, args ...any) {
+	if len(c.errs) >= maxFieldErrors {
+		c.dropped++
+		return
+	}
 	c.errs = append(c.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// count is the number of problems found so far.
+func (c *collector) count() int { return len(c.errs) + c.dropped }
+
 func (c *collector) err() error {
-	if len(c.errs) == 0 {
+	if c.count() == 0 {
 		return nil
 	}
-	return &ValidationError{Errors: c.errs}
+	errs := c.errs
+	if c.dropped > 0 {
+		errs = append(errs, FieldError{Message: fmt.Sprintf("and %d more problems", c.dropped)})
+	}
+	return &ValidationError{Errors: errs}
 }
 
 // Validate checks a run's `inputs` argument (raw JSON; null or empty means {})
@@ -95,12 +114,8 @@ func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
 	if !ok {
 		return bpapi.RunInputs{}, errs.err()
 	}
-	top := root.byKey()
 	out := bpapi.RunInputs{TextInputs: make(map[string]string, len(c.Variables))}
-	for _, k := range sortedKeys(top) {
-		if k == "textInputs" || k == "imageInputs" {
-			continue
-		}
+	for _, k := range root.otherKeys(func(k string) bool { return k == "textInputs" || k == "imageInputs" }) {
 		valid := []string{"textInputs"}
 		if len(c.Images) > 0 {
 			valid = append(valid, "imageInputs")
@@ -111,8 +126,10 @@ func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
 		}
 		errs.add(k, "unknown key%s; inputs takes only %s%s", didYouMean(k, valid), quoteList(valid), hint)
 	}
-	c.validateText(top["textInputs"], out.TextInputs, &errs)
-	out.ImageInputs = c.validateImages(top["imageInputs"], &errs)
+	text, _ := root.get("textInputs")
+	c.validateText(text, out.TextInputs, &errs)
+	images, _ := root.get("imageInputs")
+	out.ImageInputs = c.validateImages(images, &errs)
 	if err := errs.err(); err != nil {
 		return bpapi.RunInputs{}, err
 	}
@@ -147,11 +164,8 @@ func decodeInputs(raw json.RawMessage, errs *collector) (jvalue, bool) {
 }
 
 func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector) {
-	var given map[string]jvalue
 	switch raw.kind {
-	case jObject:
-		given = raw.byKey()
-	case jInvalid, jNull:
+	case jObject, jInvalid, jNull:
 	default:
 		errs.add("textInputs", "must be an object mapping input keys to string values, got %s", raw.describe())
 		return
@@ -162,7 +176,7 @@ func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector
 			continue // a duplicate key: the first one rules
 		}
 		field := textField(v.Key)
-		val, present := given[v.Key]
+		val, present := raw.get(v.Key)
 		switch {
 		case !present && v.Kind == KindText:
 			if d, ok := v.Default(); ok {
@@ -208,13 +222,11 @@ func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector
 	for i := range c.Variables {
 		keys = append(keys, c.Variables[i].Key)
 	}
-	for _, k := range sortedKeys(given) {
-		if c.Variable(k) == nil {
-			if len(keys) == 0 {
-				errs.add(textField(k), "unknown key; this prompt takes no text inputs, send \"textInputs\": {}")
-			} else {
-				errs.add(textField(k), "unknown key%s; valid keys: %s", didYouMean(k, keys), quoteList(keys))
-			}
+	for _, k := range raw.otherKeys(func(k string) bool { return c.Variable(k) != nil }) {
+		if len(keys) == 0 {
+			errs.add(textField(k), "unknown key; this prompt takes no text inputs, send \"textInputs\": {}")
+		} else {
+			errs.add(textField(k), "unknown key%s; valid keys: %s", didYouMean(k, keys), quoteList(keys))
 		}
 	}
 }
@@ -222,21 +234,21 @@ func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector
 // multiItems reads and checks a multi-select value; ok is false when any
 // problem was reported.
 func multiItems(v *Variable, field string, val jvalue, errs *collector) ([]string, bool) {
-	before := len(errs.errs)
+	before := errs.count()
 	var items []string
 	switch val.kind {
 	case jString:
 		items = splitJoined(val.str, v.Options)
 	case jArray:
-		items = make([]string, len(val.elems))
-		for i, el := range val.elems {
-			if el.kind != jString {
-				errs.add(field+"["+strconv.Itoa(i)+"]", "must be an option value as a string, got %s", el.describe())
+		items = make([]string, len(val.members))
+		for i, el := range val.members {
+			if el.val.kind != jString {
+				errs.add(field+"["+strconv.Itoa(i)+"]", "must be an option value as a string, got %s", el.val.describe())
 				continue
 			}
-			items[i] = el.str
+			items[i] = el.val.str
 		}
-		if len(errs.errs) > before {
+		if errs.count() > before {
 			return nil, false
 		}
 	default:
@@ -258,7 +270,7 @@ func multiItems(v *Variable, field string, val jvalue, errs *collector) ([]strin
 	case hi >= 0 && len(items) > hi:
 		errs.add(field, "choose at most %s, got %d", plural(hi, "option"), len(items))
 	}
-	return items, len(errs.errs) == before
+	return items, errs.count() == before
 }
 
 // splitJoined reads the lenient string form of a multi-select: one option
@@ -386,7 +398,7 @@ func stringHint(v jvalue) string {
 
 func (c *Config) validateImages(raw jvalue, errs *collector) []bpapi.ImageInput {
 	n := len(c.Images)
-	items := raw.elems
+	items := raw.elems()
 	if !raw.isNull() && raw.kind != jArray {
 		if n == 0 {
 			errs.add("imageInputs", "unknown key; this prompt takes no images, leave imageInputs out")
@@ -404,7 +416,7 @@ func (c *Config) validateImages(raw jvalue, errs *collector) []bpapi.ImageInput 
 	}
 	var out []bpapi.ImageInput
 	for i, it := range items {
-		if img, ok := validateImage("imageInputs["+strconv.Itoa(i)+"]", it, errs); ok {
+		if img, ok := validateImage("imageInputs["+strconv.Itoa(i)+"]", it.val, errs); ok {
 			out = append(out, img)
 		}
 	}
@@ -418,20 +430,17 @@ func validateImage(field string, raw jvalue, errs *collector) (bpapi.ImageInput,
 		errs.add(field, "must be an object %s, got %s", shape, raw.describe())
 		return bpapi.ImageInput{}, false
 	}
-	m := raw.byKey()
-	t := m["type"]
+	t, _ := raw.get("type")
 	typ := t.str
 	if t.kind != jString || (typ != "url" && typ != "base64") {
 		errs.add(field+".type", `must be "url" or "base64", got %s; each image is %s`, t.describe(), shape)
 		return bpapi.ImageInput{}, false
 	}
-	before := len(errs.errs)
-	for _, k := range sortedKeys(m) {
-		if k != "type" && k != typ {
-			errs.add(field+"."+k, "unknown key for a %s image; it takes only \"type\" and %s", typ, quote(typ))
-		}
+	before := errs.count()
+	for _, k := range raw.otherKeys(func(k string) bool { return k == "type" || k == typ }) {
+		errs.add(field+"."+k, "unknown key for a %s image; it takes only \"type\" and %s", typ, quote(typ))
 	}
-	val, present := m[typ]
+	val, present := raw.get(typ)
 	s, isStr := val.str, val.kind == jString
 	var msg string
 	switch {
@@ -447,7 +456,7 @@ func validateImage(field string, raw jvalue, errs *collector) (bpapi.ImageInput,
 	if msg != "" {
 		errs.add(field+"."+typ, "%s", msg)
 	}
-	if len(errs.errs) > before {
+	if errs.count() > before {
 		return bpapi.ImageInput{}, false
 	}
 	if typ == "url" {

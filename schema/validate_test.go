@@ -455,3 +455,21 @@ func checkExample(t testing.TB, cfg *Config) {
 		t.Errorf("schema rejects Example(): %v\nexample: %s", err, ex)
 	}
 }
+
+func TestValidationErrorIsBounded(t *testing.T) {
+	cfg := mustParse(t, `{"variables":{"topic":{"type":0}}}`)
+	var b strings.Builder
+	b.WriteString(`{"textInputs":{"topic":"t"`)
+	for i := range 500 {
+		b.WriteString(`,"k` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + `_` + string(rune('0'+i%10)) + `":1`)
+	}
+	b.WriteString(`}}`)
+	_, err := cfg.Validate(json.RawMessage(b.String()))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errors) != maxFieldErrors+1 {
+		t.Fatalf("want %d errors and a summary, got %v", maxFieldErrors, err)
+	}
+	if last := ve.Errors[len(ve.Errors)-1]; last.Field != "" || !strings.HasPrefix(last.Message, "and ") || !strings.HasSuffix(last.Message, " more problems") {
+		t.Errorf("last error = %+v", last)
+	}
+}
