@@ -82,11 +82,12 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 
 	client := bpapi.New(bpapi.Options{
-		BaseURL:   baseURL,
-		APIKey:    apiKey,
-		UserAgent: "bpmcp/" + programVersion(),
-		RateLimit: cfg.RateLimit,
-		Logger:    logger,
+		BaseURL:        baseURL,
+		APIKey:         apiKey,
+		UserAgent:      "bpmcp/" + programVersion(),
+		RateLimit:      cfg.RateLimit,
+		RequestTimeout: cfg.RequestTimeout,
+		Logger:         logger,
 	})
 	wait := tools.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax

@@ -24,11 +24,12 @@ const DefaultUserAgent = "bpmcp/dev"
 
 // Defaults applied by New to zero-valued Options fields.
 const (
-	DefaultRateLimit    = 5                // requests per second per API key (the documented limit)
-	DefaultBurst        = 5                // rate-limiter burst
-	DefaultMaxRetries   = 3                // retries of a retryable request
-	DefaultMaxRetryWait = 30 * time.Second // total waiting between attempts of one call
-	DefaultMaxBodyBytes = 8 << 20          // response body cap (8 MiB)
+	DefaultRateLimit      = 5                // requests per second per API key (the documented limit)
+	DefaultBurst          = 2                // rate-limiter burst; below the API's own, so arrival jitter cannot trip it
+	DefaultRequestTimeout = 30 * time.Second // deadline of one read call, retries included
+	DefaultMaxRetries     = 3                // retries of a retryable request
+	DefaultMaxRetryWait   = 30 * time.Second // total waiting between attempts of one call
+	DefaultMaxBodyBytes   = 8 << 20          // response body cap (8 MiB)
 )
 
 // Options configures a Client. The zero value of every field selects its
@@ -50,8 +51,15 @@ type Options struct {
 	// RateLimit is the client-side limit in requests per second per API
 	// key, default 5; a negative value disables the limiter.
 	RateLimit float64
-	// Burst is the limiter's burst, default 5.
+	// Burst is the limiter's burst, default 2. The API's own bucket holds
+	// about 5 requests; a client that bursts as much as the server allows
+	// gets a 429 whenever two requests arrive a little closer together than
+	// they were sent, so it keeps a margin.
 	Burst int
+	// RequestTimeout bounds every call except CreateRun (whose answer the
+	// API holds for up to ~120 s; bound it with ctx), retries included.
+	// Default 30 s; negative means no bound beyond ctx.
+	RequestTimeout time.Duration
 	// MaxRetries caps the retries of one call, default 3; negative means
 	// no retries.
 	MaxRetries int
@@ -80,11 +88,12 @@ type Client struct {
 	cred      *credential // behind a pointer so that printing a Client never shows the key
 	limiters  *limiterRegistry
 
-	maxRetries   int
-	maxRetryWait time.Duration
-	maxBodyBytes int64
-	backoffBase  time.Duration // first backoff step; tests shorten it
-	log          *slog.Logger
+	maxRetries     int
+	maxRetryWait   time.Duration
+	requestTimeout time.Duration
+	maxBodyBytes   int64
+	backoffBase    time.Duration // first backoff step; tests shorten it
+	log            *slog.Logger
 }
 
 // credential is an API key prepared for use.
@@ -99,13 +108,14 @@ type credential struct {
 // BaseURL or API key is reported by every call instead.
 func New(opts Options) *Client {
 	c := &Client{
-		httpc:        opts.HTTPClient,
-		userAgent:    opts.UserAgent,
-		maxRetries:   opts.MaxRetries,
-		maxRetryWait: opts.MaxRetryWait,
-		maxBodyBytes: opts.MaxBodyBytes,
-		backoffBase:  250 * time.Millisecond,
-		log:          opts.Logger,
+		httpc:          opts.HTTPClient,
+		userAgent:      opts.UserAgent,
+		maxRetries:     opts.MaxRetries,
+		maxRetryWait:   opts.MaxRetryWait,
+		requestTimeout: opts.RequestTimeout,
+		maxBodyBytes:   opts.MaxBodyBytes,
+		backoffBase:    250 * time.Millisecond,
+		log:            opts.Logger,
 	}
 	c.baseURL, c.basePath, c.baseErr = parseBaseURL(opts.BaseURL)
 	if c.httpc == nil {
@@ -125,6 +135,12 @@ func New(opts Options) *Client {
 		c.maxRetryWait = DefaultMaxRetryWait
 	case c.maxRetryWait < 0:
 		c.maxRetryWait = 0
+	}
+	switch {
+	case c.requestTimeout == 0:
+		c.requestTimeout = DefaultRequestTimeout
+	case c.requestTimeout < 0:
+		c.requestTimeout = 0
 	}
 	if c.maxBodyBytes <= 0 {
 		c.maxBodyBytes = DefaultMaxBodyBytes

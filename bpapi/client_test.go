@@ -427,10 +427,13 @@ func TestOptionsDefaults(t *testing.T) {
 	if c.userAgent != "bpmcp/dev" || c.maxRetries != 3 || c.maxRetryWait != DefaultMaxRetryWait || c.maxBodyBytes != 8<<20 {
 		t.Errorf("defaults: ua %q retries %d wait %v body %d", c.userAgent, c.maxRetries, c.maxRetryWait, c.maxBodyBytes)
 	}
+	if c.requestTimeout != DefaultRequestTimeout {
+		t.Errorf("default request timeout %v", c.requestTimeout)
+	}
 	if c.httpc.Timeout != 0 {
 		t.Errorf("default HTTP client has an overall Timeout %v", c.httpc.Timeout)
 	}
-	if c.limiters == nil || float64(c.limiters.limit) != 5 || c.limiters.burst != 5 {
+	if c.limiters == nil || float64(c.limiters.limit) != 5 || c.limiters.burst != DefaultBurst || DefaultBurst >= 5 {
 		t.Errorf("default limiter: %+v", c.limiters)
 	}
 	if New(Options{RateLimit: -1}).limiters != nil {

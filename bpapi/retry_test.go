@@ -166,7 +166,7 @@ func TestBackoff(t *testing.T) {
 func TestCancelStopsBackoff(t *testing.T) {
 	t.Parallel()
 	srv, c := newServer(t, answer(429, failure(CodeTooManyRequests, "slow", ""), "Retry-After", "30"),
-		func(o *Options) { o.MaxRetryWait = time.Minute })
+		func(o *Options) { o.MaxRetryWait = time.Minute; o.RequestTimeout = -1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

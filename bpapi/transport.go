@@ -52,6 +52,11 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
+	if r.method == http.MethodGet && c.requestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.requestTimeout)
+		defer cancel()
+	}
 	var waited time.Duration
 	serverRetries := 0
 	for attempt := 1; ; attempt++ {

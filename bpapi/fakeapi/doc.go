@@ -81,11 +81,10 @@
 //     runs older than the cursor run, endingBefore the runs newer than it
 //     (the page nearest the cursor, still newest first). An unknown cursor
 //     run is a 404 "Run not found".
-//   - Rate limiting is a token bucket per key that forgives a request
-//     arriving up to 100 ms early (network jitter would otherwise make a
-//     client-side limiter of the same rate trip it now and then); 429
-//     answers carry Retry-After in whole seconds (at least 1). Health and
-//     media requests are not limited.
+//   - Rate limiting is a strict token bucket per key (Burst tokens, refilled
+//     at RateLimit per second); 429 answers carry Retry-After in whole
+//     seconds (at least 1). Health and media requests are not limited.
+//     Clients must keep a margin below it (bpapi's limiter bursts 2).
 //   - Text outputs may contain {{inputKey}} placeholders, replaced by the
 //     run's resolved input values.
 package fakeapi

@@ -48,12 +48,11 @@ type Options struct {
 	SyncWindow time.Duration
 	// TimeScale multiplies run durations (0.01 = 100 times faster). Default 1.
 	TimeScale float64
-	// RateLimit is the number of requests per second allowed per key (a
-	// token bucket of Burst tokens refilled at RateLimit per second, which
-	// forgives a request arriving up to 100 ms early, as network jitter
-	// makes a client-side limiter of the same rate do; the debt is carried,
-	// so a sustained excess is still refused). Default 5; negative disables
-	// rate limiting.
+	// RateLimit is the number of requests per second allowed per key: a
+	// strict token bucket of Burst tokens refilled at RateLimit per second,
+	// as the reference describes. It is deliberately unforgiving, so that a
+	// client which bursts as hard as the limit allows is caught here rather
+	// than by the real API. Default 5; negative disables rate limiting.
 	RateLimit float64
 	// Burst is the token bucket's size. Default 5.
 	Burst int
@@ -374,9 +373,6 @@ func (s *Server) authorize(w http.ResponseWriter, c *call) bool {
 	return true
 }
 
-// rateTolerance is how early a request may arrive before its token is due.
-const rateTolerance = 100 * time.Millisecond
-
 // allow takes one token from acct's bucket; when empty it returns the whole
 // seconds until a token is available (at least 1). Called with s.mu held.
 func (s *Server) allow(acct *account, now time.Time) (bool, int) {
@@ -384,18 +380,17 @@ func (s *Server) allow(acct *account, now time.Time) (bool, int) {
 	if rate < 0 {
 		return true, 0
 	}
-	grace := rate * rateTolerance.Seconds()
 	if acct.last.IsZero() {
 		acct.tokens = burst
 	} else {
 		acct.tokens = math.Min(burst, acct.tokens+now.Sub(acct.last).Seconds()*rate)
 	}
 	acct.last = now
-	if acct.tokens >= 1-grace {
+	if acct.tokens >= 1 {
 		acct.tokens--
 		return true, 0
 	}
-	return false, max(1, int(math.Ceil((1-grace-acct.tokens)/rate)))
+	return false, max(1, int(math.Ceil((1-acct.tokens)/rate)))
 }
 
 // The error codes of reference §4.1, by HTTP status.
