@@ -218,7 +218,11 @@ func describeVariable(v schema.Variable) string {
 		}
 		b.WriteString(")")
 	default:
-		fmt.Fprintf(&b, " (optional, default %q)", oneLine(v.Defaults[0], 80))
+		if def, ok := v.Default(); ok && def != "" {
+			fmt.Fprintf(&b, " (optional, default %q)", oneLine(def, 80))
+		} else {
+			b.WriteString(" (optional)")
+		}
 	}
 	if v.Description != "" {
 		b.WriteString(": " + oneLine(v.Description, 200))

@@ -2,6 +2,7 @@ package tools_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -369,4 +370,12 @@ func TestConcurrentRuns(t *testing.T) {
 func TestGetRunUnknown(t *testing.T) {
 	e := newEnv(t)
 	mustError(t, e.call(t, "get_run", map[string]any{"run_id": "00000000-0000-4000-8000-000000000000", "wait_seconds": 0}), "No run", "run_prompt")
+}
+
+// Models sometimes send inputs as a JSON string holding the object.
+func TestRunPromptDoubleEncodedInputs(t *testing.T) {
+	e := newEnv(t)
+	enc, _ := json.Marshal(coldEmailInputs)
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": string(enc)})
+	mustOK(t, res)
 }

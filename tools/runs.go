@@ -58,6 +58,8 @@ func (in *RunPromptInput) Check() error {
 	if in.Inputs != nil {
 		switch b := bytes.TrimSpace(in.Inputs); {
 		case len(b) == 0, bytes.Equal(b, []byte("null")):
+		case b[0] == '"' && isJSONObjectString(b):
+			// A model that double-encodes inputs; schema.Validate reads it.
 		case b[0] != '{':
 			return invalidArgf("\"inputs\" must be a JSON object such as {\"textInputs\": {\"topic\": \"…\"}}; call get_prompt for this prompt's input_schema")
 		}
@@ -74,6 +76,16 @@ func (in *RunPromptInput) Check() error {
 		}
 	}
 	return checkWait(in.WaitSeconds)
+}
+
+// isJSONObjectString reports whether b is a JSON string holding an object.
+func isJSONObjectString(b []byte) bool {
+	var s string
+	if json.Unmarshal(b, &s) != nil {
+		return false
+	}
+	s = strings.TrimSpace(s)
+	return strings.HasPrefix(s, "{") && json.Valid([]byte(s))
 }
 
 func checkWait(w *float64) error {
