@@ -34,6 +34,7 @@ type config struct {
 	WaitDefault    time.Duration `env:"BPMCP_WAIT_DEFAULT" envDefault:"45s" flag:"wait-default" help:"how long run_prompt and get_run wait for a run when wait_seconds is not given (hosts time out after ~60 s)"`
 	WaitMax        time.Duration `env:"BPMCP_WAIT_MAX" envDefault:"10m" flag:"wait-max" help:"the longest wait_seconds accepted"`
 	RequestTimeout time.Duration `env:"BPMCP_REQUEST_TIMEOUT" envDefault:"30s" flag:"request-timeout" help:"timeout of one BetterPrompt API read (starting a run has its own, longer limit)"`
+	MaxWaitsPerKey int           `env:"BPMCP_MAX_WAITS_PER_KEY" envDefault:"64" flag:"max-waits-per-key" help:"how many calls may wait for runs at once per API key; past it run_prompt refuses before spending and get_run answers without waiting"`
 	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
 
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
@@ -172,6 +173,12 @@ func (f *fieldValue) Set(s string) error {
 			return err
 		}
 		f.v.SetInt(int64(d))
+	case int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(int64(n))
 	case int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

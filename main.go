@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		Wait:           wait,
 		Logger:         logger,
 		Sandbox:        cfg.Sandbox,
+		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
 	}
 	srv := mcpserver.New(programVersion(), deps)
 

@@ -38,13 +38,14 @@ type HTTPOptions struct {
 	AuthToken bpapi.APIKey
 	// PerRequestKeys makes every request bring its own BetterPrompt key in
 	// the X-BetterPrompt-Api-Key header (multi-tenant mode).
-	PerRequestKeys bool
-	MaxBodyBytes   int64         // request body limit; default 16 MiB
-	ReadTimeout    time.Duration // default 60 s
-	WriteTimeout   time.Duration // default 11 min (longer than the longest wait)
-	IdleTimeout    time.Duration // default 2 min
-	ShutdownGrace  time.Duration // how long in-flight requests may finish on shutdown; default 30 s
-	Logger         *slog.Logger
+	PerRequestKeys    bool
+	MaxBodyBytes      int64         // request body limit; default 16 MiB
+	ReadHeaderTimeout time.Duration // default 10 s: a client that sends headers slowly is cut off
+	ReadTimeout       time.Duration // default 60 s
+	WriteTimeout      time.Duration // default 11 min (longer than the longest wait)
+	IdleTimeout       time.Duration // default 2 min
+	ShutdownGrace     time.Duration // how long in-flight requests may finish on shutdown; default 30 s
+	Logger            *slog.Logger
 }
 
 func (o HTTPOptions) withDefaults() HTTPOptions {
@@ -53,6 +54,9 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 60 * time.Second
@@ -113,7 +117,7 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	}
 	srv := &http.Server{
 		Handler:           NewHTTPHandler(s, opts),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		ReadTimeout:       opts.ReadTimeout,
 		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       opts.IdleTimeout,

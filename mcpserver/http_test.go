@@ -362,3 +362,45 @@ func TestRunPromptAsTask(t *testing.T) {
 		t.Fatalf("task result %v", final)
 	}
 }
+
+// A client that sends its headers too slowly, or goes quiet, is cut off.
+func TestSlowClientIsCutOff(t *testing.T) {
+	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat})
+	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0",
+			ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
+			func(a net.Addr) { addrs <- a })
+	}()
+	defer func() {
+		cancel()
+		<-served
+	}()
+	addr := (<-addrs).String()
+	for name, partial := range map[string]string{
+		"slow headers": "POST /mcp HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: appl",
+		"slow body":    "POST /mcp HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, partial); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, conn) // returns when the server closes the connection
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%s: the connection stayed open %v", name, took)
+		}
+		_ = conn.Close()
+	}
+}

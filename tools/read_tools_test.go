@@ -65,9 +65,17 @@ func TestArgumentErrorsSendNothing(t *testing.T) {
 		{"run_prompt", map[string]any{}, "give prompt_version_id"},
 		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "prompt_version_id": coldEmailVersion}, "not both"},
 		{"run_prompt", map[string]any{"prompt_version_id": "nope"}, "prompt_version_id must be a UUID"},
-		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": "company=Acme"}, `"inputs"`},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": "company=Acme"}, "inputs: must be an object"},
 		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "run_model": strings.Repeat("m", 500)}, "run_model is 500 characters"},
 		{"get_credits", map[string]any{"verbose": true}, `unknown argument "verbose"`},
+		// Input mistakes that need no prompt configuration cost no request.
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"textInputs": map[string]any{"a": 5}}}, "inputs.textInputs.a: must be a string"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"imageInputs": []any{map[string]any{"type": "url", "url": "file:///etc/passwd"}}}}, "imageInputs[0].url"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"imageInputs": []any{map[string]any{"type": "url", "url": "http://127.0.0.1\u0000/x"}}}}, "imageInputs[0].url"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"imageInputs": []any{map[string]any{"type": "base64", "base64": "%%%not-base64%%%"}}}}, "imageInputs[0].base64"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"imageInputs": []any{map[string]any{"type": "url", "url": "https://example.com/" + strings.Repeat("a", 9000)}}}}, "the limit is 8192"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"textInputs": map[string]any{"company_name": strings.Repeat("é", 100_001)}}}, "the limit is 100000"},
+		{"run_prompt", map[string]any{"prompt_id": coldEmailPrompt, "inputs": map[string]any{"textinputs": map[string]any{}}}, `did you mean "textInputs"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.tool+"/"+tc.want, func(t *testing.T) {

@@ -379,3 +379,34 @@ func TestRunPromptDoubleEncodedInputs(t *testing.T) {
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": string(enc)})
 	mustOK(t, res)
 }
+
+// The calls waiting for runs are limited per key: past the limit run_prompt
+// refuses before spending, and get_run answers at once instead of waiting.
+func TestWaitLimitPerKey(t *testing.T) {
+	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.05), // deep research: 1.5 s
+		withDeps(func(d *tools.Deps) { d.MaxWaitsPerKey = 1 }))
+	slow := map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 20,
+		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}
+	first := make(chan *mcp.CallToolResult, 1)
+	go func() { first <- e.call(t, "run_prompt", slow) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.fake.Count(routeCreate) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mustError(t, e.call(t, "run_prompt", slow), "already waiting", "nothing was run")
+	runs := e.fake.Runs(testKey)
+	if len(runs) != 1 {
+		t.Fatalf("%d runs upstream, want 1", len(runs))
+	}
+	start := time.Now()
+	res := e.call(t, "get_run", map[string]any{"run_id": runs[0].RunID, "wait_seconds": 20})
+	mustOK(t, res)
+	if v := runView(t, res); v.Status == "succeeded" && time.Since(start) > time.Second {
+		t.Errorf("get_run waited %v although no wait slot was free", time.Since(start))
+	}
+	mustOK(t, <-first)
+	// With the slot free again, get_run waits as asked.
+	if v := runView(t, e.call(t, "get_run", map[string]any{"run_id": runs[0].RunID, "wait_seconds": 20})); v.Status != "succeeded" {
+		t.Errorf("get_run after the first call ended: %+v", v)
+	}
+}

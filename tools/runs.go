@@ -1,7 +1,6 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,14 +54,14 @@ func (in *RunPromptInput) Check() error {
 			return err
 		}
 	}
-	if in.Inputs != nil {
-		switch b := bytes.TrimSpace(in.Inputs); {
-		case len(b) == 0, bytes.Equal(b, []byte("null")):
-		case b[0] == '"' && isJSONObjectString(b):
-			// A model that double-encodes inputs; schema.Validate reads it.
-		case b[0] != '{':
-			return invalidArgf("\"inputs\" must be a JSON object such as {\"textInputs\": {\"topic\": \"…\"}}; call get_prompt for this prompt's input_schema")
-		}
+	// Mistakes that need no prompt configuration are refused before any
+	// request: the inputs' shape, image URLs and Base64, sizes.
+	if err := schema.CheckShape(in.Inputs); err != nil {
+		return &toolError{expected: true, cause: err, msg: "Invalid inputs (nothing was run, no credits spent):\n- " +
+			strings.Join(fieldLines(err), "\n- ") + "\nCall get_prompt for this prompt's input_schema."}
+	}
+	if err := checkInputSizes(in.Inputs); err != nil {
+		return err
 	}
 	if len(in.RunModel) > maxModelNameLength {
 		return invalidArgf("run_model is %d characters; model names are short, such as \"gpt-5\"", len(in.RunModel))
@@ -76,16 +75,6 @@ func (in *RunPromptInput) Check() error {
 		}
 	}
 	return checkWait(in.WaitSeconds)
-}
-
-// isJSONObjectString reports whether b is a JSON string holding an object.
-func isJSONObjectString(b []byte) bool {
-	var s string
-	if json.Unmarshal(b, &s) != nil {
-		return false
-	}
-	s = strings.TrimSpace(s)
-	return strings.HasPrefix(s, "{") && json.Valid([]byte(s))
 }
 
 func checkWait(w *float64) error {
@@ -230,9 +219,6 @@ func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.P
 	if err != nil {
 		return bpapi.CreateRunRequest{}, inputsError(pv, err)
 	}
-	if err := checkInputSizes(inputs); err != nil {
-		return bpapi.CreateRunRequest{}, err
-	}
 	req := bpapi.CreateRunRequest{PromptVersionID: pv.PromptVersionID, Inputs: inputs, RunModel: in.RunModel, RunOptions: in.RunOptions}
 	if in.RunModel != "" {
 		res, err := d.resourcesFor(ctx, c)
@@ -251,11 +237,33 @@ func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.P
 	return req, nil
 }
 
-// checkInputSizes refuses texts and URLs too large to be meant.
-func checkInputSizes(in bpapi.RunInputs) error {
+// checkInputSizes refuses texts and URLs too large to be meant. It runs
+// after schema.CheckShape, so the shapes are known to be right.
+func checkInputSizes(raw json.RawMessage) error {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s) // inputs double-encoded as a JSON string
+	}
+	var in struct {
+		TextInputs  map[string]json.RawMessage `json:"textInputs"`
+		ImageInputs []struct {
+			URL string `json:"url"`
+		} `json:"imageInputs"`
+	}
+	if json.Unmarshal(raw, &in) != nil {
+		return nil // CheckShape has accepted it; Validate will say what is wrong
+	}
 	for k, v := range in.TextInputs {
-		if n := utf8.RuneCountInString(v); n > maxTextInputRunes {
-			return invalidArgf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
+		var values []string
+		if json.Unmarshal(v, &values) != nil {
+			var one string
+			_ = json.Unmarshal(v, &one)
+			values = []string{one}
+		}
+		for _, text := range values {
+			if n := utf8.RuneCountInString(text); n > maxTextInputRunes {
+				return invalidArgf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
+			}
 		}
 	}
 	for i, im := range in.ImageInputs {
@@ -269,9 +277,17 @@ func checkInputSizes(in bpapi.RunInputs) error {
 // inputsError turns a schema validation failure into an argument error that
 // names every field and points back at get_prompt.
 func inputsError(pv *bpapi.PromptVersion, err error) error {
+	return &toolError{expected: true, cause: err, msg: fmt.Sprintf(
+		"Invalid inputs for %q (nothing was run, no credits spent):\n- %s\nCall get_prompt with prompt_id=%s to see the input_schema.",
+		pv.Title, strings.Join(fieldLines(err), "\n- "), pv.PromptID)}
+}
+
+// fieldLines lists a validation error's problems, each naming its field
+// from the tool argument (inputs.textInputs.tone: …).
+func fieldLines(err error) []string {
 	var ve *schema.ValidationError
 	if !errors.As(err, &ve) {
-		return invalidArgf("inputs: %v", err)
+		return []string{"inputs: " + err.Error()}
 	}
 	lines := make([]string, len(ve.Errors))
 	for i, fe := range ve.Errors {
@@ -282,9 +298,7 @@ func inputsError(pv *bpapi.PromptVersion, err error) error {
 			lines[i] = "inputs." + fe.Error()
 		}
 	}
-	return &toolError{expected: true, cause: err, msg: fmt.Sprintf(
-		"Invalid inputs for %q (nothing was run, no credits spent):\n- %s\nCall get_prompt with prompt_id=%s to see the input_schema.",
-		pv.Title, strings.Join(lines, "\n- "), pv.PromptID)}
+	return lines
 }
 
 func prefixFields(err error, prefix string) string {

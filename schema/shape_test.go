@@ -1,0 +1,65 @@
+package schema
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCheckShape(t *testing.T) {
+	cases := []struct {
+		inputs string
+		want   string // "" = accepted
+	}{
+		{``, ""},
+		{`null`, ""},
+		{`{}`, ""},
+		{`{"textInputs":{"a":"x","b":["y","z"],"c":null}}`, ""},
+		{`{"imageInputs":[{"type":"url","url":"https://example.com/a.png"},{"type":"base64","base64":"aGVsbG8="}]}`, ""},
+		{`"{\"textInputs\":{}}"`, ""},
+		{`[]`, "inputs: must be an object"},
+		{`{"textInput":{}}`, "textInput: unknown key"},
+		{`{"textInputs":[]}`, "textInputs: must be an object"},
+		{`{"textInputs":{"a":5}}`, "textInputs.a: must be a string"},
+		{`{"textInputs":{"a":[1]}}`, "textInputs.a: must be a string"},
+		{`{"textInputs":{"a":{"b":"c"}}}`, "textInputs.a: must be a string"},
+		{`{"imageInputs":{"type":"url"}}`, "imageInputs: must be an array"},
+		{`{"imageInputs":[{"type":"url","url":"file:///etc/passwd"}]}`, "imageInputs[0].url"},
+		{`{"imageInputs":[{"type":"url","url":"javascript:alert(1)"}]}`, "imageInputs[0].url"},
+		{`{"imageInputs":[{"type":"base64","base64":"not base64!"}]}`, "imageInputs[0].base64"},
+		{`{"imageInputs":[{"type":"ftp","url":"ftp://x"}]}`, "imageInputs[0].type"},
+		{`{"imageInputs":["https://example.com/a.png"]}`, "imageInputs[0]: must be an object"},
+	}
+	for _, tc := range cases {
+		err := CheckShape(json.RawMessage(tc.inputs))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("CheckShape(%s) = %v, want nil", tc.inputs, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("CheckShape(%s) = %v, want it to mention %q", tc.inputs, err, tc.want)
+		}
+	}
+}
+
+// Whatever CheckShape refuses, Validate refuses too, for any configuration:
+// the early check never rejects inputs the full check would accept.
+func TestCheckShapeIsWeakerThanValidate(t *testing.T) {
+	configs := []string{`{}`, `{"variables":{"a":{"type":0}},"images":[{}]}`,
+		`{"variables":{"a":{"type":2,"multiple":true,"options":{"x":"X","y":"Y"}}}}`}
+	inputs := []string{`{"textInputs":{"a":5}}`, `{"imageInputs":[{"type":"url","url":"file:///x"}]}`,
+		`{"foo":1}`, `[]`, `{"textInputs":{"a":[1]}}`, `{"imageInputs":"x"}`}
+	for _, c := range configs {
+		cfg, err := Parse(json.RawMessage(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range inputs {
+			if CheckShape(json.RawMessage(in)) == nil {
+				continue
+			}
+			if _, err := cfg.Validate(json.RawMessage(in)); err == nil {
+				t.Errorf("config %s: CheckShape refuses %s but Validate accepts it", c, in)
+			}
+		}
+	}
+}
