@@ -133,11 +133,11 @@ echo "node $node_version ($(command -v node)); inspector $(mcp-inspector --cli -
 timed install "$t0"
 
 # ---- the HTTP server ------------------------------------------------------------------
-# A free loopback port is picked first, because the server's own origin must be in
-# --allowed-origins: the conformance scenario dns-rebinding-protection sends
-# Host and Origin http://127.0.0.1:PORT and requires a 2xx, and bpmcp refuses every
-# Origin it was not given, its own included. The page-from-another-site case
-# (Origin http://evil.example) is still refused, which sdk-client.mjs checks.
+# The conformance scenario dns-rebinding-protection sends Host and Origin
+# http://127.0.0.1:PORT and requires a 2xx: bpmcp allows its own loopback origin by
+# itself, so only the Inspector's browser origin is configured here. The
+# page-from-another-site case (Origin http://evil.example) is refused, which
+# sdk-client.mjs checks.
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
@@ -150,7 +150,7 @@ start_http_server() {
     PORT="$(free_port)"
     URL="http://127.0.0.1:$PORT/mcp"
     "$BIN" --sandbox --transport http --addr "127.0.0.1:$PORT" --sandbox-time-scale "$TIME_SCALE" \
-      --log-format json --allowed-origins "$BROWSER_ORIGIN,http://127.0.0.1:$PORT,http://localhost:$PORT" \
+      --log-format json --allowed-origins "$BROWSER_ORIGIN" \
       </dev/null >"$RESULTS/server-http.stdout" 2>>"$RESULTS/server-http.log" &
     SERVER_PID=$!
     for _ in $(seq 100); do

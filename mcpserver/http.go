@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
+	opts.AllowedOrigins = append(opts.AllowedOrigins, ownOrigins(ln.Addr())...)
 	srv := &http.Server{
 		Handler:           NewHTTPHandler(s, opts),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -160,6 +162,22 @@ func checkOrigin(allowed []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ownOrigins are the origins of the server's own loopback address (a page
+// it served, were it to serve one). They are allowed, as the MCP conformance
+// suite expects; they name this port on this machine only.
+func ownOrigins(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsLoopback() {
+		return nil
+	}
+	port := strconv.Itoa(tcp.Port)
+	var out []string
+	for _, host := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		out = append(out, "http://"+host+":"+port, "https://"+host+":"+port)
+	}
+	return out
 }
 
 func normalizeOrigin(o string) string {

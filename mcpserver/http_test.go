@@ -404,3 +404,15 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		_ = conn.Close()
 	}
 }
+
+func TestOwnOriginsAreAllowed(t *testing.T) {
+	got := ownOrigins(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080})
+	for _, want := range []string{"http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"} {
+		if !strings.Contains(strings.Join(got, " "), want) {
+			t.Errorf("own origins %v lack %s", got, want)
+		}
+	}
+	if got := ownOrigins(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8080}); got != nil {
+		t.Errorf("a non-loopback listener allows %v", got)
+	}
+}

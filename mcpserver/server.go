@@ -20,7 +20,7 @@ const instructions = `BetterPrompt runs published prompts from its marketplace a
 Workflow: search_prompts (find a prompt; note its prompt_id) → get_prompt (read input_schema: the exact inputs it needs) → run_prompt (spends credits; inputs are checked first) → get_run (only when run_prompt answered before the run finished: pass its run_id).
 Image and video outputs are URLs that expire 24 hours after generation: show them to the user. Runs cannot be cancelled. get_credits shows the balance.`
 
-const sandboxInstructions = "\nSANDBOX MODE: this server runs against a simulated BetterPrompt API. Outputs are canned examples, not real generations, and no credits are spent."
+const sandboxInstructions = "\nSANDBOX MODE: this server runs against a simulated BetterPrompt API. Outputs are canned examples, not real generations; the credits shown are a simulated balance, and no real account is touched."
 
 // New builds the MCP server with every tool registered.
 func New(version string, deps *tools.Deps) *server.MCPServer {

@@ -229,6 +229,7 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 	defer timer.Stop()
 	tick := time.NewTicker(w.d.Wait.ProgressEvery)
 	defer tick.Stop()
+	w.progress.send(ctx, "Starting the run") // at once, so the host sees the call is alive
 	for {
 		if id, run, err := t.state(s); id != "" || err != nil || run != nil {
 			switch {
@@ -364,17 +365,16 @@ type progressReporter struct {
 	token   any
 	srv     *server.MCPServer
 	start   time.Time
-	total   float64
 	mu      sync.Mutex
 	last    float64
 	message string
 	logger  *slog.Logger
 }
 
-func newProgressReporter(ctx context.Context, d *Deps, wait time.Duration) *progressReporter {
+func newProgressReporter(ctx context.Context, d *Deps) *progressReporter {
 	return &progressReporter{
 		token: progressToken(ctx), srv: server.ServerFromContext(ctx),
-		start: time.Now(), total: wait.Seconds(), logger: d.logger(),
+		start: time.Now(), logger: d.logger(),
 	}
 }
 
@@ -400,13 +400,12 @@ func (p *progressReporter) send(ctx context.Context, what string) {
 	if p.token == nil || p.srv == nil {
 		return
 	}
+	// No total: how long a run takes is unknown, and a total would show a
+	// progress bar stuck near its start.
 	params := map[string]any{
 		"progressToken": p.token,
 		"progress":      value,
 		"message":       fmt.Sprintf("%s (%d s elapsed)", what, int(elapsed.Seconds())),
-	}
-	if p.total > value {
-		params["total"] = p.total
 	}
 	if err := p.srv.SendNotificationToClient(ctx, "notifications/progress", params); err != nil {
 		p.logger.Debug("progress notification not sent", "err", err)

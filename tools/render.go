@@ -70,7 +70,7 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 	if isError {
 		reason := "BetterPrompt reported no reason"
 		if len(errorsSeen) > 0 {
-			reason = strings.Join(errorsSeen, "; ")
+			reason = strings.TrimRight(strings.Join(errorsSeen, "; "), ". ")
 		}
 		v.Message = fmt.Sprintf("The run failed: %s. run_id=%s. Check the inputs with get_prompt before trying again; a new run spends credits again.", reason, run.RunID)
 		content = append(content, mcp.NewTextContent(v.Message))
@@ -89,7 +89,7 @@ func runHeadline(v RunView, sandbox bool) string {
 		s = v.Message
 	}
 	if sandbox {
-		s += " [sandbox: simulated output, no credits spent]"
+		s += " [sandbox: simulated output; only sandbox credits were spent]"
 	}
 	return s
 }

@@ -169,7 +169,7 @@ func runPrompt(d *Deps) ServerTool {
 		}
 		defer release()
 		wait := d.waitFor(ctx, in.WaitSeconds)
-		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
+		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
 		s := d.runs.submit(ctx, d, c, tenant, req)
 		outcome, err := w.awaitSubmission(ctx, s)
 		if err != nil {
@@ -376,7 +376,7 @@ func getRun(d *Deps) ServerTool {
 		} else {
 			wait = 0 // too many waits for this key: answer with the current state
 		}
-		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d, wait)}
+		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
 		var outcome waitOutcome
 		if s := d.runs.lookup(in.RunID, tenant); s != nil {
 			outcome, err = w.awaitSubmission(ctx, s)
