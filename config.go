@@ -56,7 +56,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (con
 	}
 	fs := flag.NewFlagSet("bpmcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { printUsage(stderr, c) }
+	fs.Usage = func() { printUsage(stderr) }
 	v := reflect.ValueOf(&c).Elem()
 	t := v.Type()
 	for i := range t.NumField() {
@@ -93,8 +93,11 @@ func (c config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
 	}
-	if c.WaitDefault < 0 || c.WaitMax <= 0 {
-		errs = append(errs, errors.New("--wait-default must be 0 or more and --wait-max more than 0"))
+	if c.WaitDefault <= 0 || c.WaitMax <= 0 || c.WaitDefault > c.WaitMax {
+		errs = append(errs, errors.New("--wait-default and --wait-max must be more than 0, and --wait-default at most --wait-max"))
+	}
+	if c.MaxWaitsPerKey <= 0 || c.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("--max-waits-per-key and --max-body-bytes must be more than 0"))
 	}
 	if c.SandboxTimeScale <= 0 {
 		errs = append(errs, errors.New("--sandbox-time-scale must be more than 0"))
@@ -104,7 +107,7 @@ func (c config) validate() error {
 
 // printUsage lists every setting with its flag, environment variable and
 // default, from the same tags that define them.
-func printUsage(w io.Writer, _ config) {
+func printUsage(w io.Writer) {
 	fmt.Fprint(w, `bpmcp: an MCP server for BetterPrompt: search published prompts, read their inputs, run them
 and get their text, image and video outputs.
 

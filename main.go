@@ -44,8 +44,14 @@ func main() {
 			environ[k] = v
 		}
 	}
+	// A host that closes its end of stdio must not kill the server with
+	// SIGPIPE before it has drained its runs: writes fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal then interrupts the drain
+	}()
 	os.Exit(run(ctx, os.Args[1:], environ, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -122,19 +128,18 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		logger.Info("serving MCP over stdio", "version", programVersion())
 		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr)
 	}
+	// Runs whose POST is still held by the API would lose their id if the
+	// process exited now: wait for their answers (the ids are logged), up to
+	// a bound, and stop at a second signal. This happens however serving
+	// ended.
+	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
+	defer cancel()
+	if err := deps.WaitForRuns(drain); err != nil {
+		logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
+	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 		logger.Error("server stopped", "err", err)
 		return 1
-	}
-	// Runs whose POST is still held by the API would lose their id if the
-	// process exited now: wait for their answers (the ids are logged), up to
-	// a bound, and stop at a second signal.
-	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
-	defer cancel()
-	second, stopSecond := signal.NotifyContext(drain, os.Interrupt, syscall.SIGTERM)
-	defer stopSecond()
-	if err := deps.WaitForRuns(second); err != nil {
-		logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
 	}
 	logger.Info("stopped")
 	return 0

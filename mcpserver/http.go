@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,11 +80,21 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 // NewHTTPHandler returns the HTTP handler: MCP at /mcp and a health check at
 // /healthz, behind the security middleware.
 func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) http.Handler {
+	h, _ := newHTTPHandler(s, opts)
+	return h
+}
+
+// newHTTPHandler also returns the Streamable HTTP server, whose sessions and
+// open streams must be closed on shutdown (http.Server.Shutdown waits for
+// them forever otherwise).
+func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *server.StreamableHTTPServer) {
 	opts = opts.withDefaults()
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
-			if key := strings.TrimSpace(r.Header.Get(APIKeyHeader)); key != "" {
+			// A caller's own key counts only in multi-tenant mode; otherwise
+			// the server's key serves every call and the header is ignored.
+			if key := strings.TrimSpace(r.Header.Get(APIKeyHeader)); key != "" && opts.PerRequestKeys {
 				ctx = tools.WithAPIKey(ctx, bpapi.APIKey(key))
 			}
 			return ctx
@@ -105,7 +115,7 @@ func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
-	return mux
+	return mux, streamable
 }
 
 // ServeHTTP listens on opts.Addr and serves until ctx ends, then drains:
@@ -116,9 +126,15 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
-	opts.AllowedOrigins = append(opts.AllowedOrigins, ownOrigins(ln.Addr())...)
+	opts.AllowedOrigins = slices.Concat(opts.AllowedOrigins, ownOrigins(ln.Addr()))
+	handler, streamable := newHTTPHandler(s, opts)
+	// Handlers run on a context of their own, cancelled once the grace
+	// period is over: a call still waiting then stops, logging its run id.
+	base, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
 	srv := &http.Server{
-		Handler:           NewHTTPHandler(s, opts),
+		Handler:           handler,
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		ReadTimeout:       opts.ReadTimeout,
 		WriteTimeout:      opts.WriteTimeout,
@@ -137,9 +153,12 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
 	defer cancel()
+	srv.RegisterOnShutdown(func() { _ = streamable.Shutdown(drain) }) // ends open GET streams
 	if err := srv.Shutdown(drain); err != nil {
+		opts.Logger.Warn("calls still running after the shutdown grace period; stopping them", "grace", opts.ShutdownGrace)
+		cancelHandlers()
+		time.Sleep(100 * time.Millisecond) // let the cancelled handlers log their run ids
 		_ = srv.Close()
-		return fmt.Errorf("shut down http server: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
@@ -190,9 +209,11 @@ func normalizeOrigin(o string) string {
 func requireBearer(token bpapi.APIKey, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token.Reveal()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			got, ok = strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
+		auth := r.Header.Get("Authorization")
+		ok := len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") // the scheme is case-insensitive (RFC 9110)
+		var got string
+		if ok {
+			got = auth[7:]
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
@@ -239,5 +260,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
-func newStdLogger(w io.Writer) *log.Logger { return log.New(w, "mcp: ", 0) }

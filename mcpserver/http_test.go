@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,4 +417,94 @@ func TestOwnOriginsAreAllowed(t *testing.T) {
 	if got := ownOrigins(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8080}); got != nil {
 		t.Errorf("a non-loopback listener allows %v", got)
 	}
+}
+
+// Shutdown with a call that outlasts the grace period and a GET stream
+// open: the server stops after the grace, the call ends telling the agent
+// not to start the run again, and the run id still reaches the log once the
+// API answers.
+func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
+	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, TimeScale: 0.1, // deep research: 3 s
+		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0", ShutdownGrace: 500 * time.Millisecond, Logger: logger},
+			func(a net.Addr) { addrs <- a })
+	}()
+	url := "http://" + (<-addrs).String() + "/mcp"
+	c, err := client.NewStreamableHttpClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-11-25"
+	if _, err := c.Initialize(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	// A listening GET stream, which http.Server.Shutdown alone never closes.
+	get, _ := http.NewRequest(http.MethodGet, url, nil)
+	get.Header.Set("Accept", "text/event-stream")
+	get.Header.Set("Mcp-Session-Id", c.GetSessionId())
+	if resp, err := http.DefaultClient.Do(get); err == nil {
+		defer resp.Body.Close()
+	}
+	results := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		req := mcp.CallToolRequest{}
+		req.Params.Name = "run_prompt"
+		req.Params.Arguments = map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 30,
+			"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}
+		res, _ := c.CallTool(context.Background(), req)
+		results <- res
+	}()
+	time.Sleep(300 * time.Millisecond)
+	stopped := time.Now()
+	cancel()
+	select {
+	case <-served:
+		if took := time.Since(stopped); took > 3*time.Second {
+			t.Errorf("shutdown took %v with a 500 ms grace", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeHTTP did not return")
+	}
+	if res := <-results; res != nil && res.IsError && !strings.Contains(resultText(res), "Do not call run_prompt again") {
+		t.Errorf("the cancelled call's result invites a second run: %s", resultText(res))
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := deps.WaitForRuns(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "run started after its tool call ended") || !strings.Contains(logs.String(), "run_id=") {
+		t.Errorf("the run id was not logged:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent log writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -7,6 +7,7 @@ package mcpserver
 import (
 	"context"
 	"io"
+	"log"
 
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/server"
@@ -33,7 +34,9 @@ func New(version string, deps *tools.Deps) *server.MCPServer {
 		server.WithToolCapabilities(false),
 		server.WithInstructions(instr),
 		server.WithRecovery(),
-		server.WithTaskCapabilities(true, true, true),
+		// Tasks can be listed but not cancelled: BetterPrompt cannot cancel
+		// a run, and a task's wait is detached from its request.
+		server.WithTaskCapabilities(true, false, true),
 	)
 	s.AddTools(tools.All(deps)...)
 	return s
@@ -45,8 +48,8 @@ func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.W
 	ss := server.NewStdioServer(s)
 	// Tool calls run on a worker pool; size it for many concurrent runs,
 	// since each run_prompt call occupies a worker while it waits.
-	server.WithWorkerPoolSize(64)(ss)
+	server.WithWorkerPoolSize(100)(ss) // mcp-go's maximum; above the default wait limit per key (64)
 	server.WithQueueSize(1000)(ss)
-	ss.SetErrorLogger(newStdLogger(stderr))
+	ss.SetErrorLogger(log.New(stderr, "mcp: ", 0))
 	return ss.Listen(ctx, in, out)
 }

@@ -115,10 +115,20 @@ func checkID(name, value, source string) error {
 		return invalidArgf("%s is required; %s", name, source)
 	}
 	if !uuidPattern.MatchString(value) {
-		return invalidArgf("%s must be a UUID such as 2d4e6f80-1a3b-4c5d-8e9f-0a1b2c3d4e01, got %s; %s",
-			name, excerpt(value, 60), source)
+		got := excerpt(value, 40)
+		if looksLikeKey(value) {
+			got = "a value that looks like an API key (not shown)"
+		}
+		return invalidArgf("%s must be a UUID such as 2d4e6f80-1a3b-4c5d-8e9f-0a1b2c3d4e01, got %s; %s", name, got, source)
 	}
 	return nil
+}
+
+// looksLikeKey reports whether a value pasted into an argument may be an
+// API key, which must not be echoed into a result.
+func looksLikeKey(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(s, "bp_") || strings.HasPrefix(s, "bearer ")
 }
 
 // excerpt quotes at most n runes of s for an error message, so that a huge or

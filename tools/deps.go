@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,13 @@ type waitSlots struct {
 }
 
 func (w *waitSlots) limit() int { return w.max }
+
+// count returns how many calls wait with tenant's key.
+func (w *waitSlots) count(tenant string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inUse[tenant]
+}
 
 // acquire takes a slot for tenant; ok is false when all are taken.
 func (w *waitSlots) acquire(tenant string) (release func(), ok bool) {
@@ -88,7 +96,7 @@ func DefaultWaitConfig() WaitConfig {
 	return WaitConfig{
 		Default:       45 * time.Second,
 		Max:           600 * time.Second,
-		CreateTimeout: 150 * time.Second,
+		CreateTimeout: 180 * time.Second, // the API's ~120 s hold, plus the client's waits on 429s
 		PollMin:       time.Second,
 		PollMax:       5 * time.Second,
 		ProgressEvery: 3 * time.Second,
@@ -167,8 +175,13 @@ func (d *Deps) client(ctx context.Context) (*bpapi.Client, string, error) {
 	return d.Client, "", nil
 }
 
+// keyTag hashes the key as the API reads it: "Bearer k" and "k" are one key.
 func keyTag(key bpapi.APIKey) string {
-	sum := sha256.Sum256([]byte(key.Reveal()))
+	k := strings.TrimSpace(key.Reveal())
+	if len(k) > 7 && strings.EqualFold(k[:7], "bearer ") {
+		k = strings.TrimSpace(k[7:])
+	}
+	sum := sha256.Sum256([]byte(k))
 	return hex.EncodeToString(sum[:8])
 }
 

@@ -45,6 +45,9 @@ const (
 	emptyConfigPrompt = "f217fd4f-8c5c-413e-ada4-3f6ebbce4f35"
 )
 
+// researchInputs are valid inputs of the slow deep-research prompt.
+var researchInputs = map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "Is nuclear fusion near?"}}
+
 var coldEmailInputs = map[string]any{"textInputs": map[string]any{
 	"company_name": "Acme", "recipient_role": "CTO", "value_proposition": "We halve your cloud bill.",
 }}

@@ -12,6 +12,7 @@ import (
 // Upstream faults on the read path: a passing fault is retried away; a
 // persistent one becomes a clear isError. Nothing crashes or hangs.
 func TestUpstreamFaults(t *testing.T) {
+	t.Parallel()
 	const route = "GET /v1/me/credits"
 	cases := []struct {
 		name  string
@@ -58,6 +59,7 @@ func TestUpstreamFaults(t *testing.T) {
 // A run read more than 24 hours after it was created says that its media
 // links have probably expired (the API keeps outputs for 24 hours).
 func TestExpiredOutputLinks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withFake(func(o *fakeapi.Options) {
 		o.Now = func() time.Time { return time.Now().Add(-25 * time.Hour) }
 	}))

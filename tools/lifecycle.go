@@ -2,15 +2,17 @@ package tools
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/google/uuid"
 	"github.com/mark3labs/mcp-go/server"
 )
 
@@ -19,59 +21,70 @@ import (
 // that answer. Hosts cancel tool calls after about 60 s. So a run is started
 // by a POST that runs detached from the tool call (it cannot be retried: a
 // second POST would be a second paid run), and the call waits for it only as
-// long as the agent asked. If the wait ends first, the agent gets a handle
-// that get_run resolves later: the upstream run id once known (from the
-// POST's answer, or found earlier in GET /v1/runs), or a local handle until
-// then. A run is therefore never started twice and its id is never lost
-// while the process lives.
+// long as the agent asked. If the wait ends first, the agent gets an id that
+// get_run resolves: the upstream run id when it is known for certain, or a
+// local handle that this process maps to the run id once the API answers.
+// A run is therefore never started twice, and its id is always logged.
 
 // runTracker keeps the runs this process started.
 type runTracker struct {
-	mu      sync.Mutex
-	byID    map[string]*submission // local handle → submission
-	claimed map[string]bool        // upstream run ids already tied to a submission
-	wg      sync.WaitGroup         // background POSTs
+	mu        sync.Mutex
+	byID      map[string]*submission // local handle → submission
+	claimed   map[string]bool        // upstream run ids already tied to a submission
+	closing   bool                   // shutting down: no new runs
+	lastSweep time.Time
+	wg        sync.WaitGroup // background POSTs
 }
 
-// submission is one POST /v1/runs and what became of it.
+// submission is one POST /v1/runs and what became of it. The fields after
+// done are guarded by runTracker.mu.
 type submission struct {
 	handle    string // local id handed out before the upstream id is known
 	tenant    string // keyTag of the API key; handles are private to a key
 	versionID string
 	submitted time.Time
 	done      chan struct{} // closed when the POST has answered or failed
+	log       *slog.Logger
 
-	// Guarded by runTracker.mu.
-	runID    string     // upstream id, from the answer or from recovery
-	run      *bpapi.Run // the POST's 200 answer
-	err      error      // the POST's failure (not a 504 with a run id)
-	finished time.Time
-
-	abandoned atomic.Bool // the tool call that started it has ended
+	runID     string     // upstream id, from the answer or found in the run list
+	run       *bpapi.Run // the POST's 200 answer, until a waiter takes it
+	err       error      // the POST's failure (not a 504 with a run id)
+	finished  time.Time
+	abandoned bool // no tool call waits for it any more
 }
 
 // keepSubmissions is how long a handle stays resolvable (output URLs expire
-// after 24 h anyway); maxSubmissions bounds the memory it takes.
+// after 24 h anyway); maxSubmissions bounds the memory it takes, and
+// minKeep protects recent handles from eviction whatever the count.
 const (
 	keepSubmissions = 24 * time.Hour
 	maxSubmissions  = 10000
+	minKeep         = time.Hour
 )
 
+// errShuttingDown refuses a run while the server stops.
+var errShuttingDown = &toolError{msg: "The server is shutting down; nothing was run and no credits were spent. Try again once it is back."}
+
 // submit starts the POST in the background and returns at once.
-func (t *runTracker) submit(ctx context.Context, d *Deps, c *bpapi.Client, tenant string, req bpapi.CreateRunRequest) *submission {
+func (t *runTracker) submit(ctx context.Context, d *Deps, c *bpapi.Client, tenant string, req bpapi.CreateRunRequest) (*submission, error) {
 	s := &submission{
-		handle: uuid.NewString(), tenant: tenant, versionID: req.PromptVersionID,
+		handle: newHandle(time.Now()), tenant: tenant, versionID: req.PromptVersionID,
 		submitted: time.Now(), done: make(chan struct{}),
 	}
+	s.log = d.logger().With("handle", s.handle, "prompt_version_id", s.versionID)
 	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return nil, errShuttingDown
+	}
 	if t.byID == nil {
 		t.byID, t.claimed = make(map[string]*submission), make(map[string]bool)
 	}
 	t.sweepLocked(s.submitted)
 	t.byID[s.handle] = s
+	t.wg.Add(1) // under mu, so wait() cannot miss it
 	t.mu.Unlock()
 
-	t.wg.Add(1)
 	// The POST must outlive the call (a cancelled POST loses the run id), so
 	// it runs on a context that the call's cancellation does not reach.
 	postCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Wait.CreateTimeout)
@@ -79,34 +92,59 @@ func (t *runTracker) submit(ctx context.Context, d *Deps, c *bpapi.Client, tenan
 		defer t.wg.Done()
 		defer cancel()
 		run, err := c.CreateRun(postCtx, req)
-		t.mu.Lock()
-		switch id, timedOut := bpapi.TimedOutRunID(err); {
-		case err == nil:
-			s.run, s.runID = run, run.RunID
-		case timedOut:
-			s.runID = id
-		default:
-			s.err = err
-		}
-		if s.runID != "" {
-			t.claimed[s.runID] = true
-		}
-		s.finished = time.Now()
-		runID := s.runID
-		t.mu.Unlock()
-		close(s.done)
-		log := d.logger().With("handle", s.handle, "prompt_version_id", s.versionID)
-		switch {
-		case err != nil && runID == "":
-			log.Warn("starting a run failed", "err", err)
-		case s.abandoned.Load():
-			// Nobody waits for this answer any more: log the id so it is not lost.
-			log.Info("run started after its tool call ended; it continues upstream", "run_id", runID)
-		default:
-			log.Debug("run started", "run_id", runID)
-		}
+		t.finish(s, run, err)
 	}()
-	return s
+	return s, nil
+}
+
+// finish records the POST's answer and logs the run id when no call waits
+// for it, so that it is never lost.
+func (t *runTracker) finish(s *submission, run *bpapi.Run, err error) {
+	t.mu.Lock()
+	previous := s.runID
+	switch id, timedOut := bpapi.TimedOutRunID(err); {
+	case err == nil:
+		s.run, s.runID = run, run.RunID
+	case timedOut:
+		s.runID = id
+	default:
+		s.err = err
+	}
+	if previous != "" && s.runID != previous {
+		// The run list suggested another run; the API's answer is the truth.
+		delete(t.claimed, previous)
+	}
+	if s.runID != "" {
+		t.claimed[s.runID] = true
+	}
+	s.finished = time.Now()
+	runID, abandoned := s.runID, s.abandoned
+	t.mu.Unlock()
+	close(s.done)
+	switch {
+	case previous != "" && runID != previous:
+		s.log.Warn("the API answered with another run than the run list suggested; following the API", "run_id", runID, "suggested_run_id", previous)
+	case err != nil && runID == "":
+		s.log.Warn("starting a run failed", "err", err)
+	case abandoned:
+		s.log.Info("run started after its tool call ended; it continues upstream", "run_id", runID)
+	default:
+		s.log.Debug("run started", "run_id", runID)
+	}
+}
+
+// abandon records that no call waits for s any more and logs what is known,
+// so that an id handed to no one is still on record.
+func (t *runTracker) abandon(s *submission, reason error) {
+	t.mu.Lock()
+	s.abandoned = true
+	runID := s.runID
+	t.mu.Unlock()
+	if runID != "" {
+		s.log.Info("tool call ended before the run did; the run goes on upstream", "run_id", runID, "reason", reason)
+	} else {
+		s.log.Info("tool call ended while the API still held the request that starts the run; its id will be logged when it answers", "reason", reason)
+	}
 }
 
 // lookup returns the submission behind a local handle, for the same key.
@@ -120,29 +158,55 @@ func (t *runTracker) lookup(handle, tenant string) *submission {
 	return s
 }
 
-// state reads what is known of a submission.
+// state reads what is known of a submission. The POST's 200 answer is handed
+// to one caller only; later ones read the run upstream by its id.
 func (t *runTracker) state(s *submission) (runID string, run *bpapi.Run, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return s.runID, s.run, s.err
+	run, s.run = s.run, nil
+	return s.runID, run, s.err
 }
 
-// sweepLocked forgets old submissions so memory stays bounded.
+// sweepLocked forgets old submissions so memory stays bounded: those done
+// for a day, and past the count limit the oldest done ones, but never one
+// finished within minKeep, whose handle an agent may be about to use.
 func (t *runTracker) sweepLocked(now time.Time) {
-	if len(t.byID) < maxSubmissions/2 {
+	if len(t.byID) < maxSubmissions && now.Sub(t.lastSweep) < time.Minute {
 		return
 	}
+	t.lastSweep = now
+	var evictable []*submission
 	for h, s := range t.byID {
-		if !s.finished.IsZero() && now.Sub(s.finished) > keepSubmissions || len(t.byID) >= maxSubmissions && !s.finished.IsZero() {
-			delete(t.byID, h)
-			delete(t.claimed, s.runID)
+		switch {
+		case s.finished.IsZero() || now.Sub(s.finished) < minKeep:
+		case now.Sub(s.finished) > keepSubmissions:
+			t.forgetLocked(h, s)
+		default:
+			evictable = append(evictable, s)
+		}
+	}
+	if excess := len(t.byID) - maxSubmissions + 1; excess > 0 {
+		slices.SortFunc(evictable, func(a, b *submission) int { return a.finished.Compare(b.finished) })
+		for _, s := range evictable[:min(excess, len(evictable))] {
+			t.forgetLocked(s.handle, s)
 		}
 	}
 }
 
-// wait blocks until every background POST has answered or ctx ends; the
-// server calls it on shutdown so that no run id is lost to an exit.
+func (t *runTracker) forgetLocked(handle string, s *submission) {
+	delete(t.byID, handle)
+	// A claimed id stays claimed while any submission could still match it
+	// in the run list (recovery looks back only seconds).
+	delete(t.claimed, s.runID)
+}
+
+// wait stops new runs and blocks until every background POST has answered
+// (so each run id is known and logged) or ctx ends. The server calls it on
+// shutdown.
 func (t *runTracker) wait(ctx context.Context) error {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
 	select {
@@ -153,34 +217,39 @@ func (t *runTracker) wait(ctx context.Context) error {
 	}
 }
 
-// recover looks for the run of a submission whose POST has not answered, in
-// the account's newest runs. It claims a run only when the match is certain:
-// one unclaimed run of that version created since the submission, and no
-// other unresolved submission of the same version and key that could own it.
-func (t *runTracker) recover(ctx context.Context, c *bpapi.Client, s *submission) string {
-	if id, _, _ := t.state(s); id != "" {
+// findRunID looks for the run of a submission whose POST has not answered,
+// or whose answer was lost, in the account's newest runs. It claims a run
+// only when the match is certain: the POST did not definitely fail, exactly
+// one unclaimed run of that version was created since the submission, and
+// no other submission of the same version and key without a run id could
+// own it.
+func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submission) string {
+	t.mu.Lock()
+	if s.runID != "" || (s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown)) {
+		id := s.runID
+		t.mu.Unlock()
 		return id
 	}
-	t.mu.Lock()
 	for _, o := range t.byID {
-		if o != s && o.tenant == s.tenant && o.versionID == s.versionID && o.runID == "" && o.finished.IsZero() {
+		if o != s && o.tenant == s.tenant && o.versionID == s.versionID && o.runID == "" &&
+			(o.finished.IsZero() || errors.Is(o.err, bpapi.ErrOutcomeUnknown)) {
 			t.mu.Unlock()
-			return "" // ambiguous: two runs of the same prompt in flight
+			return "" // ambiguous: another run of the same prompt may be the one
 		}
 	}
 	t.mu.Unlock()
 
-	since := s.submitted.Add(-5 * time.Second)
+	// One second of slack for the clocks; the run cannot predate the POST.
+	since := s.submitted.Add(-time.Second)
 	list, err := c.ListRuns(ctx, bpapi.ListRunsParams{Limit: 20, Since: since.Unix()})
 	if err != nil {
+		s.log.Debug("looking for the run in the run list failed", "err", err)
 		return ""
 	}
 	var found []string
 	for _, r := range list.Rows {
-		if r.PromptVersionID != s.versionID {
-			continue
-		}
-		if created, err := time.Parse(time.RFC3339Nano, r.CreatedAt); err == nil && created.Before(since) {
+		created, err := time.Parse(time.RFC3339Nano, r.CreatedAt)
+		if r.PromptVersionID != s.versionID || err != nil || created.Before(since) {
 			continue
 		}
 		found = append(found, r.RunID)
@@ -203,6 +272,7 @@ func (t *runTracker) recover(ctx context.Context, c *bpapi.Client, s *submission
 	if candidate != "" {
 		s.runID = candidate
 		t.claimed[candidate] = true
+		s.log.Info("found the run in the run list while the API still held the request", "run_id", candidate)
 	}
 	return candidate
 }
@@ -218,9 +288,14 @@ type waitOutcome struct {
 type waiter struct {
 	d        *Deps
 	c        *bpapi.Client
+	tenant   string
 	deadline time.Time
 	progress *progressReporter
 }
+
+// lateWork bounds what a call still does after its deadline (looking the run
+// up once), so that it answers before the host gives up.
+const lateWork = 5 * time.Second
 
 // awaitSubmission waits for a run started by this process.
 func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcome, error) {
@@ -229,37 +304,65 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 	defer timer.Stop()
 	tick := time.NewTicker(w.d.Wait.ProgressEvery)
 	defer tick.Stop()
-	w.progress.send(ctx, "Starting the run") // at once, so the host sees the call is alive
-	for {
+	for first := true; ; first = false {
 		if id, run, err := t.state(s); id != "" || err != nil || run != nil {
 			switch {
 			case run != nil && run.Status.Final():
 				return waitOutcome{run: run}, nil
 			case id != "":
-				return w.awaitRun(ctx, id, s.versionID)
+				return w.awaitRun(ctx, id, s.versionID, s)
 			default:
 				return w.afterFailedCreate(ctx, s, err)
 			}
+		}
+		if first {
+			w.progress.send(ctx, "Starting the run") // at once, so the host sees the call is alive
 		}
 		select {
 		case <-s.done:
 		case <-tick.C:
 			w.progress.send(ctx, "Starting the run")
 		case <-timer.C:
-			// The API is still holding the POST. Try to learn the run id from
-			// the run list, so the agent can follow the run even if this
-			// process ends; otherwise hand out the local handle.
-			if id := t.recover(ctx, w.c, s); id != "" {
-				return w.snapshot(ctx, id, s.versionID)
+			select {
+			case <-s.done:
+				continue // the answer came at the deadline: use it
+			default:
+			}
+			// The API still holds the POST. If the run shows in the run list
+			// for certain, hand out its id (it survives a restart of this
+			// process); otherwise the local handle, which get_run resolves.
+			lctx, cancel := context.WithTimeout(ctx, lateWork)
+			id := t.findRunID(lctx, w.c, s)
+			var out waitOutcome
+			var err error
+			if id != "" {
+				out, err = w.snapshot(lctx, id, s.versionID)
+			}
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				t.abandon(s, context.Cause(ctx))
+				return waitOutcome{}, w.cancelledAfterStart(s)
+			case id != "" && err == nil:
+				return out, nil
 			}
 			return waitOutcome{handle: s.handle, version: s.versionID}, nil
 		case <-ctx.Done():
-			s.abandoned.Store(true)
-			w.d.logger().Info("tool call ended while starting a run; the run goes on upstream",
-				"handle", s.handle, "prompt_version_id", s.versionID, "reason", context.Cause(ctx))
-			return waitOutcome{}, ctx.Err()
+			t.abandon(s, context.Cause(ctx))
+			return waitOutcome{}, w.cancelledAfterStart(s)
 		}
 	}
+}
+
+// cancelledAfterStart is the error of a call cancelled after its run was
+// started: the agent must not start it again.
+func (w *waiter) cancelledAfterStart(s *submission) error {
+	id, _, _ := w.d.runs.state(s)
+	if id == "" {
+		id = s.handle
+	}
+	return failf(context.Canceled, "The call was cancelled, but the run had already been started; it goes on upstream "+
+		"(runs cannot be cancelled) and is charged. Do not call run_prompt again for it: call get_run with run_id=%s.", id)
 }
 
 // afterFailedCreate handles a POST that failed. When the failure leaves it
@@ -269,25 +372,21 @@ func (w *waiter) afterFailedCreate(ctx context.Context, s *submission, err error
 	if !errors.Is(err, bpapi.ErrOutcomeUnknown) {
 		return waitOutcome{}, err
 	}
-	if id := w.d.runs.recover(ctx, w.c, s); id != "" {
-		w.d.logger().Warn("the request that started a run failed, but the run exists", "run_id", id, "err", err)
-		return w.awaitRun(ctx, id, s.versionID)
+	if id := w.d.runs.findRunID(ctx, w.c, s); id != "" {
+		s.log.Warn("the request that started a run failed, but the run exists", "run_id", id, "err", err)
+		return w.awaitRun(ctx, id, s.versionID, s)
 	}
 	return waitOutcome{}, failf(err, "Starting the run failed (%s). It is not certain whether BetterPrompt started it: "+
-		"no new run of this prompt shows in the account's recent runs yet. Do not simply retry: first call get_run with "+
-		"run_id=%s in a minute (it looks again), then run_prompt again only if it reports no run.",
-		describeError(err), s.handle)
+		"no new run of this prompt shows in the account's recent runs yet. Do not start it again yet: call get_run with "+
+		"run_id=%s in a minute, which looks again; run the prompt again only if that finds no run.",
+		briefError(err), s.handle)
 }
 
 // snapshot reads a run once, without waiting.
 func (w *waiter) snapshot(ctx context.Context, runID, version string) (waitOutcome, error) {
 	run, err := w.c.GetRun(ctx, runID)
 	if err != nil {
-		if ctx.Err() != nil {
-			return waitOutcome{}, ctx.Err()
-		}
-		// The id is known and must not be lost: report it as queued.
-		return waitOutcome{run: &bpapi.Run{RunID: runID, PromptVersionID: version, Status: bpapi.RunQueued}}, nil
+		return waitOutcome{}, err
 	}
 	if run.PromptVersionID == "" {
 		run.PromptVersionID = version
@@ -295,10 +394,13 @@ func (w *waiter) snapshot(ctx context.Context, runID, version string) (waitOutco
 	return waitOutcome{run: run}, nil
 }
 
-// awaitRun polls a run with backoff until it is final or the deadline passes.
-func (w *waiter) awaitRun(ctx context.Context, runID, version string) (waitOutcome, error) {
+// awaitRun polls a run with backoff until it is final or the deadline
+// passes. s, when not nil, is the submission the run belongs to, marked
+// abandoned if the call ends first.
+func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submission) (waitOutcome, error) {
 	interval := w.d.Wait.PollMin
 	var last *bpapi.Run
+	var lastErr error
 	for {
 		run, err := w.c.GetRun(ctx, runID)
 		switch {
@@ -306,33 +408,56 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string) (waitOutco
 			if run.PromptVersionID == "" {
 				run.PromptVersionID = version
 			}
-			last = run
+			last, lastErr = run, nil
 			if run.Status.Final() {
 				return waitOutcome{run: run}, nil
 			}
 		case ctx.Err() != nil:
-			w.abandon(ctx, runID)
-			return waitOutcome{}, ctx.Err()
-		case bpapi.IsNotFound(err), bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err), errors.Is(err, bpapi.ErrInvalidID):
+			return waitOutcome{}, w.ended(ctx, runID, s)
+		case bpapi.IsNotFound(err), errors.Is(err, bpapi.ErrInvalidID):
 			return waitOutcome{}, err
+		case bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err):
+			return waitOutcome{}, failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), runID)
 		default:
 			// A transient failure after retries: keep the id and try again.
+			lastErr = err
 			w.d.logger().Warn("polling a run failed; will try again", "run_id", runID, "err", err)
-		}
-		if last == nil {
-			last = &bpapi.Run{RunID: runID, PromptVersionID: version, Status: bpapi.RunQueued}
 		}
 		remaining := time.Until(w.deadline)
 		if remaining <= 0 {
+			if last == nil {
+				return waitOutcome{}, failf(lastErr, "Run %s could not be read (%s). Its id is kept: call get_run with run_id=%s again in a moment.",
+					runID, briefError(lastErr), runID)
+			}
 			return waitOutcome{run: last}, nil
 		}
-		w.progress.send(ctx, fmt.Sprintf("Run %s is %s", runID, last.Status))
-		if err := w.sleep(ctx, min(interval, remaining)); err != nil {
-			w.abandon(ctx, runID)
-			return waitOutcome{}, err
+		status := "being read"
+		if last != nil {
+			status = string(last.Status)
+		}
+		w.progress.send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
+		if err := w.sleep(ctx, min(w.pollInterval(interval), remaining)); err != nil {
+			return waitOutcome{}, w.ended(ctx, runID, s)
 		}
 		interval = min(interval*3/2, w.d.Wait.PollMax)
 	}
+}
+
+// pollInterval stretches the interval when many calls wait with one key, so
+// that their polls together stay within about 4 of the API's 5 requests per
+// second and leave room for other calls.
+func (w *waiter) pollInterval(base time.Duration) time.Duration {
+	return max(base, time.Duration(w.d.waits.count(w.tenant))*time.Second/4)
+}
+
+// ended is the error of a call that ends while polling: the run goes on.
+func (w *waiter) ended(ctx context.Context, runID string, s *submission) error {
+	if s != nil {
+		w.d.runs.abandon(s, context.Cause(ctx))
+		return w.cancelledAfterStart(s)
+	}
+	w.d.logger().Info("tool call ended while waiting; the run goes on upstream", "run_id", runID, "reason", context.Cause(ctx))
+	return ctx.Err()
 }
 
 // sleep waits for d, sending progress at least every ProgressEvery.
@@ -353,8 +478,51 @@ func (w *waiter) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (w *waiter) abandon(ctx context.Context, runID string) {
-	w.d.logger().Info("tool call ended while waiting; the run goes on upstream", "run_id", runID, "reason", context.Cause(ctx))
+// briefError describes an upstream failure in a few words, without advice
+// (the caller's message gives the advice).
+func briefError(err error) string {
+	var ae *bpapi.APIError
+	if errors.As(err, &ae) {
+		s := fmt.Sprintf("HTTP %d", ae.HTTPStatus)
+		if ae.Code != "" {
+			s += " " + ae.Code
+		}
+		if ae.Message != "" {
+			s += ": " + ae.Message
+		}
+		return s
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer in time"
+	}
+	return "no answer from the API"
+}
+
+// newHandle makes a local run handle: a UUID (version 8, a custom layout)
+// whose first 48 bits are the submission time in Unix milliseconds, so that
+// a handle this process no longer knows (after a restart, or from another
+// replica) still says when its run was started.
+func newHandle(at time.Time) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	binary.BigEndian.PutUint64(b[:8], uint64(at.UnixMilli())<<16|uint64(binary.BigEndian.Uint16(b[6:8])))
+	b[6] = 0x80 | b[6]&0x0f // version 8
+	b[8] = 0x80 | b[8]&0x3f // RFC 9562 variant
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// handleTime returns the submission time in a handle made by newHandle.
+func handleTime(id string) (time.Time, bool) {
+	if len(id) != 36 || id[14] != '8' {
+		return time.Time{}, false
+	}
+	raw, err := hex.DecodeString(id[:8] + id[9:13])
+	if err != nil {
+		return time.Time{}, false
+	}
+	ms := int64(binary.BigEndian.Uint64(append([]byte{0, 0}, raw...)))
+	return time.UnixMilli(ms), true
 }
 
 // progressReporter sends notifications/progress when the caller asked for

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -47,7 +48,7 @@ type wireTool struct {
 // The tools/list answer is what every host and agent sees; a change to it is
 // reviewed as a diff of this golden file (go test ./tools -update).
 func TestToolsListGolden(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withDeps(func(d *tools.Deps) { d.Wait = tools.WaitConfig{} })) // the production defaults
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, rawToolsList(t, e), "", "  "); err != nil {
 		t.Fatal(err)

@@ -95,6 +95,7 @@ func TestRunPromptInvalidInputs(t *testing.T) {
 }
 
 func TestRunPromptRunOptions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	icon := map[string]any{"textInputs": map[string]any{"app_concept": "habit tracker", "style": "clay"}}
 	mustError(t, e.call(t, "run_prompt", map[string]any{"prompt_version_id": appIconVersion, "inputs": icon,
@@ -112,6 +113,7 @@ func TestRunPromptRunOptions(t *testing.T) {
 // Image outputs come back as a text line with the URL and its expiry plus a
 // resource_link with the right MIME type.
 func TestRunPromptImageOutputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": appIconVersion,
 		"inputs": map[string]any{"textInputs": map[string]any{"app_concept": "habit tracker", "style": "glossy-3d"}}})
@@ -158,9 +160,9 @@ func TestRunPromptFailedRun(t *testing.T) {
 // A run that outlasts the synchronous window: the POST answers 504 with the
 // run id, and the tool polls until the run succeeds.
 func TestRunPromptGatewayTimeoutThenPoll(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.02)) // deep research: 30 s → 600 ms
-	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer,
-		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "Is nuclear fusion near?"}}})
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "inputs": researchInputs})
 	mustOK(t, res)
 	if v := runView(t, res); v.Status != "succeeded" || len(v.Outputs) == 0 {
 		t.Fatalf("run view %+v", v)
@@ -176,9 +178,9 @@ func TestRunPromptGatewayTimeoutThenPoll(t *testing.T) {
 // The wait ends while the API still holds the POST: the agent gets an id
 // right away, and get_run later returns the outputs.
 func TestRunPromptWaitEndsBeforePostReturns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(10*time.Second), withTimeScale(0.05)) // deep research: 1.5 s
-	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.3,
-		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "Is nuclear fusion near?"}}})
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.3, "inputs": researchInputs})
 	mustOK(t, res)
 	v := runView(t, res)
 	if v.Status != "queued" && v.Status != "running" {
@@ -199,9 +201,9 @@ func TestRunPromptWaitEndsBeforePostReturns(t *testing.T) {
 
 // The wait ends during polling: status running with the upstream run id.
 func TestRunPromptWaitEndsDuringPolling(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.1)) // deep research: 3 s
-	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.5,
-		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "Is nuclear fusion near?"}}})
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.5, "inputs": researchInputs})
 	mustOK(t, res)
 	v := runView(t, res)
 	if v.Status != "running" && v.Status != "queued" {
@@ -225,6 +227,7 @@ func TestRunPromptWaitEndsDuringPolling(t *testing.T) {
 
 // POST answered 500, or cut off: an isError and exactly one POST.
 func TestRunPromptCreateFaults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		fault fakeapi.Fault
@@ -271,7 +274,7 @@ func TestRunPromptCancelled(t *testing.T) {
 		req := mcp.CallToolRequest{}
 		req.Params.Name = "run_prompt"
 		req.Params.Arguments = map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 20,
-			"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}
+			"inputs": researchInputs}
 		_, _ = e.client.CallTool(ctx, req)
 		done <- time.Now()
 	}()
@@ -306,7 +309,7 @@ func TestRunPromptProgress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res := e.callCtx(ctx, t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer,
-		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}, "tok-1")
+		"inputs": researchInputs}, "tok-1")
 	mustOK(t, res)
 	deadline := time.Now().Add(time.Second)
 	for e.progressCount() == 0 && time.Now().Before(deadline) {
@@ -336,6 +339,7 @@ func TestRunPromptProgress(t *testing.T) {
 // Twenty concurrent runs all finish, with no 429 from the API: the shared
 // rate limiter keeps polling under 5 requests per second.
 func TestConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("takes several seconds at 5 requests per second")
 	}
@@ -383,10 +387,11 @@ func TestRunPromptDoubleEncodedInputs(t *testing.T) {
 // The calls waiting for runs are limited per key: past the limit run_prompt
 // refuses before spending, and get_run answers at once instead of waiting.
 func TestWaitLimitPerKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.05), // deep research: 1.5 s
 		withDeps(func(d *tools.Deps) { d.MaxWaitsPerKey = 1 }))
 	slow := map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 20,
-		"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}}
+		"inputs": researchInputs}
 	first := make(chan *mcp.CallToolResult, 1)
 	go func() { first <- e.call(t, "run_prompt", slow) }()
 	deadline := time.Now().Add(5 * time.Second)

@@ -104,7 +104,7 @@ type OutputView struct {
 
 // runInputSchema is run_prompt's input schema, written by hand: inputs is
 // described generically here and precisely by get_prompt's input_schema.
-func runInputSchema() *jsonschema.Schema {
+func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 	props := jsonschema.NewProperties()
 	props.Set("prompt_version_id", &jsonschema.Schema{Type: "string", Description: "From get_prompt. Give this or prompt_id."})
 	props.Set("prompt_id", &jsonschema.Schema{Type: "string", Description: "Runs the latest version instead."})
@@ -113,7 +113,7 @@ func runInputSchema() *jsonschema.Schema {
 	props.Set("run_options", &jsonschema.Schema{Type: "object", AdditionalProperties: &jsonschema.Schema{Type: "string"},
 		Description: "Model options, e.g. {\"aspectRatio\":\"3:4\"}; default: the prompt's."})
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
-		Description: "Seconds to wait for the result (default 45); then use get_run."})
+		Description: fmt.Sprintf("Seconds to wait for the result (default %d); then use get_run.", int(defaultWait.Seconds()))})
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
 }
 
@@ -141,7 +141,7 @@ func runPrompt(d *Deps) ServerTool {
 			"inputs per get_prompt's input_schema, checked before spending. Waits up to wait_seconds, then returns outputs " +
 			"(text, image/video URLs) or a run_id for get_run.",
 		Hints:       Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
-		InputSchema: runInputSchema(),
+		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
 	}, func(ctx context.Context, in RunPromptInput) (result[RunView], error) {
 		if isTaskCall(ctx) {
@@ -169,8 +169,11 @@ func runPrompt(d *Deps) ServerTool {
 		}
 		defer release()
 		wait := d.waitFor(ctx, in.WaitSeconds)
-		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
-		s := d.runs.submit(ctx, d, c, tenant, req)
+		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
+		s, err := d.runs.submit(ctx, d, c, tenant, req)
+		if err != nil {
+			return result[RunView]{}, err
+		}
 		outcome, err := w.awaitSubmission(ctx, s)
 		if err != nil {
 			return result[RunView]{}, err
@@ -335,8 +338,10 @@ func (d *Deps) waitFor(ctx context.Context, seconds *float64) time.Duration {
 		}
 		return d.Wait.Default
 	}
-	w := time.Duration(*seconds * float64(time.Second))
-	return min(w, d.Wait.Max)
+	if *seconds >= d.Wait.Max.Seconds() { // also keeps the conversion below from overflowing
+		return d.Wait.Max
+	}
+	return time.Duration(*seconds * float64(time.Second))
 }
 
 func isTaskCall(ctx context.Context) bool {
@@ -347,7 +352,7 @@ func isTaskCall(ctx context.Context) bool {
 // GetRunInput is the argument of get_run.
 type GetRunInput struct {
 	RunID       string   `json:"run_id" jsonschema_description:"From run_prompt."`
-	WaitSeconds *float64 `json:"wait_seconds,omitempty" jsonschema:"minimum=0" jsonschema_description:"Seconds to wait (default 45; 0 = answer now)."`
+	WaitSeconds *float64 `json:"wait_seconds,omitempty" jsonschema:"minimum=0" jsonschema_description:"Seconds to wait (default %d; 0 = answer now)."`
 }
 
 // Check validates the arguments before anything is sent.
@@ -359,9 +364,14 @@ func (in *GetRunInput) Check() error {
 }
 
 func getRun(d *Deps) ServerTool {
+	in := reflectSchema[GetRunInput]()
+	if p, ok := in.Properties.Get("wait_seconds"); ok {
+		p.Description = fmt.Sprintf(p.Description, int(d.Wait.Default.Seconds()))
+	}
 	return newTool(d, spec{
-		Name:  "get_run",
-		Title: "Get run result",
+		InputSchema: in,
+		Name:        "get_run",
+		Title:       "Get run result",
 		Description: "Follow a run_id from run_prompt: waits up to wait_seconds for it to finish, then " +
 			"returns its status and outputs (text, image/video URLs valid 24 h). Call again while queued or running.",
 		Hints: readOnlyHints,
@@ -376,22 +386,52 @@ func getRun(d *Deps) ServerTool {
 		} else {
 			wait = 0 // too many waits for this key: answer with the current state
 		}
-		w := &waiter{d: d, c: c, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
+		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
 		var outcome waitOutcome
 		if s := d.runs.lookup(in.RunID, tenant); s != nil {
 			outcome, err = w.awaitSubmission(ctx, s)
 		} else {
-			outcome, err = w.awaitRun(ctx, in.RunID, "")
+			outcome, err = w.awaitRun(ctx, in.RunID, "", nil)
 		}
 		if err != nil {
 			if bpapi.IsNotFound(err) {
-				return result[RunView]{}, failf(err, "No run with id %s exists for this account. Run ids come from run_prompt; "+
-					"runs started by another account are not visible.", in.RunID)
+				return result[RunView]{}, d.unknownRunError(ctx, c, in.RunID, err)
 			}
 			return result[RunView]{}, err
 		}
 		return d.renderOutcome(outcome), nil
 	})
+}
+
+// unknownRunError explains a run id the API does not know. A local handle
+// from a server instance that no longer knows it (a restart, another
+// replica) names when its run was started: the runs of that moment are
+// listed, so the agent can pick its run instead of starting it again.
+func (d *Deps) unknownRunError(ctx context.Context, c *bpapi.Client, runID string, cause error) error {
+	at, isHandle := handleTime(runID)
+	if !isHandle {
+		return failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
+			"runs started by another account are not visible.", runID)
+	}
+	list, err := c.ListRuns(ctx, bpapi.ListRunsParams{Limit: 20, Since: at.Add(-5 * time.Second).Unix(), Until: at.Add(5 * time.Minute).Unix()})
+	if err != nil {
+		return failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
+			"(or before a restart), and the account's runs could not be listed to find it (%s). Do not start the run again: "+
+			"call get_run with it later.", runID, briefError(err))
+	}
+	if len(list.Rows) == 0 {
+		return failf(cause, "Run id %s is a temporary handle from a run_prompt call at %s served by another instance of this "+
+			"server (or before a restart). The account has no run started around then, so that call most likely started none.",
+			runID, at.UTC().Format(time.RFC3339))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run id %s is a temporary handle from a run_prompt call at %s served by another instance of this server "+
+		"(or before a restart). Do not start the run again: these runs of the account were started around then; call get_run "+
+		"with the run_id whose prompt_version_id matches:", runID, at.UTC().Format(time.RFC3339))
+	for _, r := range list.Rows {
+		fmt.Fprintf(&b, "\n- run_id=%s prompt_version_id=%s status=%s created %s", r.RunID, r.PromptVersionID, r.Status, r.CreatedAt)
+	}
+	return failf(cause, "%s", b.String())
 }
 
 // All returns the server's tools.
@@ -404,6 +444,7 @@ func All(d *Deps) []ServerTool {
 	return []ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }
 
-// Wait blocks until every run this process started has been answered by the
-// API (so its id is known and logged), or ctx ends. Call it on shutdown.
+// WaitForRuns stops new runs and blocks until every run this process
+// started has been answered by the API (so its id is known and logged), or
+// ctx ends. Call it on shutdown.
 func (d *Deps) WaitForRuns(ctx context.Context) error { return d.runs.wait(ctx) }

@@ -34,6 +34,7 @@ func (s *syncBuffer) String() string {
 // The API key never appears in a log line at any level, an error or a tool
 // result, whatever path a call takes.
 func TestKeyNeverLeaks(t *testing.T) {
+	t.Parallel()
 	const canary = "bp_CANARY_9f2c41d7e8"
 	for _, key := range []string{canary, canary + "_unknown"} {
 		t.Run(key, func(t *testing.T) {
@@ -52,7 +53,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 			call("get_credits", nil)
 			call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 			call("run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.05,
-				"inputs": map[string]any{"textInputs": map[string]any{"depth": "overview", "question": "q?"}}})
+				"inputs": researchInputs})
 			call("run_prompt", map[string]any{"prompt_id": failingPrompt, "inputs": map[string]any{"textInputs": map[string]any{"ticker": "X"}}})
 			call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": map[string]any{}})
 			call("get_run", map[string]any{"run_id": "00000000-0000-4000-8000-000000000000", "wait_seconds": 0})

@@ -174,5 +174,9 @@ func (d *Deps) logToolError(ctx context.Context, tool string, err error) {
 	if errors.As(err, &te) && te.expected {
 		level = slog.LevelDebug
 	}
-	d.logger().Log(ctx, level, "tool call failed", "tool", tool, "err", err)
+	attrs := []any{"tool", tool, "err", err}
+	if te != nil && te.cause != nil {
+		attrs = append(attrs, "cause", te.cause)
+	}
+	d.logger().Log(ctx, level, "tool call failed", attrs...)
 }
