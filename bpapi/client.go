@@ -190,7 +190,9 @@ func defaultHTTPClient() *http.Client {
 	} else {
 		t = &http.Transport{Proxy: http.ProxyFromEnvironment}
 	}
-	t.MaxIdleConnsPerHost = 16
+	// Enough idle connections for many concurrent calls (polling runs,
+	// multi-tenant HTTP mode): each one not kept is a new TLS handshake.
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 128
 	return &http.Client{
 		Transport: t,
 		// A redirect is reported, not followed: following one would turn

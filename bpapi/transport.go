@@ -207,7 +207,7 @@ func (c *Client) logAttempt(ctx context.Context, method, apiPath string, status 
 
 // redactBytes replaces the client's API key in b.
 func (c *Client) redactBytes(b []byte) []byte {
-	if k := c.cred.key.Reveal(); k != "" {
+	if k := c.cred.key.Reveal(); k != "" && bytes.Contains(b, []byte(k)) {
 		return bytes.ReplaceAll(b, []byte(k), []byte(redacted))
 	}
 	return b

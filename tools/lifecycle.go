@@ -223,18 +223,21 @@ func (t *runTracker) wait(ctx context.Context) error {
 // one unclaimed run of that version was created since the submission, and
 // no other submission of the same version and key without a run id could
 // own it.
-func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submission) string {
+//
+// It returns the run's id and, when it found the run in the list, the list
+// row (a current snapshot, so the caller needs no second request).
+func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submission) (string, *bpapi.Run) {
 	t.mu.Lock()
 	if s.runID != "" || (s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown)) {
 		id := s.runID
 		t.mu.Unlock()
-		return id
+		return id, nil
 	}
 	for _, o := range t.byID {
 		if o != s && o.tenant == s.tenant && o.versionID == s.versionID && o.runID == "" &&
 			(o.finished.IsZero() || errors.Is(o.err, bpapi.ErrOutcomeUnknown)) {
 			t.mu.Unlock()
-			return "" // ambiguous: another run of the same prompt may be the one
+			return "", nil // ambiguous: another run of the same prompt may be the one
 		}
 	}
 	t.mu.Unlock()
@@ -244,37 +247,38 @@ func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submissi
 	list, err := c.ListRuns(ctx, bpapi.ListRunsParams{Limit: 20, Since: since.Unix()})
 	if err != nil {
 		s.log.Debug("looking for the run in the run list failed", "err", err)
-		return ""
+		return "", nil
 	}
-	var found []string
-	for _, r := range list.Rows {
+	var found []*bpapi.Run
+	for i, r := range list.Rows {
 		created, err := time.Parse(time.RFC3339Nano, r.CreatedAt)
 		if r.PromptVersionID != s.versionID || err != nil || created.Before(since) {
 			continue
 		}
-		found = append(found, r.RunID)
+		found = append(found, &list.Rows[i])
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s.runID != "" {
-		return s.runID
+		return s.runID, nil
 	}
-	var candidate string
-	for _, id := range found {
-		if t.claimed[id] {
+	var candidate *bpapi.Run
+	for _, r := range found {
+		if t.claimed[r.RunID] {
 			continue
 		}
-		if candidate != "" {
-			return "" // more than one: cannot tell which is ours
+		if candidate != nil {
+			return "", nil // more than one: cannot tell which is ours
 		}
-		candidate = id
+		candidate = r
 	}
-	if candidate != "" {
-		s.runID = candidate
-		t.claimed[candidate] = true
-		s.log.Info("found the run in the run list while the API still held the request", "run_id", candidate)
+	if candidate == nil {
+		return "", nil
 	}
-	return candidate
+	s.runID = candidate.RunID
+	t.claimed[candidate.RunID] = true
+	s.log.Info("found the run in the run list while the API still held the request", "run_id", candidate.RunID)
+	return candidate.RunID, candidate
 }
 
 // waitOutcome is what a wait learned about a run.
@@ -332,10 +336,13 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 			// for certain, hand out its id (it survives a restart of this
 			// process); otherwise the local handle, which get_run resolves.
 			lctx, cancel := context.WithTimeout(ctx, lateWork)
-			id := t.findRunID(lctx, w.c, s)
+			id, row := t.findRunID(lctx, w.c, s)
 			var out waitOutcome
 			var err error
-			if id != "" {
+			switch {
+			case row != nil:
+				out = waitOutcome{run: row}
+			case id != "":
 				out, err = w.snapshot(lctx, id, s.versionID)
 			}
 			cancel()
@@ -372,7 +379,7 @@ func (w *waiter) afterFailedCreate(ctx context.Context, s *submission, err error
 	if !errors.Is(err, bpapi.ErrOutcomeUnknown) {
 		return waitOutcome{}, err
 	}
-	if id := w.d.runs.findRunID(ctx, w.c, s); id != "" {
+	if id, _ := w.d.runs.findRunID(ctx, w.c, s); id != "" {
 		s.log.Warn("the request that started a run failed, but the run exists", "run_id", id, "err", err)
 		return w.awaitRun(ctx, id, s.versionID, s)
 	}
@@ -401,12 +408,30 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 	interval := w.d.Wait.PollMin
 	var last *bpapi.Run
 	var lastErr error
+	var posted <-chan struct{} // the POST's answer, when this process still waits for it
+	if s != nil {
+		posted = s.done
+	}
 	for {
+		if posted != nil {
+			select {
+			case <-posted:
+				// The API answered the POST: its 200 carries the final run.
+				if _, run, _ := w.d.runs.state(s); run != nil && run.Status.Final() {
+					return waitOutcome{run: run}, nil
+				}
+				posted = nil
+			default:
+			}
+		}
 		run, err := w.c.GetRun(ctx, runID)
 		switch {
 		case err == nil:
 			if run.PromptVersionID == "" {
 				run.PromptVersionID = version
+			}
+			if last == nil && runAge(run) > 30*time.Second {
+				interval = w.d.Wait.PollMax // an old run: no use polling fast
 			}
 			last, lastErr = run, nil
 			if run.Status.Final() {
@@ -436,7 +461,7 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 			status = string(last.Status)
 		}
 		w.progress.send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
-		if err := w.sleep(ctx, min(w.pollInterval(interval), remaining)); err != nil {
+		if err := w.sleep(ctx, min(w.pollInterval(interval), remaining), posted); err != nil {
 			return waitOutcome{}, w.ended(ctx, runID, s)
 		}
 		interval = min(interval*3/2, w.d.Wait.PollMax)
@@ -460,8 +485,18 @@ func (w *waiter) ended(ctx context.Context, runID string, s *submission) error {
 	return ctx.Err()
 }
 
-// sleep waits for d, sending progress at least every ProgressEvery.
-func (w *waiter) sleep(ctx context.Context, d time.Duration) error {
+// runAge is how long ago a run was created, or 0 when unknown.
+func runAge(run *bpapi.Run) time.Duration {
+	created, err := time.Parse(time.RFC3339Nano, run.CreatedAt)
+	if err != nil {
+		return 0
+	}
+	return time.Since(created)
+}
+
+// sleep waits for d, sending progress at least every ProgressEvery; it ends
+// early when wake is closed.
+func (w *waiter) sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	tick := time.NewTicker(w.d.Wait.ProgressEvery)
@@ -472,6 +507,8 @@ func (w *waiter) sleep(ctx context.Context, d time.Duration) error {
 			return nil
 		case <-tick.C:
 			w.progress.send(ctx, w.progress.lastMessage())
+		case <-wake:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}

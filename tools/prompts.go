@@ -57,7 +57,7 @@ func searchPrompts(d *Deps) ServerTool {
 		Name:  "search_prompts",
 		Title: "Search prompts",
 		Description: "Search BetterPrompt's marketplace of published prompts (text and image; not video). Returns " +
-			" prompt_id, prompt_version_id, modality and estimated_credits per prompt. " +
+			"prompt_id, prompt_version_id, modality and estimated_credits per prompt. " +
 			"Next: get_prompt with a prompt_id.",
 		Hints: readOnlyHints,
 	}, func(ctx context.Context, in SearchInput) (result[SearchOutput], error) {

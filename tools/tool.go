@@ -110,11 +110,14 @@ var reflector = jsonschema.Reflector{
 // server, so they need no additionalProperties guard, and field descriptions
 // would only repeat what the text content says; both would cost tokens in
 // every tools/list.
+// Nor do they list required fields: every field is always sent, and the
+// lists would cost about 500 bytes of every tools/list.
 var outputReflector = jsonschema.Reflector{
-	DoNotReference:            true,
-	ExpandedStruct:            true,
-	AllowAdditionalProperties: true,
-	Anonymous:                 true,
+	DoNotReference:             true,
+	ExpandedStruct:             true,
+	AllowAdditionalProperties:  true,
+	Anonymous:                  true,
+	RequiredFromJSONSchemaTags: true,
 }
 
 func reflectSchema[T any]() *jsonschema.Schema {
