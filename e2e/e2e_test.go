@@ -260,10 +260,12 @@ func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
 				t.Parallel()
 				progress := &progressLog{}
 				cs := connect(t, transport, era, progress)
-				if era == "" {
-					if v := cs.InitializeResult(); v != nil && v.ProtocolVersion == "2025-11-25" {
-						t.Logf("modern client negotiated %s", v.ProtocolVersion)
-					}
+				want := era
+				if want == "" {
+					want = "2026-07-28"
+				}
+				if v := cs.InitializeResult(); v == nil || v.ProtocolVersion != want {
+					t.Fatalf("negotiated protocol %+v, want %s", v, want)
 				}
 				list, err := cs.ListTools(context.Background(), nil)
 				if err != nil {
