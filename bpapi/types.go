@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // PromptSummary is one row of a prompt search (GET /v1/prompts/publish).
@@ -94,6 +95,37 @@ const (
 
 // Final reports whether the status can no longer change.
 func (s RunStatus) Final() bool { return s == RunSucceeded || s == RunFailed }
+
+// runStatusSpellings maps spellings other API versions or proxies might use
+// to the four documented statuses.
+var runStatusSpellings = map[string]RunStatus{
+	"queued": RunQueued, "pending": RunQueued, "created": RunQueued, "waiting": RunQueued,
+	"running": RunRunning, "processing": RunRunning, "in_progress": RunRunning, "started": RunRunning,
+	"succeeded": RunSucceeded, "success": RunSucceeded, "successful": RunSucceeded, "completed": RunSucceeded, "complete": RunSucceeded, "done": RunSucceeded,
+	"failed": RunFailed, "failure": RunFailed, "error": RunFailed, "errored": RunFailed, "cancelled": RunFailed, "canceled": RunFailed, "timeout": RunFailed, "timed_out": RunFailed,
+}
+
+// UnmarshalJSON reads a status leniently: any case, and the common
+// synonyms of the four documented statuses. Anything else unknown is kept
+// as "running" (not final), so a caller keeps polling rather than stopping
+// on a status it cannot read.
+func (s *RunStatus) UnmarshalJSON(b []byte) error {
+	var raw string
+	if err := json.Unmarshal(b, &raw); err != nil {
+		var n json.Number
+		if json.Unmarshal(b, &n) != nil {
+			return fmt.Errorf("run status %s is not a string", b)
+		}
+		raw = n.String()
+	}
+	key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(raw)), "-", "_")
+	if st, ok := runStatusSpellings[key]; ok {
+		*s = st
+		return nil
+	}
+	*s = RunRunning
+	return nil
+}
 
 // OutputType is the kind of one output item.
 type OutputType string

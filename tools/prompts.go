@@ -45,7 +45,7 @@ type PromptRow struct {
 	Title            string `json:"title"`
 	Description      string `json:"description"`
 	Slug             string `json:"slug"`
-	Modality         string `json:"modality" jsonschema:"enum=text,enum=image"`
+	Modality         string `json:"modality" jsonschema:"enum=text,enum=image,enum=video,enum=unknown"`
 	EstimatedCredits int    `json:"estimated_credits"`
 	Uses             int    `json:"uses"`
 	UpVotes          int    `json:"up_votes"`

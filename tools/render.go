@@ -33,7 +33,7 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 	}
 	expires := expiryOf(run)
 	for _, out := range run.Outputs {
-		ov := OutputView{Type: string(out.Type), Data: out.Data}
+		ov := OutputView{Type: string(outputType(out)), Data: out.Data}
 		if out.Type == bpapi.OutputImage || out.Type == bpapi.OutputVideo {
 			ov.MimeType = mimeTypeOf(out.Data, out.Type)
 			ov.ExpiresAt = expires.UTC().Format(time.RFC3339)
@@ -104,6 +104,26 @@ func expiryOf(run *bpapi.Run) time.Time {
 	return time.Now().Add(outputURLLifetime)
 }
 
+// outputType reads an output's type, keeping to the four documented ones
+// (the output schema promises them): an unknown type is an image or a
+// video when its data is a URL of one, and text otherwise.
+func outputType(o bpapi.Output) bpapi.OutputType {
+	t := bpapi.OutputType(strings.ToLower(strings.TrimSpace(string(o.Type))))
+	switch t {
+	case bpapi.OutputText, bpapi.OutputImage, bpapi.OutputVideo, bpapi.OutputError:
+		return t
+	}
+	if strings.HasPrefix(o.Data, "http://") || strings.HasPrefix(o.Data, "https://") {
+		switch m := mimeTypeOf(o.Data, ""); {
+		case strings.HasPrefix(m, "image/"):
+			return bpapi.OutputImage
+		case strings.HasPrefix(m, "video/"):
+			return bpapi.OutputVideo
+		}
+	}
+	return bpapi.OutputText
+}
+
 // mimeTypeOf guesses a media type from the URL's extension.
 func mimeTypeOf(raw string, t bpapi.OutputType) string {
 	p := raw
@@ -126,7 +146,7 @@ func mimeTypeOf(raw string, t bpapi.OutputType) string {
 	case ".mov":
 		return "video/quicktime"
 	default:
-		if m := mime.TypeByExtension(ext); m != "" && strings.HasPrefix(m, string(t)+"/") {
+		if m := mime.TypeByExtension(ext); m != "" && (t == "" || strings.HasPrefix(m, string(t)+"/")) {
 			return m
 		}
 		return ""
