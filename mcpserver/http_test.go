@@ -46,12 +46,8 @@ type httpEnv struct {
 
 func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 	t.Helper()
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{
-		Catalogue: cat, SyncWindow: 10 * time.Second, TimeScale: 0.05,
+		Catalogue: loadCatalogue(t), SyncWindow: 10 * time.Second, TimeScale: 0.05,
 		Keys: map[string]fakeapi.Key{serverKey: {Credits: 5000}, aliceKey: {Credits: 222}, bobKey: {Credits: 333}},
 	})
 	deps := &tools.Deps{
@@ -67,6 +63,41 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		_ = deps.WaitForRuns(ctx)
 	})
 	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp"}
+}
+
+func loadCatalogue(t *testing.T) []fakeapi.Prompt {
+	t.Helper()
+	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+// serving is ServeHTTP itself on a free loopback port, against a fake API
+// with the catalogue and the server's key.
+type serving struct {
+	deps   *tools.Deps
+	addr   string
+	cancel context.CancelFunc // starts the shutdown
+	served chan error         // ServeHTTP's result
+}
+
+func serve(t *testing.T, fo fakeapi.Options, logger *slog.Logger, opts HTTPOptions) *serving {
+	t.Helper()
+	fo.Catalogue = loadCatalogue(t)
+	if fo.Keys == nil {
+		fo.Keys = map[string]fakeapi.Key{serverKey: {Credits: 1000}}
+	}
+	_, base := fakeapi.NewTestServer(t, fo)
+	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{deps: deps, cancel: cancel, served: make(chan error, 1)}
+	opts.Addr, opts.Logger = "127.0.0.1:0", logger
+	addrs := make(chan net.Addr, 1)
+	go func() { s.served <- ServeHTTP(ctx, New("test", deps), opts, func(a net.Addr) { addrs <- a }) }()
+	s.addr = (<-addrs).String()
+	return s
 }
 
 // post sends one raw JSON-RPC initialize with the given headers.
@@ -254,21 +285,9 @@ func TestBodyLimit(t *testing.T) {
 
 // Shutdown lets an in-flight call finish before the server stops.
 func TestGracefulDrain(t *testing.T) {
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, TimeScale: 0.03,
-		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
-	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0", ShutdownGrace: 10 * time.Second},
-			func(a net.Addr) { addrs <- a })
-	}()
-	url := "http://" + (<-addrs).String() + "/mcp"
+	srv := serve(t, fakeapi.Options{TimeScale: 0.03}, nil, HTTPOptions{ShutdownGrace: 10 * time.Second})
+	deps, cancel, served := srv.deps, srv.cancel, srv.served
+	url := "http://" + srv.addr + "/mcp"
 	c, err := client.NewStreamableHttpClient(url)
 	if err != nil {
 		t.Fatal(err)
@@ -367,25 +386,13 @@ func TestRunPromptAsTask(t *testing.T) {
 
 // A client that sends its headers too slowly, or goes quiet, is cut off.
 func TestSlowClientIsCutOff(t *testing.T) {
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat})
-	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0",
-			ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
-			func(a net.Addr) { addrs <- a })
-	}()
+	srv := serve(t, fakeapi.Options{}, nil, HTTPOptions{
+		ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	defer func() {
-		cancel()
-		<-served
+		srv.cancel()
+		<-srv.served
 	}()
-	addr := (<-addrs).String()
+	addr := srv.addr
 	for name, partial := range map[string]string{
 		"slow headers": "POST /mcp HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: appl",
 		"slow body":    "POST /mcp HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"",
@@ -424,23 +431,11 @@ func TestOwnOriginsAreAllowed(t *testing.T) {
 // not to start the run again, and the run id still reaches the log once the
 // API answers.
 func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, TimeScale: 0.1, // deep research: 3 s
-		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- ServeHTTP(ctx, New("test", deps), HTTPOptions{Addr: "127.0.0.1:0", ShutdownGrace: 500 * time.Millisecond, Logger: logger},
-			func(a net.Addr) { addrs <- a })
-	}()
-	url := "http://" + (<-addrs).String() + "/mcp"
+	srv := serve(t, fakeapi.Options{TimeScale: 0.1}, logger, HTTPOptions{ShutdownGrace: 500 * time.Millisecond}) // deep research: 3 s
+	deps, cancel, served := srv.deps, srv.cancel, srv.served
+	url := "http://" + srv.addr + "/mcp"
 	c, err := client.NewStreamableHttpClient(url)
 	if err != nil {
 		t.Fatal(err)
