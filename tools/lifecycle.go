@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +33,19 @@ type runTracker struct {
 	byID      map[string]*submission // local handle → submission
 	claimed   map[string]bool        // upstream run ids already tied to a submission
 	closing   bool                   // shutting down: no new runs
+	stop      chan struct{}          // closed when shutting down; ends detached waits
 	lastSweep time.Time
 	wg        sync.WaitGroup // background POSTs
+}
+
+// stopping returns a channel closed when the server shuts down.
+func (t *runTracker) stopping() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stop == nil {
+		t.stop = make(chan struct{})
+	}
+	return t.stop
 }
 
 // submission is one POST /v1/runs and what became of it. The fields after
@@ -107,12 +119,14 @@ func (t *runTracker) finish(s *submission, run *bpapi.Run, err error) {
 		s.run, s.runID = run, run.RunID
 	case timedOut:
 		s.runID = id
+	case errors.Is(err, bpapi.ErrOutcomeUnknown):
+		s.err = err // a run found in the list may still be ours
 	default:
-		s.err = err
+		s.err, s.runID = err, "" // the API refused: nothing was started
 	}
 	if previous != "" && s.runID != previous {
 		// The run list suggested another run; the API's answer is the truth.
-		delete(t.claimed, previous)
+		t.unclaimLocked(previous, s)
 	}
 	if s.runID != "" {
 		t.claimed[s.runID] = true
@@ -121,16 +135,29 @@ func (t *runTracker) finish(s *submission, run *bpapi.Run, err error) {
 	runID, abandoned := s.runID, s.abandoned
 	t.mu.Unlock()
 	close(s.done)
+	if previous != "" && runID != previous {
+		s.log.Warn("the API's answer contradicts the run the run list suggested; following the API", "run_id", runID, "suggested_run_id", previous)
+	}
 	switch {
-	case previous != "" && runID != previous:
-		s.log.Warn("the API answered with another run than the run list suggested; following the API", "run_id", runID, "suggested_run_id", previous)
 	case err != nil && runID == "":
 		s.log.Warn("starting a run failed", "err", err)
 	case abandoned:
 		s.log.Info("run started after its tool call ended; it continues upstream", "run_id", runID)
 	default:
-		s.log.Debug("run started", "run_id", runID)
+		// Every paid run is on record, whatever happens to the call or the
+		// process afterwards.
+		s.log.Info("run started", "run_id", runID)
 	}
+}
+
+// unclaimLocked releases a run id unless another submission holds it.
+func (t *runTracker) unclaimLocked(runID string, except *submission) {
+	for _, o := range t.byID {
+		if o != except && o.runID == runID {
+			return
+		}
+	}
+	delete(t.claimed, runID)
 }
 
 // abandon records that no call waits for s any more and logs what is known,
@@ -167,6 +194,21 @@ func (t *runTracker) state(s *submission) (runID string, run *bpapi.Run, err err
 	return s.runID, run, s.err
 }
 
+// runID reads a submission's upstream id without taking its answer.
+func (t *runTracker) runID(s *submission) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return s.runID
+}
+
+// failedDefinitely reports whether the API refused the submission's POST,
+// so that nothing was started.
+func (t *runTracker) failedDefinitely(s *submission) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown)
+}
+
 // sweepLocked forgets old submissions so memory stays bounded: those done
 // for a day, and past the count limit the oldest done ones, but never one
 // finished within minKeep, whose handle an agent may be about to use.
@@ -195,17 +237,19 @@ func (t *runTracker) sweepLocked(now time.Time) {
 
 func (t *runTracker) forgetLocked(handle string, s *submission) {
 	delete(t.byID, handle)
-	// A claimed id stays claimed while any submission could still match it
-	// in the run list (recovery looks back only seconds).
-	delete(t.claimed, s.runID)
+	t.unclaimLocked(s.runID, s)
 }
 
 // wait stops new runs and blocks until every background POST has answered
 // (so each run id is known and logged) or ctx ends. The server calls it on
 // shutdown.
 func (t *runTracker) wait(ctx context.Context) error {
+	t.stopping() // make sure the channel exists
 	t.mu.Lock()
-	t.closing = true
+	if !t.closing {
+		t.closing = true
+		close(t.stop)
+	}
 	t.mu.Unlock()
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
@@ -220,47 +264,56 @@ func (t *runTracker) wait(ctx context.Context) error {
 // findRunID looks for the run of a submission whose POST has not answered,
 // or whose answer was lost, in the account's newest runs. It claims a run
 // only when the match is certain: the POST did not definitely fail, exactly
-// one unclaimed run of that version was created since the submission, and
-// no other submission of the same version and key without a run id could
-// own it.
+// one unclaimed run of that version was created in the submission's window,
+// and no other submission of the same version and key without a run id could
+// own it (checked before and after listing, since one may start meanwhile).
 //
 // It returns the run's id and, when it found the run in the list, the list
-// row (a current snapshot, so the caller needs no second request).
-func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submission) (string, *bpapi.Run) {
+// row (a current snapshot, so the caller needs no second request). err is
+// set only when the list could not be read: "not found" and "could not
+// look" must not be confused, or an agent may pay for a run twice.
+func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submission) (string, *bpapi.Run, error) {
 	t.mu.Lock()
-	if s.runID != "" || (s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown)) {
+	if s.runID != "" || s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown) || t.competitorLocked(s) {
 		id := s.runID
 		t.mu.Unlock()
-		return id, nil
+		return id, nil, nil
 	}
-	for _, o := range t.byID {
-		if o != s && o.tenant == s.tenant && o.versionID == s.versionID && o.runID == "" &&
-			(o.finished.IsZero() || errors.Is(o.err, bpapi.ErrOutcomeUnknown)) {
-			t.mu.Unlock()
-			return "", nil // ambiguous: another run of the same prompt may be the one
-		}
-	}
+	finished := s.finished
 	t.mu.Unlock()
 
-	// One second of slack for the clocks; the run cannot predate the POST.
-	since := s.submitted.Add(-time.Second)
-	list, err := c.ListRuns(ctx, bpapi.ListRunsParams{Limit: 20, Since: since.Unix()})
-	if err != nil {
-		s.log.Debug("looking for the run in the run list failed", "err", err)
-		return "", nil
+	// One second of slack for the clocks; the run cannot predate the POST,
+	// nor follow a POST that has already failed.
+	params := bpapi.ListRunsParams{Limit: 50, Since: s.submitted.Add(-time.Second).Unix()}
+	if !finished.IsZero() {
+		params.Until = finished.Add(5 * time.Second).Unix()
 	}
 	var found []*bpapi.Run
-	for i, r := range list.Rows {
-		created, err := time.Parse(time.RFC3339Nano, r.CreatedAt)
-		if r.PromptVersionID != s.versionID || err != nil || created.Before(since) {
-			continue
+	for page := 0; ; page++ {
+		list, err := c.ListRuns(ctx, params)
+		if err != nil {
+			s.log.Debug("looking for the run in the run list failed", "err", err)
+			return "", nil, err
 		}
-		found = append(found, &list.Rows[i])
+		for i, r := range list.Rows {
+			created, err := time.Parse(time.RFC3339Nano, r.CreatedAt)
+			if r.PromptVersionID == s.versionID && err == nil && !created.Before(s.submitted.Add(-time.Second)) {
+				found = append(found, &list.Rows[i])
+			}
+		}
+		if !list.HasMore || len(list.Rows) == 0 {
+			break
+		}
+		if page == 4 {
+			return "", nil, errors.New("more than 250 runs were started since; the run list is too long to search")
+		}
+		params.StartingAfter = list.Rows[len(list.Rows)-1].RunID
 	}
+
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s.runID != "" {
-		return s.runID, nil
+	if s.runID != "" || s.err != nil && !errors.Is(s.err, bpapi.ErrOutcomeUnknown) || t.competitorLocked(s) {
+		return s.runID, nil, nil
 	}
 	var candidate *bpapi.Run
 	for _, r := range found {
@@ -268,17 +321,35 @@ func (t *runTracker) findRunID(ctx context.Context, c *bpapi.Client, s *submissi
 			continue
 		}
 		if candidate != nil {
-			return "", nil // more than one: cannot tell which is ours
+			return "", nil, nil // more than one: cannot tell which is ours
 		}
 		candidate = r
 	}
 	if candidate == nil {
-		return "", nil
+		return "", nil, nil
 	}
 	s.runID = candidate.RunID
 	t.claimed[candidate.RunID] = true
 	s.log.Info("found the run in the run list while the API still held the request", "run_id", candidate.RunID)
-	return candidate.RunID, candidate
+	return candidate.RunID, candidate, nil
+}
+
+// competitorLocked reports whether another submission of the same version
+// and key, started around the same time, has no run id yet and so could own
+// any run found for s.
+func (t *runTracker) competitorLocked(s *submission) bool {
+	for _, o := range t.byID {
+		if o == s || o.tenant != s.tenant || o.versionID != s.versionID || o.runID != "" {
+			continue
+		}
+		if d := o.submitted.Sub(s.submitted); d > 10*time.Minute || d < -10*time.Minute {
+			continue
+		}
+		if o.finished.IsZero() || errors.Is(o.err, bpapi.ErrOutcomeUnknown) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitOutcome is what a wait learned about a run.
@@ -300,6 +371,12 @@ type waiter struct {
 // lateWork bounds what a call still does after its deadline (looking the run
 // up once), so that it answers before the host gives up.
 const lateWork = 5 * time.Second
+
+// bounded returns ctx limited to the call's deadline plus lateWork: no
+// upstream call made while waiting may keep the agent past it.
+func (w *waiter) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, w.deadline.Add(lateWork))
+}
 
 // awaitSubmission waits for a run started by this process.
 func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcome, error) {
@@ -336,7 +413,7 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 			// for certain, hand out its id (it survives a restart of this
 			// process); otherwise the local handle, which get_run resolves.
 			lctx, cancel := context.WithTimeout(ctx, lateWork)
-			id, row := t.findRunID(lctx, w.c, s)
+			id, row, _ := t.findRunID(lctx, w.c, s)
 			var out waitOutcome
 			var err error
 			switch {
@@ -352,6 +429,9 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 				return waitOutcome{}, w.cancelledAfterStart(s)
 			case id != "" && err == nil:
 				return out, nil
+			case id != "":
+				// Known but unreadable just now: the id is what matters.
+				return waitOutcome{run: &bpapi.Run{RunID: id, PromptVersionID: s.versionID, Status: bpapi.RunRunning}}, nil
 			}
 			return waitOutcome{handle: s.handle, version: s.versionID}, nil
 		case <-ctx.Done():
@@ -361,10 +441,13 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 	}
 }
 
-// cancelledAfterStart is the error of a call cancelled after its run was
-// started: the agent must not start it again.
+// cancelledAfterStart is the error of a call cancelled after its POST was
+// sent: the agent must not start the run again.
 func (w *waiter) cancelledAfterStart(s *submission) error {
-	id, _, _ := w.d.runs.state(s)
+	if w.d.runs.failedDefinitely(s) {
+		return failf(context.Canceled, "The call was cancelled; BetterPrompt had refused to start the run, so nothing was spent.")
+	}
+	id := w.d.runs.runID(s)
 	if id == "" {
 		id = s.handle
 	}
@@ -377,11 +460,19 @@ func (w *waiter) cancelledAfterStart(s *submission) error {
 // sent again.
 func (w *waiter) afterFailedCreate(ctx context.Context, s *submission, err error) (waitOutcome, error) {
 	if !errors.Is(err, bpapi.ErrOutcomeUnknown) {
-		return waitOutcome{}, err
+		return waitOutcome{}, failf(err, "%s Nothing was run and no credits were spent.", describeError(err))
 	}
-	if id, _ := w.d.runs.findRunID(ctx, w.c, s); id != "" {
+	lctx, cancel := w.bounded(ctx)
+	id, _, listErr := w.d.runs.findRunID(lctx, w.c, s)
+	cancel()
+	switch {
+	case id != "":
 		s.log.Warn("the request that started a run failed, but the run exists", "run_id", id, "err", err)
 		return w.awaitRun(ctx, id, s.versionID, s)
+	case listErr != nil:
+		return waitOutcome{}, failf(err, "Starting the run failed (%s), and the account's run list could not be read to "+
+			"check whether BetterPrompt started it anyway (%s). Do not start it again yet: call get_run with run_id=%s "+
+			"in a minute, which looks again.", briefError(err), briefError(listErr), s.handle)
 	}
 	return waitOutcome{}, failf(err, "Starting the run failed (%s). It is not certain whether BetterPrompt started it: "+
 		"no new run of this prompt shows in the account's recent runs yet. Do not start it again yet: call get_run with "+
@@ -402,8 +493,9 @@ func (w *waiter) snapshot(ctx context.Context, runID, version string) (waitOutco
 }
 
 // awaitRun polls a run with backoff until it is final or the deadline
-// passes. s, when not nil, is the submission the run belongs to, marked
-// abandoned if the call ends first.
+// passes. s, when not nil, is the submission the run belongs to: the run is
+// known to exist, so a failure to read it never reads as "no such run", and
+// the POST's answer, when it comes, is used (it may also correct the id).
 func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submission) (waitOutcome, error) {
 	interval := w.d.Wait.PollMin
 	var last *bpapi.Run
@@ -416,15 +508,20 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 		if posted != nil {
 			select {
 			case <-posted:
-				// The API answered the POST: its 200 carries the final run.
-				if _, run, _ := w.d.runs.state(s); run != nil && run.Status.Final() {
+				posted = nil
+				id, run, _ := w.d.runs.state(s)
+				if run != nil && run.Status.Final() {
 					return waitOutcome{run: run}, nil
 				}
-				posted = nil
+				if id != "" && id != runID {
+					runID, last = id, nil // the API named the run: follow it, not the list's guess
+				}
 			default:
 			}
 		}
-		run, err := w.c.GetRun(ctx, runID)
+		pctx, cancel := w.bounded(ctx)
+		run, err := w.c.GetRun(pctx, runID)
+		cancel()
 		switch {
 		case err == nil:
 			if run.PromptVersionID == "" {
@@ -439,20 +536,23 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 			}
 		case ctx.Err() != nil:
 			return waitOutcome{}, w.ended(ctx, runID, s)
-		case bpapi.IsNotFound(err), errors.Is(err, bpapi.ErrInvalidID):
-			return waitOutcome{}, err
 		case bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err):
 			return waitOutcome{}, failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), runID)
+		case s == nil && (bpapi.IsNotFound(err) || errors.Is(err, bpapi.ErrInvalidID)):
+			return waitOutcome{}, err // an id the agent gave that the API does not know
+		case s == nil && isClientError(err):
+			return waitOutcome{}, failf(err, "Reading run %s failed (%s).", runID, briefError(err))
 		default:
-			// A transient failure after retries: keep the id and try again.
+			// Transient, or a run of ours the API does not show yet: keep
+			// the id and try again until the deadline.
 			lastErr = err
-			w.d.logger().Warn("polling a run failed; will try again", "run_id", runID, "err", err)
+			w.d.logger().Warn("reading a run failed; will try again", "run_id", runID, "err", err)
 		}
 		remaining := time.Until(w.deadline)
 		if remaining <= 0 {
 			if last == nil {
-				return waitOutcome{}, failf(lastErr, "Run %s could not be read (%s). Its id is kept: call get_run with run_id=%s again in a moment.",
-					runID, briefError(lastErr), runID)
+				return waitOutcome{}, failf(lastErr, "Run %s could not be read just now (%s). It was started and goes on: do not "+
+					"call run_prompt again for it; call get_run with run_id=%s in a moment.", runID, briefError(lastErr), runID)
 			}
 			return waitOutcome{run: last}, nil
 		}
@@ -466,6 +566,12 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 		}
 		interval = min(interval*3/2, w.d.Wait.PollMax)
 	}
+}
+
+// isClientError reports whether err is a 4xx answer other than 429.
+func isClientError(err error) bool {
+	var ae *bpapi.APIError
+	return errors.As(err, &ae) && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500 && ae.HTTPStatus != 429
 }
 
 // pollInterval stretches the interval when many calls wait with one key, so
@@ -551,16 +657,23 @@ func newHandle(at time.Time) string {
 
 // handleTime returns the submission time in a handle made by newHandle.
 func handleTime(id string) (time.Time, bool) {
-	if len(id) != 36 || id[14] != '8' {
+	if len(id) != 36 || id[14] != '8' || !strings.ContainsRune("89abAB", rune(id[19])) {
 		return time.Time{}, false
 	}
 	raw, err := hex.DecodeString(id[:8] + id[9:13])
 	if err != nil {
 		return time.Time{}, false
 	}
-	ms := int64(binary.BigEndian.Uint64(append([]byte{0, 0}, raw...)))
-	return time.UnixMilli(ms), true
+	at := time.UnixMilli(int64(binary.BigEndian.Uint64(append([]byte{0, 0}, raw...))))
+	// A handle is made by this program: not before it existed, not in the future.
+	if at.Before(handleEpoch) || at.After(time.Now().Add(time.Minute)) {
+		return time.Time{}, false
+	}
+	return at, true
 }
+
+// handleEpoch predates every handle this program has made.
+var handleEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // progressReporter sends notifications/progress when the caller asked for
 // them (a progress token). Progress is the elapsed time in seconds, which

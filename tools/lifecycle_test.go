@@ -67,7 +67,7 @@ func TestFindRunID(t *testing.T) {
 	t.Run("certain match", func(t *testing.T) {
 		e := newLifecycleEnv(t)
 		s := e.pending(nil, false)
-		if got, row := e.d.runs.findRunID(context.Background(), e.c, s); got != e.run || row == nil || row.RunID != e.run {
+		if got, row, err := e.d.runs.findRunID(context.Background(), e.c, s); err != nil || got != e.run || row == nil || row.RunID != e.run {
 			t.Fatalf("findRunID = %q, want %s", got, e.run)
 		}
 		if !e.d.runs.claimed[e.run] {
@@ -77,28 +77,28 @@ func TestFindRunID(t *testing.T) {
 	t.Run("another submission in flight", func(t *testing.T) {
 		e := newLifecycleEnv(t)
 		e.pending(nil, false)
-		if got, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
+		if got, _, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
 			t.Errorf("claimed %s although two runs of the prompt are in flight", got)
 		}
 	})
 	t.Run("another submission with an unknown outcome", func(t *testing.T) {
 		e := newLifecycleEnv(t)
 		e.pending(unknown, true)
-		if got, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
+		if got, _, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
 			t.Errorf("claimed %s, which may be the other submission's run", got)
 		}
 	})
 	t.Run("the POST definitely failed", func(t *testing.T) {
 		e := newLifecycleEnv(t)
 		s := e.pending(&bpapi.APIError{HTTPStatus: 402, Code: bpapi.CodePaymentRequired}, true)
-		if got, _ := e.d.runs.findRunID(context.Background(), e.c, s); got != "" {
+		if got, _, _ := e.d.runs.findRunID(context.Background(), e.c, s); got != "" {
 			t.Errorf("claimed %s for a run the API refused", got)
 		}
 	})
 	t.Run("already claimed", func(t *testing.T) {
 		e := newLifecycleEnv(t)
 		e.d.runs.claimed[e.run] = true
-		if got, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
+		if got, _, _ := e.d.runs.findRunID(context.Background(), e.c, e.pending(nil, false)); got != "" {
 			t.Errorf("claimed %s twice", got)
 		}
 	})

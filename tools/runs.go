@@ -144,11 +144,14 @@ func runPrompt(d *Deps) ServerTool {
 		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
 	}, func(ctx context.Context, in RunPromptInput) (result[RunView], error) {
+		// The wait counts from the call's start: looking the prompt up is
+		// part of the time the host allows.
+		wait := d.waitFor(ctx, in.WaitSeconds)
+		deadline := time.Now().Add(wait)
 		if isTaskCall(ctx) {
-			// mcp-go runs a task on the context of the request that created
-			// it, which ends as soon as the task id has been answered; the
-			// wait (bounded by Wait.Max) must outlive it.
-			ctx = context.WithoutCancel(ctx)
+			var cancel context.CancelFunc
+			ctx, cancel = d.taskContext(ctx)
+			defer cancel()
 		}
 		c, tenant, err := d.client(ctx)
 		if err != nil {
@@ -168,8 +171,7 @@ func runPrompt(d *Deps) ServerTool {
 				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.waits.limit())
 		}
 		defer release()
-		wait := d.waitFor(ctx, in.WaitSeconds)
-		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
+		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: newProgressReporter(ctx, d)}
 		s, err := d.runs.submit(ctx, d, c, tenant, req)
 		if err != nil {
 			return result[RunView]{}, err
@@ -332,16 +334,48 @@ func modelNames(res *bpapi.Resources) string {
 // call made as an MCP task has no host timeout to respect, so it waits the
 // longest allowed.
 func (d *Deps) waitFor(ctx context.Context, seconds *float64) time.Duration {
-	if seconds == nil {
-		if isTaskCall(ctx) {
-			return d.Wait.Max
-		}
-		return d.Wait.Default
+	limit := d.Wait.Max
+	if ttl := taskTTL(ctx); ttl > 0 {
+		// A task is forgotten by mcp-go when its TTL expires: answer before.
+		limit = min(limit, max(ttl-5*time.Second, ttl/2))
 	}
-	if *seconds >= d.Wait.Max.Seconds() { // also keeps the conversion below from overflowing
-		return d.Wait.Max
+	switch {
+	case seconds == nil && isTaskCall(ctx):
+		return limit
+	case seconds == nil:
+		return min(d.Wait.Default, limit)
+	case !(*seconds >= 0): // negative or NaN; Check refuses both, this is defence in depth
+		return 0
+	case *seconds >= limit.Seconds(): // also keeps the conversion below from overflowing
+		return limit
 	}
 	return time.Duration(*seconds * float64(time.Second))
+}
+
+// taskTTL returns the TTL a task-augmented call asked for, or 0.
+func taskTTL(ctx context.Context) time.Duration {
+	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
+	if !ok || req.Params.Task == nil || req.Params.Task.TTL == nil || *req.Params.Task.TTL <= 0 {
+		return 0
+	}
+	return time.Duration(*req.Params.Task.TTL) * time.Millisecond
+}
+
+// taskContext detaches a task call from the request that created it: mcp-go
+// runs a task on that request's context, which ends as soon as the task id
+// has been answered. The wait must outlive it, but not the server: shutdown
+// ends it, so the run id is logged before the process exits.
+func (d *Deps) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := d.runs.stopping()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-detached.Done():
+		}
+	}()
+	return detached, cancel
 }
 
 func isTaskCall(ctx context.Context) bool {
@@ -392,11 +426,11 @@ func getRun(d *Deps) ServerTool {
 			outcome, err = w.awaitSubmission(ctx, s)
 		} else {
 			outcome, err = w.awaitRun(ctx, in.RunID, "", nil)
-		}
-		if err != nil {
 			if bpapi.IsNotFound(err) {
 				return result[RunView]{}, d.unknownRunError(ctx, c, in.RunID, err)
 			}
+		}
+		if err != nil {
 			return result[RunView]{}, err
 		}
 		return d.renderOutcome(outcome), nil
