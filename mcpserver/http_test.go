@@ -129,7 +129,14 @@ func (e *httpEnv) post(t *testing.T, headers map[string]string, body string) *ht
 
 func (e *httpEnv) mcpClient(t *testing.T, headers map[string]string) *client.Client {
 	t.Helper()
-	c, err := client.NewStreamableHttpClient(e.url, transport.WithHTTPHeaders(headers))
+	return connect(t, e.url, headers)
+}
+
+// connect starts an mcp-go client on url and initializes it (legacy era);
+// it is closed when the test ends.
+func connect(t *testing.T, url string, headers map[string]string) *client.Client {
+	t.Helper()
+	c, err := client.NewStreamableHttpClient(url, transport.WithHTTPHeaders(headers))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,16 +295,7 @@ func TestGracefulDrain(t *testing.T) {
 	srv := serve(t, fakeapi.Options{TimeScale: 0.03}, nil, HTTPOptions{ShutdownGrace: 10 * time.Second})
 	deps, cancel, served := srv.deps, srv.cancel, srv.served
 	url := "http://" + srv.addr + "/mcp"
-	c, err := client.NewStreamableHttpClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-11-25"
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, url, nil)
 	results := make(chan *mcp.CallToolResult, 1)
 	go func() {
 		req := mcp.CallToolRequest{}
@@ -436,16 +434,7 @@ func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
 	srv := serve(t, fakeapi.Options{TimeScale: 0.1}, logger, HTTPOptions{ShutdownGrace: 500 * time.Millisecond}) // deep research: 3 s
 	deps, cancel, served := srv.deps, srv.cancel, srv.served
 	url := "http://" + srv.addr + "/mcp"
-	c, err := client.NewStreamableHttpClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-11-25"
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, url, nil)
 	// A listening GET stream, which http.Server.Shutdown alone never closes.
 	get, _ := http.NewRequest(http.MethodGet, url, nil)
 	get.Header.Set("Accept", "text/event-stream")

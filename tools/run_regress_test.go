@@ -18,7 +18,7 @@ import (
 // A run id handed out as a local handle reaches the info log once the API
 // answers, so it survives the process.
 func TestHandedOutHandleIsLogged(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &tools.SyncBuffer{}
 	e := newEnv(t, withSyncWindow(500*time.Millisecond), withDeps(func(d *tools.Deps) {
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}))

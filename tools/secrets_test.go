@@ -1,10 +1,8 @@
 package tools_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +11,6 @@ import (
 	"github.com/bpmcp/bpmcp/tools"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent log writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The API key never appears in a log line at any level, an error or a tool
 // result, whatever path a call takes.
 func TestKeyNeverLeaks(t *testing.T) {
@@ -38,7 +18,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 	const canary = "bp_CANARY_9f2c41d7e8"
 	for _, key := range []string{canary, canary + "_unknown"} {
 		t.Run(key, func(t *testing.T) {
-			var logs syncBuffer
+			var logs tools.SyncBuffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			e := newEnv(t, withKey(key), withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
 				withFake(func(o *fakeapi.Options) { o.Keys[canary] = fakeapi.Key{Credits: 100000} }),
