@@ -105,11 +105,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		Sandbox:        cfg.Sandbox,
 		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
 	}
-	srv := mcpserver.New(programVersion(), deps)
-
 	switch cfg.Transport {
 	case "http":
+		srv := mcpserver.New(programVersion(), deps)
 		err = mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
+			BeginShutdown:  deps.BeginShutdown,
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
 			AllowedOrigins: cfg.AllowedOrigins,
@@ -126,7 +126,12 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		})
 	default:
 		logger.Info("serving MCP over stdio", "version", programVersion())
-		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr)
+		// One client: MCP tasks are safe to offer (see mcpserver.WithTasks).
+		srv := mcpserver.New(programVersion(), deps, mcpserver.WithTasks())
+		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
+			BeginShutdown: deps.BeginShutdown,
+			EOFGrace:      cfg.WaitDefault + 15*time.Second,
+		})
 	}
 	// Runs whose POST is still held by the API would lose their id if the
 	// process exited now: wait for their answers (the ids are logged), up to

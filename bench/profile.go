@@ -70,7 +70,7 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 	go pprof.Do(ctx, pprof.Labels("bpmcp", "server"), func(ctx context.Context) {
 		defer close(served)
 		s := mcpserver.New("bench", newDeps())
-		_ = mcpserver.ServeStdio(ctx, s, inR, outW, io.Discard)
+		_ = mcpserver.ServeStdio(ctx, s, inR, outW, io.Discard, mcpserver.StdioOptions{})
 	})
 	cl := &stdioServer{in: inW, out: bufio.NewReaderSize(outR, 1<<20), stderr: &lockedBuffer{}}
 	stop := func() {

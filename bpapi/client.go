@@ -325,13 +325,16 @@ func (c *Client) GetPromptVersion(ctx context.Context, versionID string) (*Promp
 //
 // A run that does not finish in the API's window comes back as an error for
 // which TimedOutRunID reports the run id: the run goes on, poll it with
-// GetRun. The request is retried only when the API certainly did not start
-// anything: after a 429 (waiting for Retry-After) or when no connection
-// could be made. Any other failure after the request may have reached the
-// API (a 5xx, a 504 without a run id, a broken connection, a deadline, an
-// unreadable success answer) wraps ErrOutcomeUnknown, and also the *APIError
-// when there was an HTTP answer: a run may exist, so look for it with
-// ListRuns before creating it again.
+// GetRun. The request is retried only when no connection could be made.
+// A 429 is returned as it is (IsRateLimited; RetryAfter says when to try
+// again): it normally means nothing was created, but a proxy may answer 429
+// after the API created the run, so look in the run list before sending it
+// again. The API's documented refusals (400, 401, 402, 404, 422) mean that
+// nothing was started. Any other failure after the request may have reached
+// the API (a 5xx, another 4xx, a 504 without a run id, a broken connection,
+// a deadline, an unreadable success answer) wraps ErrOutcomeUnknown, and
+// also the *APIError when there was an HTTP answer: a run may exist, so
+// look for it with ListRuns before creating it again.
 func (c *Client) CreateRun(ctx context.Context, req CreateRunRequest) (*Run, error) {
 	if err := c.checkID("promptVersionId", req.PromptVersionID); err != nil {
 		return nil, err

@@ -27,10 +27,12 @@ import (
 //     answer cut short): backoff.
 //
 // POST /v1/runs costs credits and has no idempotency key, so it is retried
-// only when the API certainly did not start a run: after a 429 (the API
-// refuses before doing anything) and when no connection could be made at
-// all (a dial or DNS error before any byte was sent). Everything else that
-// happens after the request may have reached the API is final and wraps
+// only when the API certainly did not start a run: when no connection could
+// be made at all (a dial or DNS error before any byte was sent). A 429 is
+// returned to the caller rather than retried, because a proxy in between may
+// answer 429 after the API created the run: the caller looks in the run list
+// first. Everything else that happens after the request may have reached the
+// API, including a 4xx the API does not document, is final and wraps
 // ErrOutcomeUnknown.
 //
 // A wait longer than what is left of MaxRetryWait, or one that would end
@@ -121,7 +123,7 @@ func isDialError(err error) bool {
 // retryDecision says whether and after how long a failed attempt is retried.
 // serverRetries counts the retries already spent on 500 and 504.
 func (c *Client) retryDecision(r *request, o *outcome, serverRetries *int) (time.Duration, bool) {
-	if o.apiErr != nil && o.status == http.StatusTooManyRequests {
+	if o.apiErr != nil && o.status == http.StatusTooManyRequests && r.method == http.MethodGet {
 		wait := defaultRetryAfter
 		if o.hasRetryAfter {
 			wait = o.apiErr.RetryAfter

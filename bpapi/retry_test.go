@@ -284,26 +284,44 @@ func TestCreateRunNeverRepeated(t *testing.T) {
 	}
 }
 
-func TestCreateRunRetriedAfter429(t *testing.T) {
+// TestCreateRunNotRetriedAfter429: a 429 may come from a proxy after the
+// API created the run, so CreateRun returns it for the caller to look in the
+// run list, instead of sending the POST again.
+func TestCreateRunNotRetriedAfter429(t *testing.T) {
 	t.Parallel()
 	srv, c := newServer(t, sequence(
 		answer(429, failure(CodeTooManyRequests, "Rate limit exceeded", ""), "Retry-After", "1"),
 		answer(200, success(`{"runId":"`+runID+`","outputs":[],"runStatus":"succeeded","tokens":58}`)),
 	))
-	start := time.Now()
-	run, err := c.CreateRun(context.Background(), CreateRunRequest{PromptVersionID: versionID, Inputs: RunInputs{TextInputs: map[string]string{"a": "b"}}})
-	if err != nil || run.RunID != runID {
-		t.Fatalf("CreateRun = %+v, %v", run, err)
+	_, err := c.CreateRun(context.Background(), CreateRunRequest{PromptVersionID: versionID, Inputs: RunInputs{TextInputs: map[string]string{"a": "b"}}})
+	if !IsRateLimited(err) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("CreateRun error = %v; want a plain 429", err)
 	}
-	if time.Since(start) < time.Second {
-		t.Errorf("retried before Retry-After")
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.RetryAfter != time.Second {
+		t.Errorf("Retry-After not reported: %+v", ae)
 	}
-	reqs := srv.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("server saw %d POSTs, want 2", len(reqs))
+	if n := len(srv.requests()); n != 1 {
+		t.Fatalf("server saw %d POSTs, want 1", n)
 	}
-	if string(reqs[0].Body) != string(reqs[1].Body) || !strings.Contains(string(reqs[1].Body), `"a":"b"`) {
-		t.Errorf("retried body differs: %s vs %s", reqs[0].Body, reqs[1].Body)
+}
+
+// A 4xx the API does not document may come from a proxy after the API did
+// the work: the outcome is unknown, not "refused".
+func TestCreateRunUndocumented4xxIsUnknown(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{408, 409, 418, 499} {
+		_, c := newServer(t, sequence(answer(status, failure("", "proxy says no", ""))))
+		_, err := c.CreateRun(context.Background(), CreateRunRequest{PromptVersionID: versionID})
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			t.Errorf("HTTP %d: err = %v; want ErrOutcomeUnknown", status, err)
+		}
+	}
+	for _, status := range []int{400, 401, 402, 404, 422} {
+		_, c := newServer(t, sequence(answer(status, failure("", "refused", ""))))
+		if _, err := c.CreateRun(context.Background(), CreateRunRequest{PromptVersionID: versionID}); errors.Is(err, ErrOutcomeUnknown) {
+			t.Errorf("HTTP %d: err = %v; a documented refusal is not unknown", status, err)
+		}
 	}
 }
 

@@ -100,7 +100,7 @@ func (c *Client) finalError(r *request, o *outcome) error {
 		return o.err
 	}
 	if o.apiErr != nil && o.connErr == nil {
-		if o.status >= 400 && o.status <= 499 {
+		if refusedBeforeRunning(o.status) {
 			return o.err // refused by the API before anything ran
 		}
 		if o.status == http.StatusGatewayTimeout && o.apiErr.RunID != "" {
@@ -108,6 +108,23 @@ func (c *Client) finalError(r *request, o *outcome) error {
 		}
 	}
 	return &outcomeUnknownError{err: o.err}
+}
+
+// refusedBeforeRunning reports whether an answer to POST /v1/runs with this
+// status means that no run was started: the API's documented refusals
+// (malformed request, key, credits, unknown version, validation) and the
+// statuses a server gives a request it did not process. A 429 is among
+// them, although a proxy in between may answer 429 after the API created
+// the run: the caller looks in the run list before sending it again. Any
+// other 4xx (a 408 or 409 from a proxy, say) leaves the outcome unknown.
+func refusedBeforeRunning(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusPaymentRequired, http.StatusForbidden,
+		http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
+		http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusTooManyRequests:
+		return true
+	}
+	return false
 }
 
 // attempt sends r once and reads the answer.

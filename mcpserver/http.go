@@ -46,7 +46,13 @@ type HTTPOptions struct {
 	WriteTimeout      time.Duration // default 11 min (longer than the longest wait)
 	IdleTimeout       time.Duration // default 2 min
 	ShutdownGrace     time.Duration // how long in-flight requests may finish on shutdown; default 30 s
-	Logger            *slog.Logger
+	// BeginShutdown is called when ctx ends, before the server stops taking
+	// requests: calls still waiting for runs must answer within the given
+	// time, a little under ShutdownGrace, so that each gets its answer (the
+	// run id, or a handle for get_run) before its stream closes.
+	// tools.Deps.BeginShutdown fits.
+	BeginShutdown func(answerWithin time.Duration)
+	Logger        *slog.Logger
 }
 
 func (o HTTPOptions) withDefaults() HTTPOptions {
@@ -151,6 +157,9 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
+	if opts.BeginShutdown != nil {
+		opts.BeginShutdown(answerWithin(opts.ShutdownGrace))
+	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
 	defer cancel()
 	srv.RegisterOnShutdown(func() { _ = streamable.Shutdown(drain) }) // ends open GET streams
@@ -164,6 +173,13 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 		return fmt.Errorf("serve http: %w", err)
 	}
 	return nil
+}
+
+// answerWithin is how long calls waiting for runs may go on once the
+// shutdown starts: long enough to finish a run that is about to end, short
+// enough that the answer is written before the grace period is over.
+func answerWithin(grace time.Duration) time.Duration {
+	return max(grace-2*time.Second, grace/2)
 }
 
 // checkOrigin answers 403 to a request whose Origin header is present and

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -274,7 +276,13 @@ func TestPerRequestKeys(t *testing.T) {
 	var view tools.RunView
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &view)
-	if got := callTool(t, bob, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 0}); !got.IsError {
+	// Bob learns nothing of it: to his key the handle is unknown, and his
+	// account has no run it could be.
+	got := callTool(t, bob, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 0})
+	var bobs tools.RunView
+	b, _ = json.Marshal(got.StructuredContent)
+	_ = json.Unmarshal(b, &bobs)
+	if len(bobs.Outputs) > 0 || len(bobs.Candidates) > 0 || (!got.IsError && bobs.Status != "unconfirmed") {
 		t.Errorf("bob can read alice's run %s: %s", view.RunID, resultText(got))
 	}
 	if got := callTool(t, alice, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 10}); got.IsError || !strings.Contains(resultText(got), "succeeded") {
@@ -322,63 +330,63 @@ func TestGracefulDrain(t *testing.T) {
 	}
 }
 
-// A task-capable host can call run_prompt as an MCP task over HTTP: the
-// call answers with a task at once, and tasks/result returns the run.
-func TestRunPromptAsTask(t *testing.T) {
-	e := newHTTPEnv(t, HTTPOptions{})
-	rpc := func(session string, body string) (map[string]any, string) {
-		t.Helper()
-		headers := map[string]string{"MCP-Protocol-Version": "2025-11-25"}
-		if session != "" {
-			headers["Mcp-Session-Id"] = session
-		}
-		resp := e.post(t, headers, body)
-		raw, _ := io.ReadAll(resp.Body)
-		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			// Notifications may come first; the answer is the event with an id.
-			for _, line := range strings.Split(string(raw), "\n") {
-				if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"id":`) {
-					raw = []byte(data)
-				}
+// MCP tasks are off over HTTP (mcp-go v1.2.1 would send every task's
+// status to every session, and without sessions let any caller list and
+// read every task): the capability is not offered, tasks/list is refused,
+// and a task-augmented call is processed as a plain call, as the spec
+// allows a receiver without task support to do.
+func TestTasksAreOffOverHTTP(t *testing.T) {
+	for _, stateless := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stateless=%v", stateless), func(t *testing.T) {
+			e := newHTTPEnv(t, HTTPOptions{Stateless: stateless, PerRequestKeys: stateless})
+			headers := map[string]string{"MCP-Protocol-Version": "2025-11-25"}
+			if stateless {
+				headers[APIKeyHeader] = aliceKey
 			}
-		}
-		var msg map[string]any
-		if len(raw) == 0 && resp.StatusCode == http.StatusAccepted {
-			return nil, "" // a notification
-		}
-		if err := json.Unmarshal(raw, &msg); err != nil {
-			t.Fatalf("answer %q: %v", raw, err)
-		}
-		return msg, resp.Header.Get("Mcp-Session-Id")
-	}
-	_, session := rpc("", "")
-	_, _ = rpc(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
-	created, _ := rpc(session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","task":{"ttl":60000},
-		"arguments":{"prompt_version_id":"`+deepResearchVer+`","inputs":{"textInputs":{"depth":"overview","question":"q?"}}}}}`)
-	result, _ := created["result"].(map[string]any)
-	task, _ := result["task"].(map[string]any)
-	taskID, _ := task["taskId"].(string)
-	if taskID == "" {
-		t.Fatalf("no task in %v", created)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, _ := rpc(session, `{"jsonrpc":"2.0","id":3,"method":"tasks/get","params":{"taskId":"`+taskID+`"}}`)
-		r, _ := got["result"].(map[string]any)
-		status, _ := r["status"].(string)
-		if status == "completed" {
-			break
-		}
-		if status != "working" || time.Now().After(deadline) {
-			t.Fatalf("task status %q: %v", status, got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	final, _ := rpc(session, `{"jsonrpc":"2.0","id":4,"method":"tasks/result","params":{"taskId":"`+taskID+`"}}`)
-	r, _ := final["result"].(map[string]any)
-	sc, _ := r["structuredContent"].(map[string]any)
-	if sc["status"] != "succeeded" {
-		t.Fatalf("task result %v", final)
+			rpc := func(session string, body string) map[string]any {
+				t.Helper()
+				h := maps.Clone(headers)
+				if session != "" {
+					h["Mcp-Session-Id"] = session
+				}
+				resp := e.post(t, h, body)
+				raw, _ := io.ReadAll(resp.Body)
+				if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+					for _, line := range strings.Split(string(raw), "\n") {
+						if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"id":`) {
+							raw = []byte(data)
+						}
+					}
+				}
+				var msg map[string]any
+				_ = json.Unmarshal(raw, &msg)
+				if msg == nil {
+					msg = map[string]any{}
+				}
+				msg["session"] = resp.Header.Get("Mcp-Session-Id")
+				return msg
+			}
+			init := rpc("", "")
+			session, _ := init["session"].(string)
+			result, _ := init["result"].(map[string]any)
+			if caps, _ := result["capabilities"].(map[string]any); caps["tasks"] != nil {
+				t.Errorf("tasks offered over HTTP: %v", caps["tasks"])
+			}
+			_ = rpc(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+			call := rpc(session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","task":{"ttl":60000},
+				"arguments":{"prompt_version_id":"`+deepResearchVer+`","inputs":{"textInputs":{"depth":"overview","question":"q?"}}}}}`)
+			r, _ := call["result"].(map[string]any)
+			if r["task"] != nil {
+				t.Fatalf("a task was created over HTTP: %v", call)
+			}
+			if sc, _ := r["structuredContent"].(map[string]any); sc["status"] != "succeeded" {
+				t.Errorf("the call was not processed as a plain call: %v", call)
+			}
+			list := rpc(session, `{"jsonrpc":"2.0","id":3,"method":"tasks/list","params":{}}`)
+			if list["error"] == nil {
+				t.Errorf("tasks/list answered over HTTP: %v", list)
+			}
+		})
 	}
 }
 

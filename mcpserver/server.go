@@ -5,10 +5,6 @@
 package mcpserver
 
 import (
-	"context"
-	"io"
-	"log"
-
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/server"
 )
@@ -23,33 +19,52 @@ Image and video outputs are URLs that expire 24 hours after generation: show the
 
 const sandboxInstructions = "\nSANDBOX MODE: this server runs against a simulated BetterPrompt API. Outputs are canned examples, not real generations; the credits shown are a simulated balance, and no real account is touched."
 
+// Option configures New.
+type Option func(*options)
+
+type options struct{ tasks bool }
+
+// WithTasks lets task-capable hosts call run_prompt as an MCP task. Offer
+// it only where the server has a single client (stdio): mcp-go v1.2.1 sends
+// every task's status notifications to every session and, without a
+// session (stateless HTTP), lets every caller list every task.
+func WithTasks() Option { return func(o *options) { o.tasks = true } }
+
 // New builds the MCP server with every tool registered.
-func New(version string, deps *tools.Deps) *server.MCPServer {
+func New(version string, deps *tools.Deps, opts ...Option) *server.MCPServer {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	instr := instructions
 	if deps.Sandbox {
 		instr += sandboxInstructions
 	}
-	s := server.NewMCPServer(Name, version,
+	deps.TaskCalls = o.tasks
+	hooks := &server.Hooks{}
+	// A request delivered twice (an HTTP-level retry) must not start a
+	// second paid run: the tools see the session and JSON-RPC id.
+	hooks.AddBeforeCallTool(tools.NoteRequestID)
+	serverOpts := []server.ServerOption{
 		server.WithTitle("BetterPrompt"),
 		server.WithToolCapabilities(false),
 		server.WithInstructions(instr),
 		server.WithRecovery(),
-		// Tasks can be listed but not cancelled: BetterPrompt cannot cancel
-		// a run, and a task's wait is detached from its request.
-		server.WithTaskCapabilities(true, false, true),
-	)
+		server.WithHooks(hooks),
+	}
+	if o.tasks {
+		hooks.AddBeforeCallTool(deps.PrepareTaskCall)
+		serverOpts = append(serverOpts,
+			// Tasks can be listed but not cancelled: BetterPrompt cannot
+			// cancel a run, and a task's wait is detached from its request.
+			server.WithTaskCapabilities(true, false, true),
+			server.WithMaxConcurrentTasks(maxActiveTasks),
+		)
+	}
+	s := server.NewMCPServer(Name, version, serverOpts...)
 	s.AddTools(tools.All(deps)...)
 	return s
 }
 
-// ServeStdio serves MCP over stdin and stdout until ctx ends or the input
-// closes. Nothing else may write to out.
-func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.Writer, stderr io.Writer) error {
-	ss := server.NewStdioServer(s)
-	// Tool calls run on a worker pool; size it for many concurrent runs,
-	// since each run_prompt call occupies a worker while it waits.
-	server.WithWorkerPoolSize(100)(ss) // mcp-go's maximum; above the default wait limit per key (64)
-	server.WithQueueSize(1000)(ss)
-	ss.SetErrorLogger(log.New(stderr, "mcp: ", 0))
-	return ss.Listen(ctx, in, out)
-}
+// maxActiveTasks bounds the task calls running at once.
+const maxActiveTasks = 256

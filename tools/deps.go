@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 )
 
 // Deps is what the tools need from the outside world.
@@ -33,10 +35,25 @@ type Deps struct {
 	// (default 64), so one caller cannot hold every worker.
 	MaxWaitsPerKey int
 
+	// ExclusiveKey says that no other client (the web app, the CLI, another
+	// server process that shares no state with this one) starts runs with
+	// the API keys this server uses. Only then is a run found in the run
+	// list after a failed POST certainly this server's; otherwise it is
+	// reported as unconfirmed, with the runs that may be it.
+	ExclusiveKey bool
+
+	// TaskCalls lets task-capable hosts call run_prompt as an MCP task. Set
+	// it only where a single client is served (stdio): see tasks.go.
+	TaskCalls bool
+
 	configs   configCache
+	verified  verifiedKeys
 	runs      runTracker
 	resources resourceCache
 	waits     waitSlots
+	tasks     taskLedger
+	// prechecks decode and check a tool's arguments without calling it.
+	prechecks map[string]func(raw any) error
 }
 
 // waitSlots counts the calls waiting for runs, per API key.
@@ -89,6 +106,11 @@ type WaitConfig struct {
 	PollMin, PollMax time.Duration
 	// ProgressEvery is the interval between progress notifications (≤ 5 s).
 	ProgressEvery time.Duration
+	// StartBound is how long after its submission a run must show in the
+	// account's run list if its POST created it: the API's ~120 s hold plus
+	// a margin. Past it, a submission whose outcome was unknown and that
+	// shows no run is known not to have started.
+	StartBound time.Duration
 }
 
 // DefaultWaitConfig returns the documented defaults.
@@ -100,6 +122,7 @@ func DefaultWaitConfig() WaitConfig {
 		PollMin:       time.Second,
 		PollMax:       5 * time.Second,
 		ProgressEvery: 3 * time.Second,
+		StartBound:    150 * time.Second, // the API's ~120 s hold, plus a margin
 	}
 }
 
@@ -125,6 +148,9 @@ func (w WaitConfig) withDefaults() WaitConfig {
 	}
 	if w.ProgressEvery <= 0 || w.ProgressEvery > 5*time.Second {
 		w.ProgressEvery = def.ProgressEvery
+	}
+	if w.StartBound <= 0 {
+		w.StartBound = def.StartBound
 	}
 	return w
 }
@@ -183,6 +209,79 @@ func keyTag(key bpapi.APIKey) string {
 	}
 	sum := sha256.Sum256([]byte(k))
 	return hex.EncodeToString(sum[:8])
+}
+
+// verifiedKeys remembers the keys (by keyTag) that the API accepted
+// recently, so that cached prompt configurations are shown only to callers
+// whose key works: a caller with an invalid key must not learn which
+// prompts other tenants have used, nor their inputs.
+type verifiedKeys struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// verifiedFor is how long a key the API accepted counts as working.
+const verifiedFor = 10 * time.Minute
+
+func (v *verifiedKeys) mark(tenant string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := time.Now()
+	if v.seen == nil || len(v.seen) >= 4096 {
+		for k, at := range v.seen {
+			if now.Sub(at) > verifiedFor {
+				delete(v.seen, k)
+			}
+		}
+		if v.seen == nil || len(v.seen) >= 4096 {
+			v.seen = make(map[string]time.Time) // bounded; a key is verified again by its next request
+		}
+	}
+	v.seen[tenant] = now
+}
+
+func (v *verifiedKeys) ok(tenant string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	at, ok := v.seen[tenant]
+	return ok && time.Since(at) < verifiedFor
+}
+
+// callIDMeta is the _meta field in which NoteRequestID keeps the session and
+// JSON-RPC id of a tools/call request for the tool handler.
+const callIDMeta = "io.bpmcp/call"
+
+// NoteRequestID records the session and JSON-RPC id of a tools/call request
+// in its _meta, so that a request delivered twice (an HTTP-level retry) is
+// recognised and starts nothing new. Install it as an mcp-go before-call
+// hook. Without a session (stateless HTTP) nothing is recorded: ids are
+// unique only within a session.
+func NoteRequestID(ctx context.Context, id any, req *mcp.CallToolRequest) {
+	if req.Params.Meta != nil {
+		delete(req.Params.Meta.AdditionalFields, callIDMeta) // only this hook sets it
+	}
+	session := server.ClientSessionFromContext(ctx)
+	if session == nil || session.SessionID() == "" || id == nil {
+		return
+	}
+	if req.Params.Meta == nil {
+		req.Params.Meta = &mcp.Meta{}
+	}
+	if req.Params.Meta.AdditionalFields == nil {
+		req.Params.Meta.AdditionalFields = map[string]any{}
+	}
+	// 1 and "1" are different ids.
+	req.Params.Meta.AdditionalFields[callIDMeta] = fmt.Sprintf("%s\x00%T\x00%v", session.SessionID(), id, id)
+}
+
+// callKey returns what NoteRequestID recorded for this call, or "".
+func callKey(ctx context.Context) string {
+	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
+	if !ok || req.Params.Meta == nil {
+		return ""
+	}
+	k, _ := req.Params.Meta.AdditionalFields[callIDMeta].(string)
+	return k
 }
 
 type requestContextKey struct{}

@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 		// The in-process client's transport keeps a reader goroutine until
 		// the process ends.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// mcp-go keeps a task for its TTL in a sleeping goroutine.
+		goleak.IgnoreAnyFunction("github.com/mark3labs/mcp-go/server.(*MCPServer).scheduleTaskCleanup"),
 	)
 }
 
@@ -124,7 +126,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	fake, base := fakeapi.NewTestServer(t, fo)
 	bo.BaseURL = base
 	deps.Client = bpapi.New(bo)
-	srv := mcpserver.New("test", deps)
+	srv := mcpserver.New("test", deps, mcpserver.WithTasks()) // one client, as on stdio
 
 	c, err := client.NewInProcessClient(srv)
 	if err != nil {

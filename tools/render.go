@@ -22,13 +22,11 @@ const outputURLLifetime = 24 * time.Hour
 // resource_link.
 func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 	if o.run == nil {
-		v := RunView{RunID: o.handle, PromptVersionID: o.version, Status: string(bpapi.RunQueued), Outputs: []OutputView{}}
-		v.Message = fmt.Sprintf("The run was submitted and BetterPrompt is still working on it. Call get_run with run_id=%s to wait for the result.", o.handle)
-		return result[RunView]{Value: v, Content: textContent(v.Message)}
+		return d.renderNoRun(o)
 	}
 	run := o.run
 	v := RunView{
-		RunID: run.RunID, PromptVersionID: run.PromptVersionID, Status: string(run.Status),
+		RunID: run.RunID, PromptVersionID: run.PromptVersionID, Status: string(run.Status), Confirmed: true,
 		Outputs: make([]OutputView, 0, len(run.Outputs)), Credits: run.Cost(),
 	}
 	expires := expiryOf(run)
@@ -42,6 +40,9 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 	}
 	if !run.Status.Final() {
 		v.Message = fmt.Sprintf("The run is %s. Call get_run with run_id=%s to wait for the result.", run.Status, run.RunID)
+		if o.stopping {
+			v.Message = fmt.Sprintf("The server is shutting down; the run is %s and goes on. Call get_run with run_id=%s to wait for the result.", run.Status, run.RunID)
+		}
 	}
 	content := []mcp.Content{mcp.NewTextContent(runHeadline(v, d.Sandbox))}
 	var errorsSeen []string
@@ -76,6 +77,75 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 		content = append(content, mcp.NewTextContent(v.Message))
 	}
 	return result[RunView]{Value: v, Content: content, IsError: isError}
+}
+
+// renderNoRun renders what is known of a run that is not known for
+// certain: submitted and still held by the API, not started, or
+// unconfirmed (with the runs that may be the call's own).
+func (d *Deps) renderNoRun(o waitOutcome) result[RunView] {
+	v := RunView{RunID: o.handle, PromptVersionID: o.version, Outputs: []OutputView{}, Confirmed: true}
+	isError := false
+	var b strings.Builder
+	switch o.state {
+	case stateNotStarted:
+		v.Status, isError = "not_started", true
+		fmt.Fprintf(&b, "No run was started: %s, and no run of this prompt showed in the account's run list within %s of the "+
+			"submission. Nothing was charged; it is safe to call run_prompt again.", d.whyUnknown(o), d.Wait.StartBound)
+	case stateUnknown:
+		v.Status, v.Confirmed = "unconfirmed", false
+		certainAt := d.certainAt(o)
+		switch {
+		case o.look == nil || len(o.look.candidates) == 0:
+			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. No run of this prompt shows in the account's "+
+				"run list yet; it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s then.",
+				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), max(int(time.Until(certainAt).Seconds()+0.999), 0), o.handle)
+		default:
+			fmt.Fprintf(&b, "Whether this call started one of the runs below cannot be told: %s, and other clients using the same "+
+				"API key may have started runs of the same prompt (the run list does not say who started a run). ", d.whyUnknown(o))
+			if o.look.final {
+				b.WriteString("Do not start the prompt again: ask the user which run is theirs, or read one with get_run and its run_id.")
+			} else {
+				fmt.Fprintf(&b, "Do not start the prompt again: ask the user, or read one with get_run and its run_id; call get_run "+
+					"with run_id=%s after %s for the final list.", o.handle, certainAt.UTC().Format(time.RFC3339))
+			}
+			v.Candidates = make([]CandidateView, 0, len(o.look.candidates))
+			for _, r := range o.look.candidates[:min(len(o.look.candidates), maxCandidates)] {
+				v.Candidates = append(v.Candidates, CandidateView{RunID: r.RunID, CreatedAt: r.CreatedAt, Status: string(r.Status)})
+				fmt.Fprintf(&b, "\n- run_id=%s created %s, %s", r.RunID, r.CreatedAt, r.Status)
+			}
+		}
+	default: // submitted; the API still holds the request
+		v.Status = string(bpapi.RunQueued)
+		fmt.Fprintf(&b, "The run was submitted and BetterPrompt is still working on it. Call get_run with run_id=%s to wait for the result.", o.handle)
+		if o.stopping {
+			b.Reset()
+			fmt.Fprintf(&b, "The server is shutting down; the run was submitted and goes on. Call get_run with run_id=%s to wait for "+
+				"the result (if this server instance no longer knows it, get_run lists the runs started at that moment). Do not call run_prompt again for it.", o.handle)
+		}
+	}
+	v.Message = b.String()
+	return result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
+}
+
+// whyUnknown says in a few words why a call does not know its run.
+func (d *Deps) whyUnknown(o waitOutcome) string {
+	switch {
+	case o.foreign:
+		return "this server instance does not know run_id " + o.handle + " (it was handed out before a restart, or by another instance)"
+	case o.cause != nil:
+		return "the request that starts it failed after it may have reached BetterPrompt (" + briefError(o.cause) + ")"
+	}
+	return "the request that starts it got no usable answer"
+}
+
+// certainAt is when the absence of a run becomes definitive.
+func (d *Deps) certainAt(o waitOutcome) time.Time {
+	if o.look != nil {
+		return o.look.certainAt
+	}
+	at, _ := handleTime(o.handle)
+	_, to := d.window(at)
+	return to
 }
 
 func runHeadline(v RunView, sandbox bool) string {

@@ -225,7 +225,9 @@ func TestRunPromptWaitEndsDuringPolling(t *testing.T) {
 	}
 }
 
-// POST answered 500, or cut off: an isError and exactly one POST.
+// POST answered 500, or cut off: exactly one POST, and an answer that says
+// what is known: refused (nothing was run), not started (no run showed in
+// the run list within the start bound), or the run found in the list.
 func TestRunPromptCreateFaults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -233,14 +235,14 @@ func TestRunPromptCreateFaults(t *testing.T) {
 		fault fakeapi.Fault
 		want  []string
 	}{
-		{"500", fakeapi.Fault{Status: 500}, []string{"not certain", "get_run"}},
-		{"connection dropped before the API saw it", fakeapi.Fault{Kind: fakeapi.FaultDrop}, []string{"not certain"}},
-		{"HTML 502 page", fakeapi.Fault{Kind: fakeapi.FaultHTML}, []string{"not certain"}},
-		{"422 from the API", fakeapi.Fault{Status: 422}, []string{"422", "get_prompt"}},
-		{"402 from the API", fakeapi.Fault{Status: 402}, []string{"402", "get_credits"}},
+		{"500", fakeapi.Fault{Status: 500}, []string{"No run was started", "safe to call run_prompt again"}},
+		{"connection dropped before the API saw it", fakeapi.Fault{Kind: fakeapi.FaultDrop}, []string{"No run was started"}},
+		{"HTML 502 page", fakeapi.Fault{Kind: fakeapi.FaultHTML}, []string{"No run was started"}},
+		{"422 from the API", fakeapi.Fault{Status: 422}, []string{"422", "get_prompt", "Nothing was run"}},
+		{"402 from the API", fakeapi.Fault{Status: 402}, []string{"402", "get_credits", "Nothing was run"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
+			e := newEnv(t, withStartBound(300*time.Millisecond))
 			e.fake.InjectFault(routeCreate, tc.fault)
 			res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 			mustError(t, res, tc.want...)
@@ -252,11 +254,24 @@ func TestRunPromptCreateFaults(t *testing.T) {
 	t.Run("run created, then the connection dropped", func(t *testing.T) {
 		e := newEnv(t)
 		e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})
+		res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 1})
+		runs := e.fake.Runs(testKey)
+		// Other clients may use the key: the run is named, not claimed.
+		if v := recovery(t, res); len(runs) != 1 || !v.hasCandidate(runs[0].RunID) || v.Confirmed == nil || *v.Confirmed {
+			t.Fatalf("run %+v not offered as a candidate: %s", runs, text(res))
+		}
+		if n := e.fake.Count(routeCreate); n != 1 {
+			t.Errorf("%d POSTs, want exactly 1", n)
+		}
+	})
+	t.Run("run created, then the connection dropped; the key is this server's alone", func(t *testing.T) {
+		e := newEnv(t, withDeps(func(d *tools.Deps) { d.ExclusiveKey = true }))
+		e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})
 		res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 		mustOK(t, res) // the run is found in the run list and followed
 		v := runView(t, res)
 		runs := e.fake.Runs(testKey)
-		if len(runs) != 1 || runs[0].RunID != v.RunID {
+		if len(runs) != 1 || runs[0].RunID != v.RunID || !v.Confirmed {
 			t.Fatalf("run %s not recovered (%+v)", v.RunID, runs)
 		}
 		if n := e.fake.Count(routeCreate); n != 1 {
@@ -319,6 +334,12 @@ func TestRunPromptProgress(t *testing.T) {
 	defer e.mu.Unlock()
 	if len(e.progress) == 0 {
 		t.Fatal("no progress notification")
+	}
+	// The first notification already carries the id to follow the run
+	// with, so that a call cut off by its host (or a server killed during
+	// it) leaves the agent able to find its run.
+	if first, _ := e.progress[0].Params.AdditionalFields["message"].(string); !strings.Contains(first, "run_id=") {
+		t.Errorf("the first progress message does not carry the run id: %q", first)
 	}
 	last := -1.0
 	for _, n := range e.progress {

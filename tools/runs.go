@@ -86,12 +86,24 @@ func checkWait(w *float64) error {
 
 // RunView is the result of run_prompt and get_run.
 type RunView struct {
-	RunID           string       `json:"run_id" jsonschema_description:"Pass to get_run to follow the run."`
-	PromptVersionID string       `json:"prompt_version_id"`
-	Status          string       `json:"status" jsonschema:"enum=queued,enum=running,enum=succeeded,enum=failed"`
-	Outputs         []OutputView `json:"outputs"`
-	Credits         int          `json:"credits" jsonschema_description:"Credits the run consumed (0 until it ends)."`
-	Message         string       `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
+	RunID           string `json:"run_id" jsonschema_description:"Pass to get_run to follow the run."`
+	PromptVersionID string `json:"prompt_version_id"`
+	Status          string `json:"status" jsonschema:"enum=queued,enum=running,enum=succeeded,enum=failed,enum=unconfirmed,enum=not_started"`
+	// Confirmed is false when whether this call started a run, or which,
+	// cannot be told: the runs that may be its own are in Candidates.
+	Confirmed  bool            `json:"confirmed"`
+	Candidates []CandidateView `json:"candidates,omitempty"`
+	Outputs    []OutputView    `json:"outputs"`
+	Credits    int             `json:"credits" jsonschema_description:"Credits the run consumed (0 until it ends)."`
+	Message    string          `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
+}
+
+// CandidateView is a run that may be the one a call started, when that
+// cannot be told for certain.
+type CandidateView struct {
+	RunID     string `json:"run_id"`
+	CreatedAt string `json:"created_at"`
+	Status    string `json:"status"`
 }
 
 // OutputView is one output of a run: text, or the URL of an image or video.
@@ -157,7 +169,7 @@ func runPrompt(d *Deps) ServerTool {
 		if err != nil {
 			return result[RunView]{}, err
 		}
-		pv, err := d.promptVersion(ctx, c, in.PromptID, in.PromptVersionID)
+		pv, err := d.promptVersion(ctx, c, tenant, in.PromptID, in.PromptVersionID)
 		if err != nil {
 			return result[RunView]{}, err
 		}
@@ -172,7 +184,7 @@ func runPrompt(d *Deps) ServerTool {
 		}
 		defer release()
 		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: newProgressReporter(ctx, d)}
-		s, err := d.runs.submit(ctx, d, c, tenant, req)
+		s, _, err := d.runs.submit(ctx, d, c, tenant, req)
 		if err != nil {
 			return result[RunView]{}, err
 		}
@@ -186,9 +198,12 @@ func runPrompt(d *Deps) ServerTool {
 
 // promptVersion finds the version to run: the given one (cached, since
 // published versions never change) or the prompt's latest.
-func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, promptID, versionID string) (*bpapi.PromptVersion, error) {
+//
+// The cache answers only a caller whose key the API accepted recently: a
+// caller with an invalid key must not learn which prompts other tenants ran.
+func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promptID, versionID string) (*bpapi.PromptVersion, error) {
 	if versionID != "" {
-		if pv := d.configs.get(versionID); pv != nil {
+		if pv := d.configs.get(versionID); pv != nil && d.verified.ok(tenant) {
 			return pv, nil
 		}
 		pv, err := c.GetPromptVersion(ctx, versionID)
@@ -199,6 +214,7 @@ func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, promptID, ver
 			}
 			return nil, err
 		}
+		d.verified.mark(tenant)
 		d.configs.put(pv)
 		return pv, nil
 	}
@@ -209,6 +225,7 @@ func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, promptID, ver
 		}
 		return nil, err
 	}
+	d.verified.mark(tenant)
 	d.configs.put(pv)
 	return pv, nil
 }
@@ -427,7 +444,7 @@ func getRun(d *Deps) ServerTool {
 		} else {
 			outcome, err = w.awaitRun(ctx, in.RunID, "", nil)
 			if bpapi.IsNotFound(err) {
-				return result[RunView]{}, d.unknownRunError(ctx, c, in.RunID, err)
+				outcome, err = d.foreignHandle(ctx, c, in.RunID, err)
 			}
 		}
 		if err != nil {
@@ -437,35 +454,41 @@ func getRun(d *Deps) ServerTool {
 	})
 }
 
-// unknownRunError explains a run id the API does not know. A local handle
+// maxCandidates bounds the candidate runs listed in one result.
+const maxCandidates = 20
+
+// foreignHandle answers for a run id the API does not know. A local handle
 // from a server instance that no longer knows it (a restart, another
-// replica) names when its run was started: the runs of that moment are
-// listed, so the agent can pick its run instead of starting it again.
-func (d *Deps) unknownRunError(ctx context.Context, c *bpapi.Client, runID string, cause error) error {
+// replica) says when its run was submitted and of which prompt version: the
+// runs of that version started then are listed as candidates, so the agent
+// can pick its run instead of starting it again, and once the start bound
+// has passed without any, the run was certainly not started.
+func (d *Deps) foreignHandle(ctx context.Context, c *bpapi.Client, runID string, cause error) (waitOutcome, error) {
 	at, isHandle := handleTime(runID)
 	if !isHandle {
-		return failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
+		return waitOutcome{}, failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
 			"runs started by another account are not visible.", runID)
 	}
-	list, err := c.ListRuns(ctx, bpapi.ListRunsParams{Limit: 20, Since: at.Add(-5 * time.Second).Unix(), Until: at.Add(5 * time.Minute).Unix()})
+	from, to := d.window(at)
+	lk := &look{at: time.Now(), certainAt: to}
+	lk.final = lk.at.After(to)
+	matches := handleVersionMatcher(runID)
+	rows, err := listRuns(ctx, c, from, to, func(r bpapi.Run) bool { return matches(r.PromptVersionID) })
 	if err != nil {
-		return failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
+		return waitOutcome{}, failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
 			"(or before a restart), and the account's runs could not be listed to find it (%s). Do not start the run again: "+
 			"call get_run with it later.", runID, briefError(err))
 	}
-	if len(list.Rows) == 0 {
-		return failf(cause, "Run id %s is a temporary handle from a run_prompt call at %s served by another instance of this "+
-			"server (or before a restart). The account has no run started around then, so that call most likely started none.",
-			runID, at.UTC().Format(time.RFC3339))
+	lk.candidates = rows[:min(len(rows), maxCandidates)]
+	state := stateUnknown
+	if len(rows) == 0 && lk.final {
+		state = stateNotStarted
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Run id %s is a temporary handle from a run_prompt call at %s served by another instance of this server "+
-		"(or before a restart). Do not start the run again: these runs of the account were started around then; call get_run "+
-		"with the run_id whose prompt_version_id matches:", runID, at.UTC().Format(time.RFC3339))
-	for _, r := range list.Rows {
-		fmt.Fprintf(&b, "\n- run_id=%s prompt_version_id=%s status=%s created %s", r.RunID, r.PromptVersionID, r.Status, r.CreatedAt)
+	for _, r := range lk.candidates {
+		d.logger().Info("a run that may belong to a handle this process does not know shows in the run list",
+			"handle", runID, "run_id", r.RunID, "created_at", r.CreatedAt, "status", r.Status)
 	}
-	return failf(cause, "%s", b.String())
+	return waitOutcome{handle: runID, state: state, look: lk, foreign: true}, nil
 }
 
 // All returns the server's tools.
@@ -475,10 +498,17 @@ func All(d *Deps) []ServerTool {
 		d.MaxWaitsPerKey = 64
 	}
 	d.waits.max = d.MaxWaitsPerKey
+	d.runs.exclusive = d.ExclusiveKey
 	return []ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }
 
-// WaitForRuns stops new runs and blocks until every run this process
-// started has been answered by the API (so its id is known and logged), or
-// ctx ends. Call it on shutdown.
+// BeginShutdown refuses new runs at once and, after answerWithin, makes
+// every call still waiting for a run answer with what it knows (the run id
+// or a handle for get_run), so that each call is answered before the
+// transport closes. Call it when the shutdown starts, then WaitForRuns.
+func (d *Deps) BeginShutdown(answerWithin time.Duration) { d.runs.beginShutdown(answerWithin) }
+
+// WaitForRuns stops new runs, makes every waiting call answer now, and
+// blocks until every run this process started has been answered by the API
+// (so its id is known and logged), or ctx ends. Call it on shutdown.
 func (d *Deps) WaitForRuns(ctx context.Context) error { return d.runs.wait(ctx) }

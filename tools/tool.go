@@ -71,20 +71,34 @@ func newTool[In any, Out any](d *Deps, s spec, fn func(ctx context.Context, in I
 		IdempotentHint:  mcp.ToBoolPtr(s.Hints.Idempotent),
 		OpenWorldHint:   mcp.ToBoolPtr(s.Hints.OpenWorld),
 	}
-	if s.TaskSupport != "" {
+	if s.TaskSupport != "" && d.TaskCalls {
 		tool.Execution = &mcp.ToolExecution{TaskSupport: s.TaskSupport}
 	}
 	allowed := argumentNames(inSchema)
-
-	handler := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	decode := func(raw any) (In, error) {
 		var in In
-		if err := decodeArgs(req.GetRawArguments(), allowed, &in); err != nil {
-			return errorResult(err), nil
+		if err := decodeArgs(raw, allowed, &in); err != nil {
+			return in, err
 		}
 		if c, ok := any(&in).(interface{ Check() error }); ok {
 			if err := c.Check(); err != nil {
-				return errorResult(err), nil
+				return in, err
 			}
+		}
+		return in, nil
+	}
+	if d.prechecks == nil {
+		d.prechecks = make(map[string]func(any) error)
+	}
+	d.prechecks[s.Name] = func(raw any) error { _, err := decode(raw); return err }
+
+	handler := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if taskRefused(req) {
+			return errorResult(errTooManyTasks), nil
+		}
+		in, err := decode(req.GetRawArguments())
+		if err != nil {
+			return errorResult(err), nil
 		}
 		ctx = withRequest(ctx, req)
 		out, err := fn(ctx, in)

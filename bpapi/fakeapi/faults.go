@@ -36,11 +36,18 @@ const (
 	// and creates the run, reserving credits, without holding), then closes
 	// the connection without answering: the "request reached the API" case.
 	FaultDropAfterCreate
+	// FaultStatusAfterCreate serves the request like FaultDropAfterCreate
+	// (for POST /v1/runs: the run is created, without holding), then
+	// answers Fault.Status (500 unless set) with an envelope or Fault.Body:
+	// a proxy that reports an error, or a 429, although the API did the
+	// work.
+	FaultStatusAfterCreate
 )
 
 // Fault is a failure injected with [Server.InjectFault]. Faults other than
-// FaultDropAfterCreate are answered before authentication, as by a proxy in
-// front of the API: the request has no effect.
+// FaultDropAfterCreate and FaultStatusAfterCreate are answered before
+// authentication, as by a proxy in front of the API: the request has no
+// effect.
 type Fault struct {
 	// Status is the HTTP status to answer (0 = no status fault). Without
 	// Body, the answer is an envelope with the code of reference §4.1 for
@@ -146,7 +153,7 @@ func (s *Server) applyFault(w http.ResponseWriter, raw http.ResponseWriter, r *h
 	if !sleepCtx(r.Context(), f.Latency) {
 		return true // the client went away; nothing is sent
 	}
-	if f.RetryAfter != "" && f.Kind != FaultDrop && f.Kind != FaultDropAfterCreate {
+	if f.RetryAfter != "" && f.Kind != FaultDrop && f.Kind != FaultDropAfterCreate && f.Kind != FaultStatusAfterCreate {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
 	status := func(def int) int {
@@ -161,6 +168,10 @@ func (s *Server) applyFault(w http.ResponseWriter, raw http.ResponseWriter, r *h
 		return true
 	case FaultDropAfterCreate:
 		c.dropAfter = true
+		return false
+	case FaultStatusAfterCreate:
+		f.Status = status(http.StatusInternalServerError)
+		c.answerAfter = &f
 		return false
 	case FaultHTML:
 		body := f.Body

@@ -72,6 +72,15 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("answered %d %s", r.status, r.raw)
 			}
 		}},
+		{name: "429 after create", route: "POST /v1/runs", effect: true, fault: Fault{Kind: FaultStatusAfterCreate, Status: 429, RetryAfter: "1"}, check: func(t *testing.T, r *resp, err error) {
+			expect(t, r, 429, "TOO_MANY_REQUESTS_ERROR", "")
+			if r.header.Get("Retry-After") != "1" {
+				t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+			}
+		}},
+		{name: "500 after create", route: "POST /v1/runs", effect: true, fault: Fault{Kind: FaultStatusAfterCreate}, check: func(t *testing.T, r *resp, err error) {
+			expect(t, r, 500, "SERVER_ERROR", "")
+		}},
 		{name: "latency then 500", route: "POST /v1/runs", fault: Fault{Status: 500, Latency: 60 * time.Millisecond}, check: func(t *testing.T, r *resp, err error) {
 			expect(t, r, 500, "SERVER_ERROR", "")
 		}},

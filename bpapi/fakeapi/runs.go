@@ -301,8 +301,8 @@ func (s *Server) handleCreateRun(w http.ResponseWriter, r *http.Request, c *call
 	s.settleLocked(now) // a zero-duration run is final at once
 	s.mu.Unlock()
 
-	if c.dropAfter {
-		return
+	if c.dropAfter || c.answerAfter != nil {
+		return // a fault answers instead of the API
 	}
 	if !s.hold(r, rn) {
 		if r.Context().Err() != nil {

@@ -272,6 +272,8 @@ type call struct {
 	acct      *account
 	status    int
 	dropAfter bool // FaultDropAfterCreate: answer nothing once the work is done
+	// answerAfter is a FaultStatusAfterCreate: answer it once the work is done.
+	answerAfter *Fault
 }
 
 // statusWriter records the status a handler answers with.
@@ -333,6 +335,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.h(&discardWriter{h: http.Header{}}, r, c)
 		dropConnection(w)
 		c.status = 0
+		return
+	}
+	if f := c.answerAfter; f != nil {
+		rt.h(&discardWriter{h: http.Header{}}, r, c)
+		if f.RetryAfter != "" {
+			sw.Header().Set("Retry-After", f.RetryAfter)
+		}
+		if f.Body != "" {
+			writeBody(sw, f.Status, sniffType(f.Body), []byte(f.Body))
+		} else {
+			writeError(sw, f.Status, faultMessage(f.Status))
+		}
 		return
 	}
 	rt.h(sw, r, c)
