@@ -34,11 +34,11 @@ func TestKeyNeverLeaks(t *testing.T) {
 			var results []string
 			call := func(tool string, args map[string]any) *mcp.CallToolResult {
 				res := e.call(t, tool, args)
-				sc, err := json.Marshal(res.StructuredContent)
+				wire, err := json.Marshal(res) // text, links and structuredContent
 				if err != nil {
 					t.Fatal(err)
 				}
-				results = append(results, text(res), string(sc))
+				results = append(results, text(res), string(wire))
 				return res
 			}
 			call("search_prompts", map[string]any{"query": "email"})
