@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/leakcheck"
 )
 
 func TestErrorCodesMapped(t *testing.T) {
@@ -254,8 +256,8 @@ func TestKeyNeverLeaks(t *testing.T) {
 			continue
 		}
 		for _, s := range []string{err.Error(), fmt.Sprintf("%v %+v %#v %s %q", err, err, err, err, err)} {
-			if strings.Contains(s, testKey) {
-				t.Errorf("error %d shows the key: %s", i, s)
+			if form := leakcheck.Find(s, testKey); form != "" {
+				t.Errorf("error %d shows the key (%s): %s", i, form, s)
 			}
 			if strings.Contains(s, "http://") {
 				t.Errorf("error %d shows a URL: %s", i, s)
@@ -263,7 +265,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 		}
 		var ae *APIError
 		if errors.As(err, &ae) {
-			if s := fmt.Sprintf("%v %+v %#v %s", *ae, *ae, *ae, ae.Data); strings.Contains(s, testKey) {
+			if s := fmt.Sprintf("%v %+v %#v %s", *ae, *ae, *ae, ae.Data); leakcheck.Find(s, testKey) != "" {
 				t.Errorf("APIError %d shows the key: %s", i, s)
 			}
 		}
@@ -276,13 +278,13 @@ func TestKeyNeverLeaks(t *testing.T) {
 			fmt.Sprintf("%v %+v %#v", c, c, c),
 			fmt.Sprintf("%v %+v %#v", *c, *c, *c),
 		} {
-			if strings.Contains(s, testKey) {
+			if leakcheck.Find(s, testKey) != "" {
 				t.Fatalf("printed value shows the key: %s", s)
 			}
 		}
 		logger.Info("client", "client", c, "opts", opts, "key", opts.APIKey)
 	}
-	if strings.Contains(logs.String(), testKey) {
+	if leakcheck.Find(logs.String(), testKey) != "" {
 		t.Errorf("a log line shows the key:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "betterprompt request") {

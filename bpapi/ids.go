@@ -35,7 +35,7 @@ func (c *Client) checkID(field, id string) error {
 	if IsUUID(id) {
 		return nil
 	}
-	shown := c.redact(id)
+	shown := c.Redact(id)
 	if utf8.RuneCountInString(shown) > 40 {
 		shown = string([]rune(shown)[:40]) + "…"
 	}
@@ -43,12 +43,4 @@ func (c *Client) checkID(field, id string) error {
 		return fmt.Errorf("betterprompt: %s is empty: %w", field, ErrInvalidID)
 	}
 	return fmt.Errorf("betterprompt: %s %q: %w (want the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", field, shown, ErrInvalidID)
-}
-
-// redact replaces the client's API key in s.
-func (c *Client) redact(s string) string {
-	if k := c.cred.key.Reveal(); k != "" {
-		s = strings.ReplaceAll(s, k, redacted)
-	}
-	return s
 }

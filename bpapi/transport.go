@@ -160,8 +160,9 @@ func (c *Client) attempt(ctx context.Context, r *request, target, apiPath string
 	o.status = resp.StatusCode
 	o.maySent = true
 	raw, readErr := readBody(resp.Body, c.maxBodyBytes)
-	// An answer that echoes the key (a debugging proxy, say) must not carry
-	// it into an error, a log line or a tool result.
+	// An answer that echoes the key (a debugging proxy, say), raw, escaped
+	// or percent-encoded, must not carry it into decoded data, an error, a
+	// log line or a tool result.
 	raw = c.redactBytes(raw)
 	c.logAttempt(ctx, r.method, apiPath, resp.StatusCode, time.Since(start), n, readErr)
 	switch {
@@ -220,14 +221,6 @@ func (c *Client) logAttempt(ctx context.Context, method, apiPath string, status 
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "betterprompt request", attrs...)
-}
-
-// redactBytes replaces the client's API key in b.
-func (c *Client) redactBytes(b []byte) []byte {
-	if k := c.cred.key.Reveal(); k != "" && bytes.Contains(b, []byte(k)) {
-		return bytes.ReplaceAll(b, []byte(k), []byte(redacted))
-	}
-	return b
 }
 
 var errBodyTooLarge = errors.New("response body too large")

@@ -74,7 +74,8 @@ func withStartBound(d time.Duration) envOption {
 // to neither call as certainly its own.
 func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 	logs := &tools.SyncBuffer{}
-	e := newEnv(t, withLogs(logs), withStartBound(1500*time.Millisecond))
+	e := newEnv(t, withLogs(logs), withStartBound(2500*time.Millisecond))
+	start := time.Now()
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 500, Latency: 100 * time.Millisecond})
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultStatusAfterCreate, Latency: 100 * time.Millisecond})
 
@@ -83,7 +84,7 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 	for i := range results {
 		wg.Go(func() {
 			results[i] = e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion,
-				"inputs": coldEmailInputs, "wait_seconds": 0.6})
+				"inputs": coldEmailInputs, "wait_seconds": 1.5})
 		})
 	}
 	wg.Wait()
@@ -112,7 +113,7 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 	// passed, both list the run as a candidate they cannot confirm, from a
 	// look at the run list made after the bound.
 	lists := e.fake.Count(routeList)
-	time.Sleep(1600 * time.Millisecond)
+	time.Sleep(time.Until(start.Add(2600 * time.Millisecond)))
 	for _, res := range results {
 		handle := recovery(t, res).RunID
 		got := e.call(t, "get_run", map[string]any{"run_id": handle, "wait_seconds": 1})

@@ -92,21 +92,24 @@ func newTool[In any, Out any](d *Deps, s spec, fn func(ctx context.Context, in I
 	}
 	d.prechecks[s.Name] = func(raw any) error { _, err := decode(raw); return err }
 
-	handler := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	call := func(ctx context.Context, req mcp.CallToolRequest) *mcp.CallToolResult {
 		if taskRefused(req) {
-			return errorResult(errTooManyTasks), nil
+			return errorResult(errTooManyTasks)
 		}
 		in, err := decode(req.GetRawArguments())
 		if err != nil {
-			return errorResult(err), nil
+			return errorResult(err)
 		}
 		ctx = withRequest(ctx, req)
 		out, err := fn(ctx, in)
 		if err != nil {
 			d.logToolError(ctx, s.Name, err)
-			return errorResult(err), nil
+			return errorResult(err)
 		}
-		return &mcp.CallToolResult{Content: out.Content, StructuredContent: out.Value, IsError: out.IsError}, nil
+		return &mcp.CallToolResult{Content: out.Content, StructuredContent: out.Value, IsError: out.IsError}
+	}
+	handler := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return d.redactResult(ctx, call(ctx, req)), nil
 	}
 	return ServerTool{Tool: tool, Handler: handler}
 }
@@ -183,17 +186,64 @@ func argumentNames(s *jsonschema.Schema) []string {
 	return names
 }
 
-// logToolError records a failed call on stderr. Errors never carry the API
-// key (bpapi guarantees it), so they are safe to log.
+// logToolError records a failed call on stderr. Errors do not carry the
+// API key (bpapi redacts every answer); the call's key is redacted here
+// once more, as in results.
 func (d *Deps) logToolError(ctx context.Context, tool string, err error) {
 	var te *toolError
 	level := slog.LevelWarn
 	if errors.As(err, &te) && te.expected {
 		level = slog.LevelDebug
 	}
-	attrs := []any{"tool", tool, "err", err}
+	redact := d.redactor(ctx)
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	attrs := []any{"tool", tool, "err", redact(err.Error())}
 	if te != nil && te.cause != nil {
-		attrs = append(attrs, "cause", te.cause)
+		attrs = append(attrs, "cause", redact(te.cause.Error()))
 	}
 	d.logger().Log(ctx, level, "tool call failed", attrs...)
+}
+
+// redactResult is the last line of defence for the API key: bpapi already
+// redacts every answer it reads, and this redacts the call's key, in every
+// form bpapi.Client.Redact knows, from the result's text, links and
+// structured content, should any other path ever carry it there.
+func (d *Deps) redactResult(ctx context.Context, res *mcp.CallToolResult) *mcp.CallToolResult {
+	redact := d.redactor(ctx)
+	if redact == nil {
+		return res
+	}
+	for i, content := range res.Content {
+		switch ct := content.(type) {
+		case mcp.TextContent:
+			ct.Text = redact(ct.Text)
+			res.Content[i] = ct
+		case mcp.ResourceLink:
+			ct.URI, ct.Name, ct.Description = redact(ct.URI), redact(ct.Name), redact(ct.Description)
+			res.Content[i] = ct
+		}
+	}
+	if res.StructuredContent != nil {
+		if b, err := json.Marshal(res.StructuredContent); err == nil {
+			if r := redact(string(b)); r != string(b) {
+				res.StructuredContent = json.RawMessage(r)
+			}
+		}
+	}
+	return res
+}
+
+// redactor returns the function that redacts the call's API key, or nil
+// when the call has no key.
+func (d *Deps) redactor(ctx context.Context) func(string) string {
+	if d.Client == nil {
+		return nil
+	}
+	c, _, err := d.client(ctx)
+	if err != nil {
+		return nil
+	}
+	return c.Redact
 }
