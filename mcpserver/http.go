@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,17 @@ type HTTPOptions struct {
 	AuthToken bpapi.APIKey
 	// PerRequestKeys makes every request bring its own BetterPrompt key in
 	// the X-BetterPrompt-Api-Key header (multi-tenant mode).
-	PerRequestKeys    bool
+	PerRequestKeys bool
+	// SessionIdleTTL ends a session (stateful mode) that has had no request
+	// for this long: its state is freed and its id then gets 404, upon which
+	// the spec has clients start a new session. Default 30 min.
+	SessionIdleTTL time.Duration
+	// MaxSessions caps open sessions (stateful mode): past it, initialize
+	// gets 503 and open sessions carry on. Default 10,000.
+	MaxSessions int
+	// MaxStreams caps open GET event streams, all sessions together (a
+	// session may hold one): past it, a GET gets 429. Default 1,000.
+	MaxStreams        int
 	MaxBodyBytes      int64         // request body limit; default 16 MiB
 	ReadHeaderTimeout time.Duration // default 10 s: a client that sends headers slowly is cut off
 	ReadTimeout       time.Duration // default 60 s
@@ -52,6 +63,15 @@ type HTTPOptions struct {
 func (o HTTPOptions) withDefaults() HTTPOptions {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:8080"
+	}
+	if o.SessionIdleTTL <= 0 {
+		o.SessionIdleTTL = 30 * time.Minute
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10000
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 1000
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
@@ -78,18 +98,33 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 }
 
 // NewHTTPHandler returns the HTTP handler: MCP at /mcp and a health check at
-// /healthz, behind the security middleware.
-func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) http.Handler {
-	h, _ := newHTTPHandler(s, opts)
-	return h
+// /healthz, behind the security middleware. Call stop when the handler is no
+// longer served: it ends the open sessions and the idle-session sweeper.
+func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) (h http.Handler, stop func(context.Context) error) {
+	t := newHTTPTransport(s, opts)
+	return t.handler, t.streamable.Shutdown
 }
 
 // newHTTPHandler also returns the Streamable HTTP server, whose sessions and
 // open streams must be closed on shutdown (http.Server.Shutdown waits for
 // them forever otherwise).
 func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *server.StreamableHTTPServer) {
+	t := newHTTPTransport(s, opts)
+	return t.handler, t.streamable
+}
+
+// httpTransport is the HTTP handler and the parts of it that outlive a
+// request.
+type httpTransport struct {
+	handler    http.Handler
+	streamable *server.StreamableHTTPServer
+	sessions   *sessionManager // nil in stateless mode
+}
+
+func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	opts = opts.withDefaults()
-	streamable := server.NewStreamableHTTPServer(s,
+	t := &httpTransport{}
+	streamOpts := []server.StreamableHTTPOption{
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			// A caller's own key counts only in multi-tenant mode; otherwise
@@ -100,8 +135,26 @@ func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *serve
 			return ctx
 		}),
 		server.WithStreamableHTTPLogger(opts.Logger),
-	)
-	var mcpHandler http.Handler = streamable
+	}
+	// Refused requests are told to retry once the sweeper has had a chance
+	// to end idle sessions: it runs every TTL/2 (at least every second).
+	retryAfter := min(max(opts.SessionIdleTTL/2, time.Second), time.Minute)
+	if !opts.Stateless {
+		// Stateless mode keeps no sessions, so it needs neither the id
+		// manager nor the sweeper (which would only track the ids clients
+		// make up).
+		t.sessions = newSessionManager(opts.SessionIdleTTL, opts.MaxSessions, opts.Logger)
+		streamOpts = append(streamOpts,
+			server.WithSessionIdManager(t.sessions),
+			server.WithSessionIdleTTL(opts.SessionIdleTTL))
+	}
+	t.streamable = server.NewStreamableHTTPServer(s, streamOpts...)
+
+	var mcpHandler http.Handler = t.streamable
+	mcpHandler = limitStreams(opts.MaxStreams, retryAfter, mcpHandler)
+	if t.sessions != nil {
+		mcpHandler = guard(t.sessions, retryAfter, mcpHandler)
+	}
 	mcpHandler = limitBody(opts.MaxBodyBytes, mcpHandler)
 	mcpHandler = noProxyBuffering(mcpHandler)
 	if opts.AuthToken != "" {
@@ -115,7 +168,8 @@ func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *serve
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
-	return mux, streamable
+	t.handler = mux
+	return t
 }
 
 // ServeHTTP listens on opts.Addr and serves until ctx ends, then drains:
@@ -247,11 +301,18 @@ func noProxyBuffering(next http.Handler) http.Handler {
 }
 
 // writeJSONError writes a JSON-RPC error without an id, which the transport
-// spec allows for rejected HTTP requests.
+// spec allows for rejected HTTP requests: Invalid Request (-32600) for a
+// request refused for what it is, and a server error (-32000) when the
+// server is out of capacity (5xx, 429).
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	code := -32600
+	if status >= 500 || status == http.StatusTooManyRequests {
+		code = -32000
+	}
+	text, _ := json.Marshal(msg) // %q would escape as Go does, not always as JSON does
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","error":{"code":-32600,"message":%q}}`, msg)
+	_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","error":{"code":%d,"message":%s}}`, code, text)
 }
 
 func truncate(s string, n int) string {

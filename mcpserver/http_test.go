@@ -20,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/goleak"
 )
 
@@ -39,9 +40,11 @@ const (
 )
 
 type httpEnv struct {
-	fake *fakeapi.Server
-	deps *tools.Deps
-	url  string
+	fake      *fakeapi.Server
+	deps      *tools.Deps
+	url       string
+	mcp       *server.MCPServer
+	transport *httpTransport
 }
 
 func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
@@ -55,14 +58,17 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		PerRequestKeys: opts.PerRequestKeys,
 		Wait:           tools.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
 	}
-	ts := httptest.NewServer(NewHTTPHandler(New("test", deps), opts))
+	srv := New("test", deps)
+	tr := newHTTPTransport(srv, opts)
+	ts := httptest.NewServer(tr.handler)
 	t.Cleanup(func() {
-		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		_ = tr.streamable.Shutdown(ctx) // ends GET streams and the idle-session sweeper
+		ts.Close()
 		_ = deps.WaitForRuns(ctx)
 	})
-	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp"}
+	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp", mcp: srv, transport: tr}
 }
 
 func loadCatalogue(t *testing.T) []fakeapi.Prompt {
@@ -100,13 +106,24 @@ func serve(t *testing.T, fo fakeapi.Options, logger *slog.Logger, opts HTTPOptio
 	return s
 }
 
-// post sends one raw JSON-RPC initialize with the given headers.
+// initializeBody is a legacy-era initialize request.
+const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+
+// post sends one raw JSON-RPC message (initialize when body is "") with the
+// given headers.
 func (e *httpEnv) post(t *testing.T, headers map[string]string, body string) *http.Response {
 	t.Helper()
 	if body == "" {
-		body = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+		body = initializeBody
 	}
-	req, err := http.NewRequest(http.MethodPost, e.url, strings.NewReader(body))
+	return e.send(t, http.MethodPost, headers, body)
+}
+
+// send sends one HTTP request to the MCP endpoint; its body is closed when
+// the test ends.
+func (e *httpEnv) send(t *testing.T, method string, headers map[string]string, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +304,19 @@ func TestBodyLimit(t *testing.T) {
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
 	if resp := e.post(t, nil, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversize body: HTTP %d, want 413", resp.StatusCode)
+	}
+	// Without Content-Length (chunked), the limit stops the read; here the
+	// read of the method, which comes after the padding.
+	padFirst := `{"params":{"pad":"` + strings.Repeat("x", 4096) + `"},"jsonrpc":"2.0","id":1,"method":"initialize"}`
+	req, _ := http.NewRequest(http.MethodPost, e.url, io.MultiReader(strings.NewReader(padFirst)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversize chunked body: HTTP %d, want 413", resp.StatusCode)
 	}
 }
 
