@@ -160,7 +160,9 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	if opts.AuthToken != "" {
 		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
 	}
-	mcpHandler = checkOrigin(opts.AllowedOrigins, mcpHandler)
+	origins := newOriginSet(opts.AllowedOrigins)
+	mcpHandler = allowCORS(origins, mcpHandler)
+	mcpHandler = checkOrigin(origins, mcpHandler)
 
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", mcpHandler)
@@ -220,19 +222,72 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	return nil
 }
 
-// checkOrigin answers 403 to a request whose Origin header is present and
-// not allowed, as the MCP transport spec requires (mcp-go checks only Host).
-// This stops a web page in the user's browser from driving a local server.
-func checkOrigin(allowed []string, next http.Handler) http.Handler {
-	set := make(map[string]bool, len(allowed))
+// originSet is the browser origins allowed to call the server, compared
+// without regard to case or a trailing slash.
+type originSet map[string]bool
+
+func newOriginSet(allowed []string) originSet {
+	set := make(originSet, len(allowed))
 	for _, o := range allowed {
 		set[normalizeOrigin(o)] = true
 	}
+	return set
+}
+
+func (s originSet) allows(origin string) bool { return s[normalizeOrigin(origin)] }
+
+// checkOrigin answers 403 to a request whose Origin header is present and
+// not allowed, as the MCP transport spec requires (mcp-go checks only Host).
+// This stops a web page in the user's browser from driving a local server.
+func checkOrigin(allowed originSet, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if origin := r.Header.Get("Origin"); origin != "" && !set[normalizeOrigin(origin)] {
+		if origin := r.Header.Get("Origin"); origin != "" && !allowed.allows(origin) {
 			writeJSONError(w, http.StatusForbidden, "Origin not allowed: "+truncate(origin, 100)+"; add it to --allowed-origins to allow it")
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// What a page from an allowed origin may send and read (CORS).
+const (
+	corsAllowMethods = "GET, POST, DELETE, OPTIONS"
+	corsAllowHeaders = "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, " + APIKeyHeader
+	// Mcp-Session-Id must be readable for a page to continue its session;
+	// the others explain a refusal.
+	corsExposeHeaders = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After"
+	corsMaxAge        = "7200" // seconds; Chromium caps it there
+)
+
+// allowCORS lets a page from an allowed origin (the MCP Inspector's, say)
+// call the server from the browser. It answers the preflight itself, before
+// the bearer check (a browser never sends Authorization on a preflight) and
+// the body limit, and it marks every response, including the 401, 413, 429
+// and 503 of the middleware after it, so the page can read why it was
+// refused. A disallowed origin has been answered 403 by checkOrigin before.
+//
+// mcp-go's own CORS (server.WithStreamableHTTPCORS) is not used: it runs
+// inside mcp-go's handler, after our middleware, so our refusals would lack
+// the headers and its preflight would need the bearer token; and it compares
+// origins exactly, where checkOrigin ignores case and a trailing slash.
+func allowCORS(allowed originSet, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !allowed.allows(origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", corsMaxAge)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 		next.ServeHTTP(w, r)
 	})
 }

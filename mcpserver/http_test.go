@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -224,6 +225,93 @@ func TestOriginCheck(t *testing.T) {
 	strict := newHTTPEnv(t, HTTPOptions{})
 	if resp := strict.post(t, map[string]string{"Origin": "http://localhost:6274"}, ""); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("empty allow-list: HTTP %d, want 403", resp.StatusCode)
+	}
+}
+
+// A page from an allowed origin (the MCP Inspector's) can call the server
+// from the browser: its preflight is answered without the bearer token, and
+// every answer, refusals included, carries the CORS headers it needs.
+func TestCORS(t *testing.T) {
+	const inspector = "http://localhost:6274"
+	e := newHTTPEnv(t, HTTPOptions{AllowedOrigins: []string{inspector}, AuthToken: "s3cret-token", MaxBodyBytes: 1024})
+	preflight := func(origin string) *http.Response {
+		return e.send(t, http.MethodOptions, map[string]string{
+			"Origin":                         origin,
+			"Access-Control-Request-Method":  "POST",
+			"Access-Control-Request-Headers": "content-type,mcp-session-id,mcp-protocol-version,authorization", // as the Inspector sends them
+			"Content-Type":                   "",
+			"Accept":                         "*/*",
+		}, "")
+	}
+	list := func(h http.Header, name string) map[string]bool {
+		set := map[string]bool{}
+		for _, v := range strings.Split(h.Get(name), ",") {
+			set[strings.ToLower(strings.TrimSpace(v))] = true
+		}
+		return set
+	}
+
+	resp := preflight(inspector)
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != inspector {
+		t.Fatalf("preflight: HTTP %d, Access-Control-Allow-Origin %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	methods, headers := list(resp.Header, "Access-Control-Allow-Methods"), list(resp.Header, "Access-Control-Allow-Headers")
+	for _, m := range []string{"get", "post", "delete", "options"} {
+		if !methods[m] {
+			t.Errorf("preflight: Access-Control-Allow-Methods %q lacks %s", resp.Header.Get("Access-Control-Allow-Methods"), m)
+		}
+	}
+	for _, h := range []string{"content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id",
+		"mcp-method", "mcp-name", strings.ToLower(APIKeyHeader)} {
+		if !headers[h] {
+			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
+		}
+	}
+	if resp.Header.Get("Access-Control-Max-Age") == "" || !list(resp.Header, "Vary")["origin"] {
+		t.Errorf("preflight: Max-Age %q, Vary %q", resp.Header.Get("Access-Control-Max-Age"), resp.Header.Get("Vary"))
+	}
+
+	// Answers to the page, whether it is served or refused.
+	cases := []struct {
+		name    string
+		headers map[string]string
+		body    string
+		want    int
+	}{
+		{"initialize", map[string]string{"Authorization": "Bearer s3cret-token"}, "", http.StatusOK},
+		{"no token", nil, "", http.StatusUnauthorized},
+		{"body too large", map[string]string{"Authorization": "Bearer s3cret-token"}, `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range cases {
+		tc.headers = maps.Clone(tc.headers)
+		if tc.headers == nil {
+			tc.headers = map[string]string{}
+		}
+		tc.headers["Origin"] = inspector
+		resp := e.post(t, tc.headers, tc.body)
+		exposed := list(resp.Header, "Access-Control-Expose-Headers")
+		if resp.StatusCode != tc.want || resp.Header.Get("Access-Control-Allow-Origin") != inspector ||
+			!exposed["mcp-session-id"] || !exposed["www-authenticate"] || !list(resp.Header, "Vary")["origin"] {
+			t.Errorf("%s: HTTP %d (want %d), Allow-Origin %q, Expose-Headers %q, Vary %q", tc.name, resp.StatusCode, tc.want,
+				resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Expose-Headers"), resp.Header.Get("Vary"))
+		}
+		if tc.want == http.StatusOK && resp.Header.Get("Mcp-Session-Id") == "" {
+			t.Errorf("%s: no Mcp-Session-Id", tc.name)
+		}
+	}
+
+	// Other origins still get 403 and no CORS headers, preflight or not;
+	// clients without Origin get none either.
+	for name, resp := range map[string]*http.Response{
+		"preflight from another origin": preflight("http://evil.example"),
+		"POST from another origin":      e.post(t, map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer s3cret-token"}, ""),
+	} {
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: HTTP %d, Access-Control-Allow-Origin %q", name, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	if resp := e.post(t, map[string]string{"Authorization": "Bearer s3cret-token"}, ""); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("no Origin: Access-Control-Allow-Origin %q", resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
 
