@@ -31,6 +31,8 @@ type config struct {
 	AuthToken      bpapi.APIKey  `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
 	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
 	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
+	SessionIdleTTL time.Duration `env:"BPMCP_SESSION_IDLE_TTL" envDefault:"30m" flag:"session-idle-ttl" help:"HTTP: end a session after this long without a request; its id then gets 404 and the client starts a new session. More than 0"`
+	MaxSessions    int           `env:"BPMCP_MAX_SESSIONS" envDefault:"10000" flag:"max-sessions" help:"HTTP: open sessions at most (about 12 KiB each); past it initialize gets 503 until sessions end or expire"`
 	WaitDefault    time.Duration `env:"BPMCP_WAIT_DEFAULT" envDefault:"45s" flag:"wait-default" help:"how long run_prompt and get_run wait for a run when wait_seconds is not given (hosts time out after ~60 s)"`
 	WaitMax        time.Duration `env:"BPMCP_WAIT_MAX" envDefault:"10m" flag:"wait-max" help:"the longest wait_seconds accepted"`
 	RequestTimeout time.Duration `env:"BPMCP_REQUEST_TIMEOUT" envDefault:"30s" flag:"request-timeout" help:"timeout of one BetterPrompt API read (starting a run has its own, longer limit)"`
@@ -96,8 +98,13 @@ func (c config) validate() error {
 	if c.WaitDefault <= 0 || c.WaitMax <= 0 || c.WaitDefault > c.WaitMax {
 		errs = append(errs, errors.New("--wait-default and --wait-max must be more than 0, and --wait-default at most --wait-max"))
 	}
-	if c.MaxWaitsPerKey <= 0 || c.MaxBodyBytes <= 0 {
-		errs = append(errs, errors.New("--max-waits-per-key and --max-body-bytes must be more than 0"))
+	if c.MaxWaitsPerKey <= 0 || c.MaxBodyBytes <= 0 || c.MaxSessions <= 0 {
+		errs = append(errs, errors.New("--max-waits-per-key, --max-body-bytes and --max-sessions must be more than 0"))
+	}
+	if c.SessionIdleTTL <= 0 {
+		// 0 does not mean "never": sessions kept for ever are the unbounded
+		// memory this setting exists to prevent.
+		errs = append(errs, errors.New("--session-idle-ttl must be more than 0 (sessions are not kept for ever; for long-idle clients use a long duration such as 24h)"))
 	}
 	if c.SandboxTimeScale <= 0 {
 		errs = append(errs, errors.New("--sandbox-time-scale must be more than 0"))

@@ -116,6 +116,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			AuthToken:      cfg.AuthToken,
 			PerRequestKeys: cfg.PerRequestKeys,
 			MaxBodyBytes:   cfg.MaxBodyBytes,
+			SessionIdleTTL: cfg.SessionIdleTTL,
+			MaxSessions:    cfg.MaxSessions,
 			WriteTimeout:   cfg.WaitMax + time.Minute,
 			Logger:         logger,
 		}, func(addr net.Addr) {

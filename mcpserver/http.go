@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
@@ -39,7 +41,17 @@ type HTTPOptions struct {
 	AuthToken bpapi.APIKey
 	// PerRequestKeys makes every request bring its own BetterPrompt key in
 	// the X-BetterPrompt-Api-Key header (multi-tenant mode).
-	PerRequestKeys    bool
+	PerRequestKeys bool
+	// SessionIdleTTL ends a session (stateful mode) that has had no request
+	// for this long: its state is freed and its id then gets 404, upon which
+	// the spec has clients start a new session. Default 30 min.
+	SessionIdleTTL time.Duration
+	// MaxSessions caps open sessions (stateful mode): past it, initialize
+	// gets 503 and open sessions carry on. Default 10,000.
+	MaxSessions int
+	// MaxStreams caps open GET event streams, all sessions together (a
+	// session may hold one): past it, a GET gets 429. Default 1,000.
+	MaxStreams        int
 	MaxBodyBytes      int64         // request body limit; default 16 MiB
 	ReadHeaderTimeout time.Duration // default 10 s: a client that sends headers slowly is cut off
 	ReadTimeout       time.Duration // default 60 s
@@ -58,6 +70,15 @@ type HTTPOptions struct {
 func (o HTTPOptions) withDefaults() HTTPOptions {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:8080"
+	}
+	if o.SessionIdleTTL <= 0 {
+		o.SessionIdleTTL = 30 * time.Minute
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10000
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 1000
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
@@ -84,18 +105,26 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 }
 
 // NewHTTPHandler returns the HTTP handler: MCP at /mcp and a health check at
-// /healthz, behind the security middleware.
-func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) http.Handler {
-	h, _ := newHTTPHandler(s, opts)
-	return h
+// /healthz, behind the security middleware. Call stop when the handler is no
+// longer served: it ends the open sessions and the idle-session sweeper.
+func NewHTTPHandler(s *server.MCPServer, opts HTTPOptions) (h http.Handler, stop func(context.Context) error) {
+	t := newHTTPTransport(s, opts)
+	return t.handler, t.streamable.Shutdown
 }
 
-// newHTTPHandler also returns the Streamable HTTP server, whose sessions and
-// open streams must be closed on shutdown (http.Server.Shutdown waits for
-// them forever otherwise).
-func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *server.StreamableHTTPServer) {
+// httpTransport is the HTTP handler and the parts of it that outlive a
+// request.
+type httpTransport struct {
+	handler    http.Handler
+	streamable *server.StreamableHTTPServer
+	sessions   *sessionManager // nil in stateless mode
+	posts      inflight        // POST requests being answered
+}
+
+func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	opts = opts.withDefaults()
-	streamable := server.NewStreamableHTTPServer(s,
+	t := &httpTransport{}
+	streamOpts := []server.StreamableHTTPOption{
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			// A caller's own key counts only in multi-tenant mode; otherwise
@@ -106,14 +135,35 @@ func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *serve
 			return ctx
 		}),
 		server.WithStreamableHTTPLogger(opts.Logger),
-	)
-	var mcpHandler http.Handler = streamable
+	}
+	// Refused requests are told to retry once the sweeper has had a chance
+	// to end idle sessions: it runs every TTL/2 (at least every second).
+	retryAfter := min(max(opts.SessionIdleTTL/2, time.Second), time.Minute)
+	if !opts.Stateless {
+		// Stateless mode keeps no sessions, so it needs neither the id
+		// manager nor the sweeper (which would only track the ids clients
+		// make up).
+		t.sessions = newSessionManager(opts.SessionIdleTTL, opts.MaxSessions, opts.Logger)
+		streamOpts = append(streamOpts,
+			server.WithSessionIdManager(t.sessions),
+			server.WithSessionIdleTTL(opts.SessionIdleTTL))
+	}
+	t.streamable = server.NewStreamableHTTPServer(s, streamOpts...)
+
+	var mcpHandler http.Handler = t.streamable
+	mcpHandler = t.posts.track(mcpHandler)
+	mcpHandler = limitStreams(opts.MaxStreams, retryAfter, mcpHandler)
+	if t.sessions != nil {
+		mcpHandler = guard(t.sessions, retryAfter, mcpHandler)
+	}
 	mcpHandler = limitBody(opts.MaxBodyBytes, mcpHandler)
 	mcpHandler = noProxyBuffering(mcpHandler)
 	if opts.AuthToken != "" {
 		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
 	}
-	mcpHandler = checkOrigin(opts.AllowedOrigins, mcpHandler)
+	origins := newOriginSet(opts.AllowedOrigins)
+	mcpHandler = allowCORS(origins, mcpHandler)
+	mcpHandler = checkOrigin(origins, mcpHandler)
 
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", mcpHandler)
@@ -121,7 +171,8 @@ func newHTTPHandler(s *server.MCPServer, opts HTTPOptions) (http.Handler, *serve
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
-	return mux, streamable
+	t.handler = mux
+	return t
 }
 
 // ServeHTTP listens on opts.Addr and serves until ctx ends, then drains:
@@ -133,13 +184,13 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
 	opts.AllowedOrigins = slices.Concat(opts.AllowedOrigins, ownOrigins(ln.Addr()))
-	handler, streamable := newHTTPHandler(s, opts)
+	t := newHTTPTransport(s, opts)
 	// Handlers run on a context of their own, cancelled once the grace
 	// period is over: a call still waiting then stops, logging its run id.
 	base, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           t.handler,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		ReadTimeout:       opts.ReadTimeout,
@@ -162,8 +213,15 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
 	defer cancel()
-	srv.RegisterOnShutdown(func() { _ = streamable.Shutdown(drain) }) // ends open GET streams
-	if err := srv.Shutdown(drain); err != nil {
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(drain) }() // no new connections; waits for the open ones
+	// The calls in flight are answered first; only then do the sessions,
+	// and the GET streams that http.Server.Shutdown alone would wait for
+	// forever, close. Closing a session earlier would end a call's stream
+	// without its answer.
+	t.posts.waitIdle(drain)
+	_ = t.streamable.Shutdown(drain)
+	if err := <-shutdown; err != nil {
 		opts.Logger.Warn("calls still running after the shutdown grace period; stopping them", "grace", opts.ShutdownGrace)
 		cancelHandlers()
 		time.Sleep(100 * time.Millisecond) // let the cancelled handlers log their run ids
@@ -175,6 +233,51 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 	return nil
 }
 
+// inflight counts the requests being answered.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0; nil means closed
+}
+
+// track counts the POST requests that next answers.
+func (f *inflight) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f.mu.Lock()
+		if f.n == 0 {
+			f.idle = make(chan struct{})
+		}
+		f.n++
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			if f.n--; f.n == 0 {
+				close(f.idle)
+			}
+			f.mu.Unlock()
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// waitIdle waits until no request is being answered, or ctx ends.
+func (f *inflight) waitIdle(ctx context.Context) {
+	f.mu.Lock()
+	idle := f.idle
+	f.mu.Unlock()
+	if idle == nil {
+		return
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
+}
+
 // answerWithin is how long calls waiting for runs may go on once the
 // shutdown starts: long enough to finish a run that is about to end, short
 // enough that the answer is written before the grace period is over.
@@ -182,19 +285,72 @@ func answerWithin(grace time.Duration) time.Duration {
 	return max(grace-2*time.Second, grace/2)
 }
 
-// checkOrigin answers 403 to a request whose Origin header is present and
-// not allowed, as the MCP transport spec requires (mcp-go checks only Host).
-// This stops a web page in the user's browser from driving a local server.
-func checkOrigin(allowed []string, next http.Handler) http.Handler {
-	set := make(map[string]bool, len(allowed))
+// originSet is the browser origins allowed to call the server, compared
+// without regard to case or a trailing slash.
+type originSet map[string]bool
+
+func newOriginSet(allowed []string) originSet {
+	set := make(originSet, len(allowed))
 	for _, o := range allowed {
 		set[normalizeOrigin(o)] = true
 	}
+	return set
+}
+
+func (s originSet) allows(origin string) bool { return s[normalizeOrigin(origin)] }
+
+// checkOrigin answers 403 to a request whose Origin header is present and
+// not allowed, as the MCP transport spec requires (mcp-go checks only Host).
+// This stops a web page in the user's browser from driving a local server.
+func checkOrigin(allowed originSet, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if origin := r.Header.Get("Origin"); origin != "" && !set[normalizeOrigin(origin)] {
+		if origin := r.Header.Get("Origin"); origin != "" && !allowed.allows(origin) {
 			writeJSONError(w, http.StatusForbidden, "Origin not allowed: "+truncate(origin, 100)+"; add it to --allowed-origins to allow it")
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// What a page from an allowed origin may send and read (CORS).
+const (
+	corsAllowMethods = "GET, POST, DELETE, OPTIONS"
+	corsAllowHeaders = "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, " + APIKeyHeader
+	// Mcp-Session-Id must be readable for a page to continue its session;
+	// the others explain a refusal.
+	corsExposeHeaders = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After"
+	corsMaxAge        = "7200" // seconds; Chromium caps it there
+)
+
+// allowCORS lets a page from an allowed origin (the MCP Inspector's, say)
+// call the server from the browser. It answers the preflight itself, before
+// the bearer check (a browser never sends Authorization on a preflight) and
+// the body limit, and it marks every response, including the 401, 413, 429
+// and 503 of the middleware after it, so the page can read why it was
+// refused. A disallowed origin has been answered 403 by checkOrigin before.
+//
+// mcp-go's own CORS (server.WithStreamableHTTPCORS) is not used: it runs
+// inside mcp-go's handler, after our middleware, so our refusals would lack
+// the headers and its preflight would need the bearer token; and it compares
+// origins exactly, where checkOrigin ignores case and a trailing slash.
+func allowCORS(allowed originSet, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !allowed.allows(origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", corsMaxAge)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -263,11 +419,18 @@ func noProxyBuffering(next http.Handler) http.Handler {
 }
 
 // writeJSONError writes a JSON-RPC error without an id, which the transport
-// spec allows for rejected HTTP requests.
+// spec allows for rejected HTTP requests: Invalid Request (-32600) for a
+// request refused for what it is, and a server error (-32000) when the
+// server is out of capacity (5xx, 429).
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	code := -32600
+	if status >= 500 || status == http.StatusTooManyRequests {
+		code = -32000
+	}
+	text, _ := json.Marshal(msg) // %q would escape as Go does, not always as JSON does
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","error":{"code":-32600,"message":%q}}`, msg)
+	_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","error":{"code":%d,"message":%s}}`, code, text)
 }
 
 func truncate(s string, n int) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/goleak"
 )
 
@@ -41,9 +42,11 @@ const (
 )
 
 type httpEnv struct {
-	fake *fakeapi.Server
-	deps *tools.Deps
-	url  string
+	fake      *fakeapi.Server
+	deps      *tools.Deps
+	url       string
+	mcp       *server.MCPServer
+	transport *httpTransport
 }
 
 func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
@@ -57,14 +60,17 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		PerRequestKeys: opts.PerRequestKeys,
 		Wait:           tools.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
 	}
-	ts := httptest.NewServer(NewHTTPHandler(New("test", deps), opts))
+	srv := New("test", deps)
+	tr := newHTTPTransport(srv, opts)
+	ts := httptest.NewServer(tr.handler)
 	t.Cleanup(func() {
-		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		_ = tr.streamable.Shutdown(ctx) // ends GET streams and the idle-session sweeper
+		ts.Close()
 		_ = deps.WaitForRuns(ctx)
 	})
-	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp"}
+	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp", mcp: srv, transport: tr}
 }
 
 func loadCatalogue(t *testing.T) []fakeapi.Prompt {
@@ -95,20 +101,31 @@ func serve(t *testing.T, fo fakeapi.Options, logger *slog.Logger, opts HTTPOptio
 	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{deps: deps, cancel: cancel, served: make(chan error, 1)}
-	opts.Addr, opts.Logger = "127.0.0.1:0", logger
+	opts.Addr, opts.Logger, opts.BeginShutdown = "127.0.0.1:0", logger, deps.BeginShutdown
 	addrs := make(chan net.Addr, 1)
 	go func() { s.served <- ServeHTTP(ctx, New("test", deps), opts, func(a net.Addr) { addrs <- a }) }()
 	s.addr = (<-addrs).String()
 	return s
 }
 
-// post sends one raw JSON-RPC initialize with the given headers.
+// initializeBody is a legacy-era initialize request.
+const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+
+// post sends one raw JSON-RPC message (initialize when body is "") with the
+// given headers.
 func (e *httpEnv) post(t *testing.T, headers map[string]string, body string) *http.Response {
 	t.Helper()
 	if body == "" {
-		body = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+		body = initializeBody
 	}
-	req, err := http.NewRequest(http.MethodPost, e.url, strings.NewReader(body))
+	return e.send(t, http.MethodPost, headers, body)
+}
+
+// send sends one HTTP request to the MCP endpoint; its body is closed when
+// the test ends.
+func (e *httpEnv) send(t *testing.T, method string, headers map[string]string, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +229,93 @@ func TestOriginCheck(t *testing.T) {
 	}
 }
 
+// A page from an allowed origin (the MCP Inspector's) can call the server
+// from the browser: its preflight is answered without the bearer token, and
+// every answer, refusals included, carries the CORS headers it needs.
+func TestCORS(t *testing.T) {
+	const inspector = "http://localhost:6274"
+	e := newHTTPEnv(t, HTTPOptions{AllowedOrigins: []string{inspector}, AuthToken: "s3cret-token", MaxBodyBytes: 1024})
+	preflight := func(origin string) *http.Response {
+		return e.send(t, http.MethodOptions, map[string]string{
+			"Origin":                         origin,
+			"Access-Control-Request-Method":  "POST",
+			"Access-Control-Request-Headers": "content-type,mcp-session-id,mcp-protocol-version,authorization", // as the Inspector sends them
+			"Content-Type":                   "",
+			"Accept":                         "*/*",
+		}, "")
+	}
+	list := func(h http.Header, name string) map[string]bool {
+		set := map[string]bool{}
+		for _, v := range strings.Split(h.Get(name), ",") {
+			set[strings.ToLower(strings.TrimSpace(v))] = true
+		}
+		return set
+	}
+
+	resp := preflight(inspector)
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != inspector {
+		t.Fatalf("preflight: HTTP %d, Access-Control-Allow-Origin %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	methods, headers := list(resp.Header, "Access-Control-Allow-Methods"), list(resp.Header, "Access-Control-Allow-Headers")
+	for _, m := range []string{"get", "post", "delete", "options"} {
+		if !methods[m] {
+			t.Errorf("preflight: Access-Control-Allow-Methods %q lacks %s", resp.Header.Get("Access-Control-Allow-Methods"), m)
+		}
+	}
+	for _, h := range []string{"content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id",
+		"mcp-method", "mcp-name", strings.ToLower(APIKeyHeader)} {
+		if !headers[h] {
+			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
+		}
+	}
+	if resp.Header.Get("Access-Control-Max-Age") == "" || !list(resp.Header, "Vary")["origin"] {
+		t.Errorf("preflight: Max-Age %q, Vary %q", resp.Header.Get("Access-Control-Max-Age"), resp.Header.Get("Vary"))
+	}
+
+	// Answers to the page, whether it is served or refused.
+	cases := []struct {
+		name    string
+		headers map[string]string
+		body    string
+		want    int
+	}{
+		{"initialize", map[string]string{"Authorization": "Bearer s3cret-token"}, "", http.StatusOK},
+		{"no token", nil, "", http.StatusUnauthorized},
+		{"body too large", map[string]string{"Authorization": "Bearer s3cret-token"}, `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range cases {
+		tc.headers = maps.Clone(tc.headers)
+		if tc.headers == nil {
+			tc.headers = map[string]string{}
+		}
+		tc.headers["Origin"] = inspector
+		resp := e.post(t, tc.headers, tc.body)
+		exposed := list(resp.Header, "Access-Control-Expose-Headers")
+		if resp.StatusCode != tc.want || resp.Header.Get("Access-Control-Allow-Origin") != inspector ||
+			!exposed["mcp-session-id"] || !exposed["www-authenticate"] || !list(resp.Header, "Vary")["origin"] {
+			t.Errorf("%s: HTTP %d (want %d), Allow-Origin %q, Expose-Headers %q, Vary %q", tc.name, resp.StatusCode, tc.want,
+				resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Expose-Headers"), resp.Header.Get("Vary"))
+		}
+		if tc.want == http.StatusOK && resp.Header.Get("Mcp-Session-Id") == "" {
+			t.Errorf("%s: no Mcp-Session-Id", tc.name)
+		}
+	}
+
+	// Other origins still get 403 and no CORS headers, preflight or not;
+	// clients without Origin get none either.
+	for name, resp := range map[string]*http.Response{
+		"preflight from another origin": preflight("http://evil.example"),
+		"POST from another origin":      e.post(t, map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer s3cret-token"}, ""),
+	} {
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: HTTP %d, Access-Control-Allow-Origin %q", name, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	if resp := e.post(t, map[string]string{"Authorization": "Bearer s3cret-token"}, ""); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("no Origin: Access-Control-Allow-Origin %q", resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
 // mcp-go's DNS-rebinding guard stays on: a loopback listener refuses a
 // foreign Host.
 func TestHostCheck(t *testing.T) {
@@ -295,6 +399,19 @@ func TestBodyLimit(t *testing.T) {
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
 	if resp := e.post(t, nil, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversize body: HTTP %d, want 413", resp.StatusCode)
+	}
+	// Without Content-Length (chunked), the limit stops the read; here the
+	// read of the method, which comes after the padding.
+	padFirst := `{"params":{"pad":"` + strings.Repeat("x", 4096) + `"},"jsonrpc":"2.0","id":1,"method":"initialize"}`
+	req, _ := http.NewRequest(http.MethodPost, e.url, io.MultiReader(strings.NewReader(padFirst)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversize chunked body: HTTP %d, want 413", resp.StatusCode)
 	}
 }
 
@@ -433,9 +550,9 @@ func TestOwnOriginsAreAllowed(t *testing.T) {
 }
 
 // Shutdown with a call that outlasts the grace period and a GET stream
-// open: the server stops after the grace, the call ends telling the agent
-// not to start the run again, and the run id still reaches the log once the
-// API answers.
+// open: the server stops within the grace, the call is answered first with
+// the id to follow the run with, and the run id still reaches the log once
+// the API answers.
 func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -470,15 +587,15 @@ func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ServeHTTP did not return")
 	}
-	if res := <-results; res != nil && res.IsError && !strings.Contains(resultText(res), "Do not call run_prompt again") {
-		t.Errorf("the cancelled call's result invites a second run: %s", resultText(res))
+	if res := <-results; res == nil || res.IsError || !strings.Contains(resultText(res), "get_run") {
+		t.Errorf("the waiting call was not answered with its run id: %+v", res)
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer wcancel()
 	if err := deps.WaitForRuns(wctx); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "run started after its tool call ended") || !strings.Contains(logs.String(), "run_id=") {
+	if !strings.Contains(logs.String(), "msg=\"run started") || !strings.Contains(logs.String(), "run_id=") {
 		t.Errorf("the run id was not logged:\n%s", logs.String())
 	}
 }

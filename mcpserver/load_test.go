@@ -48,7 +48,8 @@ func TestLoad(t *testing.T) {
 		PerRequestKeys: true,
 		Wait:           tools.WaitConfig{Default: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 200 * time.Millisecond},
 	}
-	ts := httptest.NewServer(NewHTTPHandler(New("load", deps), HTTPOptions{PerRequestKeys: true}))
+	handler, stop := NewHTTPHandler(New("load", deps), HTTPOptions{PerRequestKeys: true})
+	ts := httptest.NewServer(handler)
 
 	type sample struct {
 		tool string
@@ -116,9 +117,10 @@ func TestLoad(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	ts.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	_ = stop(ctx)
+	ts.Close()
 	_ = deps.WaitForRuns(ctx)
 
 	if len(errs) > 0 {

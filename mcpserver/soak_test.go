@@ -1,0 +1,131 @@
+package mcpserver
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// TestSessionSoak opens many sessions, abandons them and lets the idle TTL
+// end them: the heap must return to its baseline and no session may be
+// left, in mcp-go or in the id manager. Made-up session ids sending
+// logging/setLevel are refused (404) and leave nothing. 2,000 sessions by
+// default; 20,000 with -load. It does not run in parallel with other tests,
+// whose allocations would blur the heap figures.
+func TestSessionSoak(t *testing.T) {
+	n, ttl := 2000, 3*time.Second
+	if *load {
+		n, ttl = 20000, 10*time.Second
+	}
+	e := newHTTPEnv(t, HTTPOptions{MaxSessions: n + 1, SessionIdleTTL: ttl})
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	post := func(id, body string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodPost, e.url, strings.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if id != "" {
+			req.Header.Set(server.HeaderKeySessionID, id)
+			req.Header.Set("MCP-Protocol-Version", legacyVersion)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get(server.HeaderKeySessionID), err
+	}
+	heapInUse := func() uint64 {
+		hc.CloseIdleConnections()
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+
+	// Warm up (first-use allocations of the server and the client), then
+	// measure the baseline.
+	e.session(t)
+	baseline := heapInUse()
+
+	ids := make([]string, n)
+	var failures atomic.Int64
+	var firstFailure sync.Once
+	fail := func(format string, args ...any) {
+		failures.Add(1)
+		firstFailure.Do(func() { t.Errorf(format, args...) })
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				status, id, err := post("", initializeBody)
+				if err != nil || status != http.StatusOK || id == "" {
+					fail("initialize %d: HTTP %d, %v", i, status, err)
+					continue
+				}
+				ids[i] = id
+				if status, _, err := post(id, initializedBody); err != nil || status != http.StatusAccepted {
+					fail("notifications/initialized %d: HTTP %d, %v", i, status, err)
+				}
+				madeUp := fmt.Sprintf("mcp-session-%08d-made-up", i)
+				setLevel := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"logging/setLevel","params":{"level":"debug"}}`, i)
+				if status, _, err := post(madeUp, setLevel); err != nil || status != http.StatusNotFound {
+					fail("setLevel with a made-up session id: HTTP %d, %v; want 404", status, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	opened := time.Since(start)
+	if failures.Load() > 0 {
+		t.Fatalf("%d requests failed", failures.Load())
+	}
+	open := e.transport.sessions.count()
+	peak := heapInUse()
+	if open != n+1 {
+		t.Errorf("%d sessions open after opening %d (and 1 to warm up); was the TTL (%v) shorter than opening them took (%v)?", open, n, ttl, opened)
+	}
+
+	eventually(t, "every session has expired", func() bool {
+		if e.transport.sessions.count() > 0 {
+			return false
+		}
+		for _, id := range ids {
+			if e.mcp.SendNotificationToSpecificClient(id, "notifications/message", nil) != server.ErrSessionNotFound {
+				return false
+			}
+		}
+		return true
+	})
+	after := heapInUse()
+	const mib = 1 << 20
+	t.Logf("%d sessions opened in %v (+%d made-up ids refused); heap in use: baseline %.1f MiB, with the sessions open %.1f MiB (%.1f KiB a session), after they expired %.1f MiB; sessions open: %d, then %d",
+		n, opened.Round(time.Millisecond), n, float64(baseline)/mib, float64(peak)/mib, float64(peak-baseline)/1024/float64(n),
+		float64(after)/mib, open, e.transport.sessions.count())
+	// The margin: 2 MiB, or a tenth of what the sessions took, whichever is
+	// more (the heap moves by a few hundred KiB between runs).
+	margin := max(uint64(2*mib), (peak-baseline)/10)
+	if after > baseline+margin {
+		t.Errorf("heap in use %.1f MiB after every session expired, more than baseline %.1f MiB + margin %.1f MiB",
+			float64(after)/mib, float64(baseline)/mib, float64(margin)/mib)
+	}
+}
