@@ -30,6 +30,7 @@ type config struct {
 	AllowedOrigins []string      `env:"BPMCP_ALLOWED_ORIGINS" envSeparator:"," flag:"allowed-origins" help:"HTTP: comma-separated browser origins allowed to call the server; requests with another Origin get 403"`
 	AuthToken      bpapi.APIKey  `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
 	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
+	ShutdownGrace  time.Duration `env:"BPMCP_SHUTDOWN_GRACE" envDefault:"30s" flag:"shutdown-grace" help:"HTTP: on SIGTERM, how long calls in flight may take; calls waiting for runs answer with their run id a little before it ends"`
 	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
 	SessionIdleTTL time.Duration `env:"BPMCP_SESSION_IDLE_TTL" envDefault:"30m" flag:"session-idle-ttl" help:"HTTP: end a session after this long without a request; its id then gets 404 and the client starts a new session. More than 0"`
 	MaxSessions    int           `env:"BPMCP_MAX_SESSIONS" envDefault:"10000" flag:"max-sessions" help:"HTTP: open sessions at most (about 12 KiB each); past it initialize gets 503 until sessions end or expire"`
@@ -37,6 +38,7 @@ type config struct {
 	WaitMax        time.Duration `env:"BPMCP_WAIT_MAX" envDefault:"10m" flag:"wait-max" help:"the longest wait_seconds accepted"`
 	RequestTimeout time.Duration `env:"BPMCP_REQUEST_TIMEOUT" envDefault:"30s" flag:"request-timeout" help:"timeout of one BetterPrompt API read (starting a run has its own, longer limit)"`
 	MaxWaitsPerKey int           `env:"BPMCP_MAX_WAITS_PER_KEY" envDefault:"64" flag:"max-waits-per-key" help:"how many calls may wait for runs at once per API key; past it run_prompt refuses before spending and get_run answers without waiting"`
+	ExclusiveKey   bool          `env:"BPMCP_EXCLUSIVE_KEY" flag:"exclusive-key" help:"only this server starts runs with the API key (no web app, CLI or other server process): a run found in the run list after a failed start is then known to be this server's; otherwise it is reported as unconfirmed"`
 	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
 
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
@@ -100,6 +102,9 @@ func (c config) validate() error {
 	}
 	if c.MaxWaitsPerKey <= 0 || c.MaxBodyBytes <= 0 || c.MaxSessions <= 0 {
 		errs = append(errs, errors.New("--max-waits-per-key, --max-body-bytes and --max-sessions must be more than 0"))
+	}
+	if c.ShutdownGrace <= 0 {
+		errs = append(errs, errors.New("--shutdown-grace must be more than 0"))
 	}
 	if c.SessionIdleTTL <= 0 {
 		// 0 does not mean "never": sessions kept for ever are the unbounded

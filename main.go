@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		Logger:         logger,
 		Sandbox:        cfg.Sandbox,
 		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
+		ExclusiveKey:   cfg.ExclusiveKey,
 	}
 	switch cfg.Transport {
 	case "http":
@@ -118,6 +119,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			MaxBodyBytes:   cfg.MaxBodyBytes,
 			SessionIdleTTL: cfg.SessionIdleTTL,
 			MaxSessions:    cfg.MaxSessions,
+			ShutdownGrace:  cfg.ShutdownGrace,
 			WriteTimeout:   cfg.WaitMax + time.Minute,
 			Logger:         logger,
 		}, func(addr net.Addr) {
