@@ -356,9 +356,26 @@ async function main() {
       return `status ${r.status}`;
     });
     if (opt["allowed-origin"]) {
-      await check(`HTTP: allowed Origin ${opt["allowed-origin"]} -> 200`, async () => {
-        const r = await probe(url, { headers: { ...MCP_HEADERS, Origin: opt["allowed-origin"] }, body: INIT_BODY });
+      const origin = opt["allowed-origin"];
+      await check(`HTTP: allowed Origin ${origin} -> 200, readable by the page (CORS)`, async () => {
+        const r = await probe(url, { headers: { ...MCP_HEADERS, Origin: origin }, body: INIT_BODY });
         assert(r.status === 200, `status ${r.status} (body ${r.body.slice(0, 200)})`);
+        assert(r.headers["access-control-allow-origin"] === origin, `Access-Control-Allow-Origin ${r.headers["access-control-allow-origin"]}`);
+        const exposed = (r.headers["access-control-expose-headers"] ?? "").toLowerCase();
+        assert(exposed.includes("mcp-session-id"), `Access-Control-Expose-Headers ${exposed}`);
+        return `status ${r.status}, exposes ${exposed}`;
+      });
+      // What a browser sends before the Inspector's page may POST to the server.
+      await check(`HTTP: CORS preflight from ${origin} -> 204 allowing the MCP headers`, async () => {
+        const r = await probe(url, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "POST",
+          "Access-Control-Request-Headers": "content-type,mcp-session-id,mcp-protocol-version,authorization" } });
+        assert(r.status === 204 || r.status === 200, `status ${r.status} (body ${r.body.slice(0, 200)})`);
+        assert(r.headers["access-control-allow-origin"] === origin, `Access-Control-Allow-Origin ${r.headers["access-control-allow-origin"]}`);
+        const allowed = (r.headers["access-control-allow-headers"] ?? "").toLowerCase();
+        for (const h of ["content-type", "mcp-session-id", "mcp-protocol-version", "authorization"]) {
+          assert(allowed.includes(h), `Access-Control-Allow-Headers lacks ${h}: ${allowed}`);
+        }
+        assert((r.headers["access-control-allow-methods"] ?? "").includes("POST"), `methods ${r.headers["access-control-allow-methods"]}`);
         return `status ${r.status}`;
       });
     }
