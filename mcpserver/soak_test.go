@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,15 +21,20 @@ import (
 // logging/setLevel are refused (404) and leave nothing. 2,000 sessions by
 // default; 20,000 with -load. It does not run in parallel with other tests,
 // whose allocations would blur the heap figures.
+//
+// Every session must still be open once the last has opened, so the TTL has
+// to outlast the opening, which takes from one second to several on a
+// loaded machine with the race detector. Rather than guess, the test times
+// opening a tenth of the sessions on a server of its own and sets the TTL to
+// three times what opening all of them should take (3 s at least).
 func TestSessionSoak(t *testing.T) {
-	n, ttl := 2000, 3*time.Second
+	n := 2000
 	if *load {
-		n, ttl = 20000, 10*time.Second
+		n = 20000
 	}
-	e := newHTTPEnv(t, HTTPOptions{MaxSessions: n + 1, SessionIdleTTL: ttl})
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	post := func(id, body string) (int, string, error) {
-		req, err := http.NewRequest(http.MethodPost, e.url, strings.NewReader(body))
+	post := func(url, id, body string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 		if err != nil {
 			return 0, "", err
 		}
@@ -55,54 +61,69 @@ func TestSessionSoak(t *testing.T) {
 		return ms.HeapInuse
 	}
 
+	// open opens count sessions on e, 16 at a time, and returns their ids
+	// and how long it took.
+	open := func(e *httpEnv, count int) ([]string, time.Duration) {
+		ids := make([]string, count)
+		var failures atomic.Int64
+		var firstFailure sync.Once
+		fail := func(format string, args ...any) {
+			failures.Add(1)
+			firstFailure.Do(func() { t.Errorf(format, args...) })
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range 16 {
+			wg.Go(func() {
+				for i := range work {
+					status, id, err := post(e.url, "", initializeBody)
+					if err != nil || status != http.StatusOK || id == "" {
+						fail("initialize %d: HTTP %d, %v", i, status, err)
+						continue
+					}
+					ids[i] = id
+					if status, _, err := post(e.url, id, initializedBody); err != nil || status != http.StatusAccepted {
+						fail("notifications/initialized %d: HTTP %d, %v", i, status, err)
+					}
+					madeUp := fmt.Sprintf("mcp-session-%08d-made-up", i)
+					setLevel := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"logging/setLevel","params":{"level":"debug"}}`, i)
+					if status, _, err := post(e.url, madeUp, setLevel); err != nil || status != http.StatusNotFound {
+						fail("setLevel with a made-up session id: HTTP %d, %v; want 404", status, err)
+					}
+				}
+			})
+		}
+		for i := range count {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		if failures.Load() > 0 {
+			t.Fatalf("%d requests failed", failures.Load())
+		}
+		return ids, time.Since(start)
+	}
+
+	calibration := newHTTPEnv(t, HTTPOptions{MaxSessions: n})
+	_, sample := open(calibration, n/10)
+	ttl := max(3*time.Second, 30*sample).Round(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := calibration.transport.streamable.Shutdown(ctx); err != nil { // out of the heap figures
+		t.Fatal(err)
+	}
+
+	e := newHTTPEnv(t, HTTPOptions{MaxSessions: n + 1, SessionIdleTTL: ttl})
 	// Warm up (first-use allocations of the server and the client), then
 	// measure the baseline.
 	e.session(t)
 	baseline := heapInUse()
-
-	ids := make([]string, n)
-	var failures atomic.Int64
-	var firstFailure sync.Once
-	fail := func(format string, args ...any) {
-		failures.Add(1)
-		firstFailure.Do(func() { t.Errorf(format, args...) })
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				status, id, err := post("", initializeBody)
-				if err != nil || status != http.StatusOK || id == "" {
-					fail("initialize %d: HTTP %d, %v", i, status, err)
-					continue
-				}
-				ids[i] = id
-				if status, _, err := post(id, initializedBody); err != nil || status != http.StatusAccepted {
-					fail("notifications/initialized %d: HTTP %d, %v", i, status, err)
-				}
-				madeUp := fmt.Sprintf("mcp-session-%08d-made-up", i)
-				setLevel := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"logging/setLevel","params":{"level":"debug"}}`, i)
-				if status, _, err := post(madeUp, setLevel); err != nil || status != http.StatusNotFound {
-					fail("setLevel with a made-up session id: HTTP %d, %v; want 404", status, err)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	opened := time.Since(start)
-	if failures.Load() > 0 {
-		t.Fatalf("%d requests failed", failures.Load())
-	}
-	open := e.transport.sessions.count()
+	ids, opened := open(e, n)
+	stillOpen := e.transport.sessions.count()
 	peak := heapInUse()
-	if open != n+1 {
-		t.Errorf("%d sessions open after opening %d (and 1 to warm up); was the TTL (%v) shorter than opening them took (%v)?", open, n, ttl, opened)
+	if stillOpen != n+1 {
+		t.Errorf("%d sessions open after opening %d (and 1 to warm up); was the TTL (%v) shorter than opening them took (%v)?", stillOpen, n, ttl, opened)
 	}
 
 	eventually(t, "every session has expired", func() bool {
@@ -118,9 +139,9 @@ func TestSessionSoak(t *testing.T) {
 	})
 	after := heapInUse()
 	const mib = 1 << 20
-	t.Logf("%d sessions opened in %v (+%d made-up ids refused); heap in use: baseline %.1f MiB, with the sessions open %.1f MiB (%.1f KiB a session), after they expired %.1f MiB; sessions open: %d, then %d",
-		n, opened.Round(time.Millisecond), n, float64(baseline)/mib, float64(peak)/mib, float64(peak-baseline)/1024/float64(n),
-		float64(after)/mib, open, e.transport.sessions.count())
+	t.Logf("%d sessions opened in %v (+%d made-up ids refused; TTL %v); heap in use: baseline %.1f MiB, with the sessions open %.1f MiB (%.1f KiB a session), after they expired %.1f MiB; sessions open: %d, then %d",
+		n, opened.Round(time.Millisecond), n, ttl, float64(baseline)/mib, float64(peak)/mib, float64(peak-baseline)/1024/float64(n),
+		float64(after)/mib, stillOpen, e.transport.sessions.count())
 	// The margin: 2 MiB, or a tenth of what the sessions took, whichever is
 	// more (the heap moves by a few hundred KiB between runs).
 	margin := max(uint64(2*mib), (peak-baseline)/10)
