@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/caarlos0/env/v11"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/internal/secret"
 )
 
 // config is every setting of the server. Each field is declared once: its
@@ -20,7 +22,7 @@ import (
 // its help text. Flags are built from these tags, so --help always lists
 // every setting, and a flag wins over the environment.
 type config struct {
-	APIKey  bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list" secret:"true"`
+	APIKey  bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list"`
 	BaseURL string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
 	Sandbox bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against a built-in simulated API with sample prompts (no account needed, nothing is spent)"`
 
@@ -28,7 +30,7 @@ type config struct {
 	Addr           string        `env:"BPMCP_ADDR" envDefault:"127.0.0.1:8080" flag:"addr" help:"HTTP listen address; the MCP endpoint is /mcp. Loopback unless you change it"`
 	Stateless      bool          `env:"BPMCP_STATELESS" flag:"stateless" help:"HTTP: no Mcp-Session-Id; every request stands alone (for load-balanced replicas)"`
 	AllowedOrigins []string      `env:"BPMCP_ALLOWED_ORIGINS" envSeparator:"," flag:"allowed-origins" help:"HTTP: comma-separated browser origins allowed to call the server; requests with another Origin get 403"`
-	AuthToken      bpapi.APIKey  `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)" secret:"true"`
+	AuthToken      secret.String `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)"`
 	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
 	ShutdownGrace  time.Duration `env:"BPMCP_SHUTDOWN_GRACE" envDefault:"30s" flag:"shutdown-grace" help:"HTTP: on SIGTERM, how long calls in flight may take; calls waiting for runs answer with their run id a little before it ends"`
 	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
@@ -174,7 +176,7 @@ func (f *fieldValue) String() string {
 
 func (f *fieldValue) Set(s string) error {
 	switch f.v.Interface().(type) {
-	case string, bpapi.APIKey:
+	case string, secret.String:
 		f.v.SetString(s)
 	case bool:
 		b, err := strconv.ParseBool(s)

@@ -21,11 +21,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lmittmann/tint"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools"
-	"github.com/lmittmann/tint"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -95,9 +97,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         logger,
 	})
-	wait := tools.DefaultWaitConfig()
+	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
-	deps := &tools.Deps{
+	deps := &betterprompt.Toolset{
 		Client:         client,
 		PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
 		Wait:           wait,
@@ -111,6 +113,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		srv := mcpserver.New(programVersion(), deps)
 		err = mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
 			BeginShutdown:  deps.BeginShutdown,
+			Toolsets:       []tools.Toolset{deps},
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
 			AllowedOrigins: cfg.AllowedOrigins,
@@ -143,7 +146,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	// ended.
 	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
 	defer cancel()
-	if err := deps.WaitForRuns(drain); err != nil {
+	if err := deps.Drain(drain); err != nil {
 		logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {

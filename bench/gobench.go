@@ -20,7 +20,7 @@ type goBench struct {
 }
 
 // goBenchPackages are the packages whose benchmarks part 5 reports.
-var goBenchPackages = []string{"./schema", "./bpapi", "./tools"}
+var goBenchPackages = []string{"./schema", "./bpapi", "./tools/..."}
 
 // runGoBenchmarks runs the Go benchmarks of part 5 with -benchmem and
 // parses their results. Tests are skipped (-run '^$').

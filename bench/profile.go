@@ -17,7 +17,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
-	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // profileServer profiles the server in process, built as main.go builds it:
@@ -31,11 +31,11 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 		return "", err
 	}
 	var report strings.Builder
-	newDeps := func() *tools.Deps {
-		return &tools.Deps{
+	newDeps := func() *betterprompt.Toolset {
+		return &betterprompt.Toolset{
 			Client: bpapi.New(bpapi.Options{BaseURL: up.baseURL, APIKey: benchKey, UserAgent: "bpmcp/bench", RateLimit: -1,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}),
-			Wait:   tools.DefaultWaitConfig(),
+			Wait:   betterprompt.DefaultWaitConfig(),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 	}

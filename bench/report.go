@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/bpmcp/bpmcp/tools"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 var interrupt = os.Interrupt
@@ -432,12 +433,12 @@ func (r *results) writeWaiting(p printer) {
 	}
 	p("### 4. Waiting efficiency\n\n")
 	if r.opts.waitScale == 1 {
-		w := tools.DefaultWaitConfig()
-		p("Real time. In process: `tools.Deps` with `tools.DefaultWaitConfig()` (PollMin %v, PollMax %v, CreateTimeout %v, default wait %v) and a `bpapi.Client` with the default rate limit (5/s), "+
+		w := betterprompt.DefaultWaitConfig()
+		p("Real time. In process: `betterprompt.Toolset` with `betterprompt.DefaultWaitConfig()` (PollMin %v, PollMax %v, CreateTimeout %v, default wait %v) and a `bpapi.Client` with the default rate limit (5/s), "+
 			"calling the tool handlers directly (the MCP transport is measured in part 2), against a fake with its defaults (sync window 120 s, rate limit 5/s). ",
 			w.PollMin, w.PollMax, w.CreateTimeout, w.Default)
 	} else {
-		p("Accelerated %g×: in process, `tools.Deps` with every `tools.DefaultWaitConfig()` duration multiplied by %g, the fake's run durations (`TimeScale`) and sync window (120 s) multiplied by the same factor, "+
+		p("Accelerated %g×: in process, `betterprompt.Toolset` with every `betterprompt.DefaultWaitConfig()` duration multiplied by %g, the fake's run durations (`TimeScale`) and sync window (120 s) multiplied by the same factor, "+
 			"`wait_seconds` scaled and both rate limits divided by it; times below are divided by it back to real-time seconds. HTTP round trips are not scaled, so delays are slightly pessimistic. ",
 			1/r.opts.waitScale, r.opts.waitScale)
 	}

@@ -8,13 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
-// Part 4 runs in process: tools.Deps and their handlers, as the binary
+// Part 4 runs in process: betterprompt.Toolset and their handlers, as the binary
 // builds them, against a fake on a loopback port. Time may be accelerated
 // by a factor scale < 1; then every duration that matters is multiplied by
 // it alike — the fake's run duration (TimeScale) and sync window, the
@@ -121,10 +122,10 @@ func waitOnce(p fakeapi.Prompt, sc waitScenario, scale float64) (waitResult, err
 	defer hs.Close()
 	defer fake.Close()
 
-	def := tools.DefaultWaitConfig()
-	deps := &tools.Deps{
+	def := betterprompt.DefaultWaitConfig()
+	deps := &betterprompt.Toolset{
 		Client: bpapi.New(bpapi.Options{BaseURL: hs.URL + "/v1", APIKey: benchKey, RateLimit: 5 / scale}),
-		Wait: tools.WaitConfig{
+		Wait: betterprompt.WaitConfig{
 			Default:       scaled(def.Default, scale),
 			Max:           scaled(def.Max, scale),
 			CreateTimeout: scaled(def.CreateTimeout, scale),
@@ -134,22 +135,22 @@ func waitOnce(p fakeapi.Prompt, sc waitScenario, scale float64) (waitResult, err
 		},
 	}
 	handlers := map[string]func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error){}
-	for _, t := range tools.All(deps) {
+	for _, t := range deps.Tools(nil) {
 		handlers[t.Tool.Name] = t.Handler
 	}
 	ctx := context.Background()
-	call := func(name string, args map[string]any) (tools.RunView, error) {
+	call := func(name string, args map[string]any) (betterprompt.RunView, error) {
 		req := mcp.CallToolRequest{}
 		req.Params.Name = name
 		req.Params.Arguments = args
 		r, err := handlers[name](ctx, req)
 		if err != nil {
-			return tools.RunView{}, err
+			return betterprompt.RunView{}, err
 		}
 		if r.IsError {
-			return tools.RunView{}, fmt.Errorf("%s: %v", name, r.Content)
+			return betterprompt.RunView{}, fmt.Errorf("%s: %v", name, r.Content)
 		}
-		v, _ := r.StructuredContent.(tools.RunView)
+		v, _ := r.StructuredContent.(betterprompt.RunView)
 		return v, nil
 	}
 	// An agent reads the prompt first; that also fills the server's cache

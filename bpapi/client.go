@@ -3,6 +3,7 @@ package bpapi
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,6 +168,11 @@ func (c *Client) WithAPIKey(key APIKey) *Client {
 	cp.cred = newCredential(key)
 	return &cp
 }
+
+// KeyID is a short, non-reversible identity of the client's API key, as the
+// API reads it ("Bearer k" and "k" are one key). State kept per key (run
+// handles, wait slots, caches) is keyed by it.
+func (c *Client) KeyID() string { return hex.EncodeToString(c.cred.hash[:8]) }
 
 // HasAPIKey reports whether the client has a non-empty API key.
 func (c *Client) HasAPIKey() bool { return c.cred.key != "" }

@@ -17,13 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/server"
-)
 
-// APIKeyHeader carries a caller's own BetterPrompt API key in HTTP mode.
-const APIKeyHeader = "X-BetterPrompt-Api-Key"
+	"github.com/bpmcp/bpmcp/internal/secret"
+	"github.com/bpmcp/bpmcp/tools"
+)
 
 // HTTPOptions configures the Streamable HTTP transport.
 type HTTPOptions struct {
@@ -38,10 +36,13 @@ type HTTPOptions struct {
 	// AuthToken, when set, is the bearer token callers must send in
 	// Authorization. It authenticates callers of this server only and is
 	// never sent upstream.
-	AuthToken bpapi.APIKey
-	// PerRequestKeys makes every request bring its own BetterPrompt key in
-	// the X-BetterPrompt-Api-Key header (multi-tenant mode).
+	AuthToken secret.String
+	// PerRequestKeys makes every request bring its own upstream key, in the
+	// header each toolset names (multi-tenant mode).
 	PerRequestKeys bool
+	// Toolsets are the server's toolsets: their key headers are read in
+	// multi-tenant mode, and allowed in CORS preflights.
+	Toolsets []tools.Toolset
 	// SessionIdleTTL ends a session (stateful mode) that has had no request
 	// for this long: its state is freed and its id then gets 404, upon which
 	// the spec has clients start a new session. Default 30 min.
@@ -62,7 +63,7 @@ type HTTPOptions struct {
 	// requests: calls still waiting for runs must answer within the given
 	// time, a little under ShutdownGrace, so that each gets its answer (the
 	// run id, or a handle for get_run) before its stream closes.
-	// tools.Deps.BeginShutdown fits.
+	// A Toolset's BeginShutdown fits.
 	BeginShutdown func(answerWithin time.Duration)
 	Logger        *slog.Logger
 }
@@ -129,8 +130,13 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			// A caller's own key counts only in multi-tenant mode; otherwise
 			// the server's key serves every call and the header is ignored.
-			if key := strings.TrimSpace(r.Header.Get(APIKeyHeader)); key != "" && opts.PerRequestKeys {
-				ctx = tools.WithAPIKey(ctx, bpapi.APIKey(key))
+			if !opts.PerRequestKeys {
+				return ctx
+			}
+			for _, header := range keyHeaders(opts.Toolsets) {
+				if key := strings.TrimSpace(r.Header.Get(header)); key != "" {
+					ctx = tools.WithCallerKey(ctx, header, secret.String(key))
+				}
 			}
 			return ctx
 		}),
@@ -162,7 +168,7 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
 	}
 	origins := newOriginSet(opts.AllowedOrigins)
-	mcpHandler = allowCORS(origins, mcpHandler)
+	mcpHandler = allowCORS(origins, keyHeaders(opts.Toolsets), mcpHandler)
 	mcpHandler = checkOrigin(origins, mcpHandler)
 
 	mux := http.NewServeMux()
@@ -312,10 +318,21 @@ func checkOrigin(allowed originSet, next http.Handler) http.Handler {
 	})
 }
 
+// keyHeaders lists the headers in which callers bring their own keys.
+func keyHeaders(sets []tools.Toolset) []string {
+	var headers []string
+	for _, ts := range sets {
+		if h := ts.KeyHeader(); h != "" {
+			headers = append(headers, h)
+		}
+	}
+	return headers
+}
+
 // What a page from an allowed origin may send and read (CORS).
 const (
 	corsAllowMethods = "GET, POST, DELETE, OPTIONS"
-	corsAllowHeaders = "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, " + APIKeyHeader
+	corsAllowHeaders = "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name"
 	// Mcp-Session-Id must be readable for a page to continue its session;
 	// the others explain a refusal.
 	corsExposeHeaders = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After"
@@ -333,7 +350,8 @@ const (
 // inside mcp-go's handler, after our middleware, so our refusals would lack
 // the headers and its preflight would need the bearer token; and it compares
 // origins exactly, where checkOrigin ignores case and a trailing slash.
-func allowCORS(allowed originSet, next http.Handler) http.Handler {
+func allowCORS(allowed originSet, keyHeaders []string, next http.Handler) http.Handler {
+	allowHeaders := strings.Join(append([]string{corsAllowHeaders}, keyHeaders...), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Add("Vary", "Origin")
@@ -345,7 +363,7 @@ func allowCORS(allowed originSet, next http.Handler) http.Handler {
 		h.Set("Access-Control-Allow-Origin", origin)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Allow-Headers", allowHeaders)
 			h.Set("Access-Control-Max-Age", corsMaxAge)
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -378,7 +396,7 @@ func normalizeOrigin(o string) string {
 // requireBearer lets through only callers that present the configured token.
 // The comparison takes the same time whatever the token, and the token never
 // goes further: the upstream key comes from elsewhere.
-func requireBearer(token bpapi.APIKey, next http.Handler) http.Handler {
+func requireBearer(token secret.String, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token.Reveal()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")

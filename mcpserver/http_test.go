@@ -16,14 +16,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/goleak"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +45,7 @@ const (
 
 type httpEnv struct {
 	fake      *fakeapi.Server
-	deps      *tools.Deps
+	deps      *betterprompt.Toolset
 	url       string
 	mcp       *server.MCPServer
 	transport *httpTransport
@@ -55,12 +57,13 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		Catalogue: loadCatalogue(t), SyncWindow: 10 * time.Second, TimeScale: 0.05,
 		Keys: map[string]fakeapi.Key{serverKey: {Credits: 5000}, aliceKey: {Credits: 222}, bobKey: {Credits: 333}},
 	})
-	deps := &tools.Deps{
+	deps := &betterprompt.Toolset{
 		Client:         bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}),
 		PerRequestKeys: opts.PerRequestKeys,
-		Wait:           tools.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
+		Wait:           betterprompt.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
 	}
 	srv := New("test", deps)
+	opts.Toolsets = []tools.Toolset{deps}
 	tr := newHTTPTransport(srv, opts)
 	ts := httptest.NewServer(tr.handler)
 	t.Cleanup(func() {
@@ -68,7 +71,7 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		defer cancel()
 		_ = tr.streamable.Shutdown(ctx) // ends GET streams and the idle-session sweeper
 		ts.Close()
-		_ = deps.WaitForRuns(ctx)
+		_ = deps.Drain(ctx)
 	})
 	return &httpEnv{fake: fake, deps: deps, url: ts.URL + "/mcp", mcp: srv, transport: tr}
 }
@@ -85,7 +88,7 @@ func loadCatalogue(t *testing.T) []fakeapi.Prompt {
 // serving is ServeHTTP itself on a free loopback port, against a fake API
 // with the catalogue and the server's key.
 type serving struct {
-	deps   *tools.Deps
+	deps   *betterprompt.Toolset
 	addr   string
 	cancel context.CancelFunc // starts the shutdown
 	served chan error         // ServeHTTP's result
@@ -98,10 +101,11 @@ func serve(t *testing.T, fo fakeapi.Options, logger *slog.Logger, opts HTTPOptio
 		fo.Keys = map[string]fakeapi.Key{serverKey: {Credits: 1000}}
 	}
 	_, base := fakeapi.NewTestServer(t, fo)
-	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
+	deps := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{deps: deps, cancel: cancel, served: make(chan error, 1)}
 	opts.Addr, opts.Logger, opts.BeginShutdown = "127.0.0.1:0", logger, deps.BeginShutdown
+	opts.Toolsets = []tools.Toolset{deps}
 	addrs := make(chan net.Addr, 1)
 	go func() { s.served <- ServeHTTP(ctx, New("test", deps), opts, func(a net.Addr) { addrs <- a }) }()
 	s.addr = (<-addrs).String()
@@ -263,7 +267,7 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	for _, h := range []string{"content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id",
-		"mcp-method", "mcp-name", strings.ToLower(APIKeyHeader)} {
+		"mcp-method", "mcp-name", strings.ToLower(betterprompt.KeyHeader)} {
 		if !headers[h] {
 			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
 		}
@@ -354,11 +358,11 @@ func TestCallerToken(t *testing.T) {
 func TestPerRequestKeys(t *testing.T) {
 	e := newHTTPEnv(t, HTTPOptions{PerRequestKeys: true})
 	anon := e.mcpClient(t, nil)
-	if res := callTool(t, anon, "get_credits", nil); !res.IsError || !strings.Contains(resultText(res), APIKeyHeader) {
+	if res := callTool(t, anon, "get_credits", nil); !res.IsError || !strings.Contains(resultText(res), betterprompt.KeyHeader) {
 		t.Errorf("no key: %s", resultText(res))
 	}
-	alice := e.mcpClient(t, map[string]string{APIKeyHeader: aliceKey})
-	bob := e.mcpClient(t, map[string]string{APIKeyHeader: bobKey})
+	alice := e.mcpClient(t, map[string]string{betterprompt.KeyHeader: aliceKey})
+	bob := e.mcpClient(t, map[string]string{betterprompt.KeyHeader: bobKey})
 	if res := callTool(t, alice, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "222") {
 		t.Errorf("alice: %s", resultText(res))
 	}
@@ -377,13 +381,13 @@ func TestPerRequestKeys(t *testing.T) {
 	if res.IsError {
 		t.Fatalf("alice's run: %s", resultText(res))
 	}
-	var view tools.RunView
+	var view betterprompt.RunView
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &view)
 	// Bob learns nothing of it: to his key the handle is unknown, and his
 	// account has no run it could be.
 	got := callTool(t, bob, "get_run", map[string]any{"run_id": view.RunID, "wait_seconds": 0})
-	var bobs tools.RunView
+	var bobs betterprompt.RunView
 	b, _ = json.Marshal(got.StructuredContent)
 	_ = json.Unmarshal(b, &bobs)
 	if len(bobs.Outputs) > 0 || len(bobs.Candidates) > 0 || (!got.IsError && bobs.Status != "unconfirmed") {
@@ -441,7 +445,7 @@ func TestGracefulDrain(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("ServeHTTP: %v", err)
 	}
-	_ = deps.WaitForRuns(context.Background())
+	_ = deps.Drain(context.Background())
 	if _, err := http.Post(url, "application/json", bytes.NewReader(nil)); err == nil {
 		t.Error("the server still accepts connections after shutdown")
 	}
@@ -458,7 +462,7 @@ func TestTasksAreOffOverHTTP(t *testing.T) {
 			e := newHTTPEnv(t, HTTPOptions{Stateless: stateless, PerRequestKeys: stateless})
 			headers := map[string]string{"MCP-Protocol-Version": "2025-11-25"}
 			if stateless {
-				headers[APIKeyHeader] = aliceKey
+				headers[betterprompt.KeyHeader] = aliceKey
 			}
 			rpc := func(session string, body string) map[string]any {
 				t.Helper()
@@ -592,7 +596,7 @@ func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer wcancel()
-	if err := deps.WaitForRuns(wctx); err != nil {
+	if err := deps.Drain(wctx); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "msg=\"run started") || !strings.Contains(logs.String(), "run_id=") {

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 const researchArgs = `{"prompt_version_id":"` + deepResearchVer + `","inputs":{"textInputs":{"depth":"overview","question":"q?"}}`
@@ -90,7 +91,7 @@ func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	if res == nil || res.IsError {
 		t.Fatalf("the waiting call was answered with an error: %+v", res)
 	}
-	var v tools.RunView
+	var v betterprompt.RunView
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &v)
 	if v.RunID == "" || !strings.Contains(resultText(res), "get_run") || !strings.Contains(resultText(res), v.RunID) {
@@ -101,7 +102,7 @@ func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer wcancel()
-	if err := srv.deps.WaitForRuns(wctx); err != nil {
+	if err := srv.deps.Drain(wctx); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "run_id=") {
@@ -113,7 +114,7 @@ func TestShutdownAnswersWaitingCalls(t *testing.T) {
 type stdioServer struct {
 	in     *io.PipeWriter
 	out    *bufio.Scanner
-	deps   *tools.Deps
+	deps   *betterprompt.Toolset
 	cancel context.CancelFunc
 	served chan error // ServeStdio's result, once
 	exited chan struct{}
@@ -123,7 +124,7 @@ func startStdio(t *testing.T, timeScale float64, opts StdioOptions) *stdioServer
 	t.Helper()
 	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: loadCatalogue(t), TimeScale: timeScale,
 		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
-	deps := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
+	deps := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
 	opts.BeginShutdown = deps.BeginShutdown
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -142,7 +143,7 @@ func startStdio(t *testing.T, timeScale float64, opts StdioOptions) *stdioServer
 		<-s.exited
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_ = deps.WaitForRuns(ctx)
+		_ = deps.Drain(ctx)
 	})
 	s.send(t, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`)
 	s.send(t, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"go.uber.org/goleak"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 var load = flag.Bool("load", false, "run the HTTP load test (go test ./mcpserver -run TestLoad -load -v)")
@@ -43,12 +45,12 @@ func TestLoad(t *testing.T) {
 		keys[fmt.Sprintf("bp_load_%03d", i)] = fakeapi.Key{Credits: 1 << 30}
 	}
 	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, Keys: keys, RateLimit: -1, TimeScale: 0.01})
-	deps := &tools.Deps{
+	deps := &betterprompt.Toolset{
 		Client:         bpapi.New(bpapi.Options{BaseURL: base, RateLimit: -1}),
 		PerRequestKeys: true,
-		Wait:           tools.WaitConfig{Default: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 200 * time.Millisecond},
+		Wait:           betterprompt.WaitConfig{Default: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 200 * time.Millisecond},
 	}
-	handler, stop := NewHTTPHandler(New("load", deps), HTTPOptions{PerRequestKeys: true})
+	handler, stop := NewHTTPHandler(New("load", deps), HTTPOptions{PerRequestKeys: true, Toolsets: []tools.Toolset{deps}})
 	ts := httptest.NewServer(handler)
 
 	type sample struct {
@@ -78,7 +80,7 @@ func TestLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			key := fmt.Sprintf("bp_load_%03d", i)
-			c, err := client.NewStreamableHttpClient(ts.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{APIKeyHeader: key}))
+			c, err := client.NewStreamableHttpClient(ts.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{betterprompt.KeyHeader: key}))
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err.Error())
@@ -121,7 +123,7 @@ func TestLoad(t *testing.T) {
 	defer cancel()
 	_ = stop(ctx)
 	ts.Close()
-	_ = deps.WaitForRuns(ctx)
+	_ = deps.Drain(ctx)
 
 	if len(errs) > 0 {
 		t.Errorf("%d of %d calls failed; first: %s", len(errs), clients*callsEach, errs[0])

@@ -1,46 +1,49 @@
-// Package mcpserver assembles the BetterPrompt MCP server: the mcp-go server
-// with its tools and instructions, the stdio transport, and the Streamable
+// Package mcpserver assembles the MCP server: the mcp-go server with the
+// tools and instructions of each toolset, the stdio transport, and the Streamable
 // HTTP transport with its security middleware. main only reads the
 // configuration and calls into it; tests drive the same code.
 package mcpserver
 
 import (
-	"github.com/bpmcp/bpmcp/tools"
+	"strings"
+
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // Name is the server's name in the MCP handshake.
 const Name = "betterprompt"
 
-// instructions tell the agent the workflow; hosts show them to the model.
-const instructions = `BetterPrompt runs published prompts from its marketplace and returns their text, image and video outputs.
-Workflow: search_prompts (find a prompt; note its prompt_id) → get_prompt (read input_schema: the exact inputs it needs) → run_prompt (spends credits; inputs are checked first) → get_run (only when run_prompt answered before the run finished: pass its run_id).
-Image and video outputs are URLs that expire 24 hours after generation: show them to the user. Runs cannot be cancelled. get_credits shows the balance.`
-
-const sandboxInstructions = "\nSANDBOX MODE: this server runs against a simulated BetterPrompt API. Outputs are canned examples, not real generations; the credits shown are a simulated balance, and no real account is touched."
-
 // Option configures New.
 type Option func(*options)
 
-type options struct{ tasks bool }
+type options struct {
+	tasks bool
+	more  []tools.Toolset
+}
 
-// WithTasks lets task-capable hosts call run_prompt as an MCP task. Offer
-// it only where the server has a single client (stdio): mcp-go v1.2.1 sends
-// every task's status notifications to every session and, without a
-// session (stateless HTTP), lets every caller list every task.
+// WithTasks lets task-capable hosts call the tools that take them (such as
+// run_prompt) as MCP tasks. Offer it only where the server has a single
+// client (stdio): mcp-go v1.2.1 sends every task's status notifications to
+// every session and, without a session (stateless HTTP), lets every caller
+// list every task.
 func WithTasks() Option { return func(o *options) { o.tasks = true } }
 
-// New builds the MCP server with every tool registered.
-func New(version string, deps *tools.Deps, opts ...Option) *server.MCPServer {
-	var o options
+// WithToolset registers one more toolset beside New's first.
+func WithToolset(set tools.Toolset) Option { return func(o *options) { o.more = append(o.more, set) } }
+
+// New builds the MCP server with every toolset's tools and instructions.
+func New(version string, set tools.Toolset, opts ...Option) *server.MCPServer {
+	o := options{}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	instr := instructions
-	if deps.Sandbox {
-		instr += sandboxInstructions
+	sets := append([]tools.Toolset{set}, o.more...)
+	instr := make([]string, len(sets))
+	for i, ts := range sets {
+		instr[i] = ts.Instructions()
 	}
-	deps.TaskCalls = o.tasks
 	hooks := &server.Hooks{}
 	// A request delivered twice (an HTTP-level retry) must not start a
 	// second paid run: the tools see the session and JSON-RPC id.
@@ -48,21 +51,25 @@ func New(version string, deps *tools.Deps, opts ...Option) *server.MCPServer {
 	serverOpts := []server.ServerOption{
 		server.WithTitle("BetterPrompt"),
 		server.WithToolCapabilities(false),
-		server.WithInstructions(instr),
+		server.WithInstructions(strings.Join(instr, "\n\n")),
 		server.WithRecovery(),
 		server.WithHooks(hooks),
 	}
+	var tasks *tools.Tasks
 	if o.tasks {
-		hooks.AddBeforeCallTool(deps.PrepareTaskCall)
+		tasks = &tools.Tasks{}
+		hooks.AddBeforeCallTool(tasks.Prepare)
 		serverOpts = append(serverOpts,
-			// Tasks can be listed but not cancelled: BetterPrompt cannot
-			// cancel a run, and a task's wait is detached from its request.
+			// Tasks can be listed but not cancelled: an upstream run cannot
+			// be cancelled, and a task's wait is detached from its request.
 			server.WithTaskCapabilities(true, false, true),
 			server.WithMaxConcurrentTasks(maxActiveTasks),
 		)
 	}
 	s := server.NewMCPServer(Name, version, serverOpts...)
-	s.AddTools(tools.All(deps)...)
+	for _, ts := range sets {
+		s.AddTools(ts.Tools(tasks)...)
+	}
 	return s
 }
 

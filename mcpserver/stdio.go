@@ -17,7 +17,7 @@ import (
 type StdioOptions struct {
 	// BeginShutdown is called when ctx ends, before anything stops: calls
 	// still waiting for runs must answer within the given time (with the
-	// run id, or a handle for get_run). tools.Deps.BeginShutdown fits.
+	// run id, or a handle for get_run). A Toolset's BeginShutdown fits.
 	BeginShutdown func(answerWithin time.Duration)
 	// ShutdownGrace is how long the calls already received may take to be
 	// answered once ctx ends; default 5 s.

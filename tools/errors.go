@@ -4,85 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// toolError is a failure whose text is written for the agent: what went
-// wrong and what to do next.
-type toolError struct {
-	msg string
-	// expected marks failures caused by the caller (bad arguments), logged at
+// Error is a failure whose text is written for the agent: what went wrong
+// and what to do next. It becomes an isError result as it is.
+type Error struct {
+	Msg string
+	// Expected marks failures the caller caused (bad arguments), logged at
 	// debug level rather than as warnings.
-	expected bool
-	cause    error
+	Expected bool
+	// Cause is the underlying failure, for logs and errors.Is.
+	Cause error
 }
 
-func (e *toolError) Error() string { return e.msg }
-func (e *toolError) Unwrap() error { return e.cause }
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Cause }
 
-// invalidArgf reports a bad argument. Nothing was sent upstream.
-func invalidArgf(format string, args ...any) error {
-	return &toolError{msg: "Invalid arguments: " + fmt.Sprintf(format, args...), expected: true}
+// Invalidf reports a bad argument; nothing was sent anywhere.
+func Invalidf(format string, args ...any) error {
+	return &Error{Msg: "Invalid arguments: " + fmt.Sprintf(format, args...), Expected: true}
 }
 
-// failf reports a failure with a message written for the agent.
-func failf(cause error, format string, args ...any) error {
-	return &toolError{msg: fmt.Sprintf(format, args...), cause: cause}
+// Failf reports a failure with a message written for the agent.
+func Failf(cause error, format string, args ...any) error {
+	return &Error{Msg: fmt.Sprintf(format, args...), Cause: cause}
 }
 
-// errorResult renders any error as an isError tool result. Known upstream
-// errors get advice; anything else gets a generic sentence, never a Go dump.
-func errorResult(err error) *mcp.CallToolResult {
-	return mcp.NewToolResultError(describeError(err))
+// errorResult renders any error as an isError tool result: an *Error as it
+// is, anything else through Describe, never as a Go dump.
+func (a *Adapter) errorResult(err error) *mcp.CallToolResult {
+	return mcp.NewToolResultError(a.describe(err))
 }
 
-func describeError(err error) string {
-	var te *toolError
-	if errors.As(err, &te) {
-		return te.msg
-	}
-	if errors.Is(err, bpapi.ErrInvalidID) {
-		return "Invalid arguments: " + err.Error()
-	}
-	if errors.Is(err, context.Canceled) {
-		return "The call was cancelled before it finished. Nothing else was lost; call the tool again if you still need the answer."
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "The BetterPrompt API did not answer in time. Try again in a moment."
-	}
-	var ae *bpapi.APIError
-	if errors.As(err, &ae) {
-		return describeAPIError(ae)
-	}
-	return "The BetterPrompt API could not be reached (" + err.Error() + "). Check the network or BETTERPROMPT_BASE_URL, then try again."
-}
-
-func describeAPIError(ae *bpapi.APIError) string {
-	upstream := ae.Message
-	if upstream == "" {
-		upstream = http.StatusText(ae.HTTPStatus)
-	}
+func (a *Adapter) describe(err error) string {
+	var te *Error
 	switch {
-	case ae.HTTPStatus == http.StatusUnauthorized || ae.Code == bpapi.CodeUnauthorized:
-		return "BetterPrompt rejected the API key (401: " + upstream + "). Check BETTERPROMPT_API_KEY; keys are created at https://betterprompt.me/api-keys."
-	case ae.HTTPStatus == http.StatusPaymentRequired || ae.Code == bpapi.CodePaymentRequired:
-		return "BetterPrompt refused for lack of credits or of an active Pro plan (402: " + upstream + "). Call get_credits to see the balance; top up or renew the plan at https://betterprompt.me."
-	case ae.HTTPStatus == http.StatusNotFound || ae.Code == bpapi.CodeNotFound:
-		return "Not found (404: " + upstream + "). Check the id; prompt ids come from search_prompts and run ids from run_prompt."
-	case ae.HTTPStatus == http.StatusUnprocessableEntity || ae.Code == bpapi.CodeValidation:
-		return "BetterPrompt rejected the request (422: " + upstream + "). Call get_prompt to see the inputs this prompt takes, fix them and try again."
-	case ae.HTTPStatus == http.StatusTooManyRequests || ae.Code == bpapi.CodeTooManyRequests:
-		return "BetterPrompt's rate limit was hit and retries did not get through (429). Wait a few seconds and try again."
-	case ae.HTTPStatus == http.StatusGone || ae.Code == bpapi.CodeGone:
-		return "The resource is no longer available (410: " + upstream + "). Output links expire 24 hours after generation."
-	case ae.HTTPStatus == http.StatusBadRequest || ae.Code == bpapi.CodeBadRequest:
-		return "BetterPrompt could not read the request (400: " + upstream + "). This is a bug in this server; please report it."
-	case ae.Code == "":
-		return fmt.Sprintf("BetterPrompt answered HTTP %d with an unexpected body (%s). The service may be having trouble; try again in a moment.", ae.HTTPStatus, upstream)
+	case errors.As(err, &te):
+		return te.Msg
+	case a.Describe != nil:
+		return a.Describe(err)
+	case errors.Is(err, context.Canceled):
+		return "The call was cancelled before it finished."
 	default:
-		return fmt.Sprintf("BetterPrompt answered HTTP %d %s (%s). Try again in a moment.", ae.HTTPStatus, ae.Code, upstream)
+		return "The call failed (" + err.Error() + "). Try again in a moment."
 	}
 }

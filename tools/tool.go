@@ -1,8 +1,10 @@
-// Package tools defines the MCP tools of the BetterPrompt server: each tool is
-// a typed function plus a short declaration, turned into an mcp-go tool by one
-// adapter (newTool). The adapter decodes and checks arguments with readable
-// messages, maps failures to isError results an agent can act on, and always
-// returns structuredContent together with a text rendering.
+// Package tools is the MCP adapter: it turns typed Go functions into mcp-go
+// tools and knows nothing of any upstream API. It decodes and checks
+// arguments with readable messages, turns failures into isError results an
+// agent can act on, always returns structuredContent together with a text
+// rendering, reports progress, and bounds MCP task calls. A Toolset (such
+// as tools/betterprompt) declares its tools through it; the server
+// assembly (mcpserver) registers every toolset the same way.
 package tools
 
 import (
@@ -10,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 
@@ -24,24 +27,26 @@ type Hints struct {
 	ReadOnly, Destructive, Idempotent, OpenWorld bool
 }
 
-// readOnlyHints is the annotation set of every tool that only reads.
-var readOnlyHints = Hints{ReadOnly: true, Destructive: false, Idempotent: true, OpenWorld: true}
+// ReadOnlyHints is the annotation set of a tool that only reads an
+// external service.
+var ReadOnlyHints = Hints{ReadOnly: true, Destructive: false, Idempotent: true, OpenWorld: true}
 
-// spec declares a tool: what agents see in tools/list.
-type spec struct {
+// Spec declares a tool: what agents see in tools/list.
+type Spec struct {
 	Name        string
 	Title       string
 	Description string
 	Hints       Hints
 	// InputSchema overrides the schema reflected from the argument type.
 	InputSchema *jsonschema.Schema
-	// TaskSupport, when set, lets task-capable hosts call the tool as an MCP task.
+	// TaskSupport, when set, lets task-capable hosts call the tool as an MCP
+	// task (where the server offers tasks: Adapter.Tasks).
 	TaskSupport mcp.TaskSupport
 }
 
-// result is what a tool function returns: the structured value (which must
+// Result is what a tool function returns: the structured value (which must
 // match the tool's output schema) and its rendering as MCP content.
-type result[Out any] struct {
+type Result[Out any] struct {
 	Value   Out
 	Content []mcp.Content
 	// IsError marks a result that carries a conforming value but reports a
@@ -49,30 +54,44 @@ type result[Out any] struct {
 	IsError bool
 }
 
-// ServerTool pairs a tool definition with its handler.
-type ServerTool = server.ServerTool
+// Text returns a result whose content is one text item.
+func Text[Out any](v Out, text string) Result[Out] {
+	return Result[Out]{Value: v, Content: []mcp.Content{mcp.NewTextContent(text)}}
+}
 
-// newTool builds an MCP tool from a typed function. In is decoded from the
-// call's arguments by decodeArgs (unknown arguments and wrong types are
-// refused with readable messages) and then checked by its own Check method,
-// when it has one. Out's reflected schema becomes the output schema.
-func newTool[In any, Out any](d *Deps, s spec, fn func(ctx context.Context, in In) (result[Out], error)) ServerTool {
+// Adapter holds what a toolset's tools share: where failures are logged,
+// how errors that are not *Error are described to the agent, and how a
+// call's secret is kept out of results and logs.
+type Adapter struct {
+	// Logger receives a line per failed call (stderr). Nil discards them.
+	Logger *slog.Logger
+	// Describe writes, for the agent, an error that is not an *Error (an
+	// upstream failure): what went wrong and what to do next. Nil gives a
+	// generic sentence.
+	Describe func(error) string
+	// Redactor returns the function that removes the call's secrets (in
+	// every form they may take) from a text, or nil when the call has none.
+	Redactor func(context.Context) func(string) string
+	// Tasks, when not nil, lets tools that declare TaskSupport be called as
+	// MCP tasks, within its bounds.
+	Tasks *Tasks
+}
+
+func (a *Adapter) logger() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return a.Logger
+}
+
+// New builds an MCP tool from a typed function. In is decoded from the
+// call's arguments (unknown arguments and wrong types are refused with
+// readable messages) and then checked by its own Check method, when it has
+// one. Out's reflected schema becomes the output schema.
+func New[In any, Out any](a *Adapter, s Spec, fn func(ctx context.Context, in In) (Result[Out], error)) server.ServerTool {
 	inSchema := s.InputSchema
 	if inSchema == nil {
-		inSchema = reflectSchema[In]()
-	}
-	tool := mcp.NewToolWithRawSchema(s.Name, s.Description, mustJSON(inSchema))
-	tool.Title = s.Title
-	tool.RawOutputSchema = mustJSON(reflectOutputSchema[Out]())
-	tool.Annotations = mcp.ToolAnnotation{
-		Title:           s.Title,
-		ReadOnlyHint:    mcp.ToBoolPtr(s.Hints.ReadOnly),
-		DestructiveHint: mcp.ToBoolPtr(s.Hints.Destructive),
-		IdempotentHint:  mcp.ToBoolPtr(s.Hints.Idempotent),
-		OpenWorldHint:   mcp.ToBoolPtr(s.Hints.OpenWorld),
-	}
-	if s.TaskSupport != "" && d.TaskCalls {
-		tool.Execution = &mcp.ToolExecution{TaskSupport: s.TaskSupport}
+		inSchema = ReflectSchema[In]()
 	}
 	allowed := argumentNames(inSchema)
 	decode := func(raw any) (In, error) {
@@ -87,31 +106,66 @@ func newTool[In any, Out any](d *Deps, s spec, fn func(ctx context.Context, in I
 		}
 		return in, nil
 	}
-	if d.prechecks == nil {
-		d.prechecks = make(map[string]func(any) error)
-	}
-	d.prechecks[s.Name] = func(raw any) error { _, err := decode(raw); return err }
+	return build(a, s, MustJSON(inSchema), MustJSON(reflectOutputSchema[Out]()), decode, fn)
+}
 
+// NewRaw builds an MCP tool whose input schema is known only at run time
+// (a tool per published prompt, say): fn receives the arguments as one JSON
+// object, which check (when not nil) has accepted first. The adapter
+// refuses arguments that are not a JSON object within the size limit.
+func NewRaw[Out any](a *Adapter, s Spec, inputSchema json.RawMessage, check func(json.RawMessage) error,
+	fn func(ctx context.Context, args json.RawMessage) (Result[Out], error)) server.ServerTool {
+	decode := func(raw any) (json.RawMessage, error) {
+		args, err := objectArgs(raw)
+		if err != nil {
+			return nil, err
+		}
+		if check != nil {
+			if err := check(args); err != nil {
+				return nil, err
+			}
+		}
+		return args, nil
+	}
+	return build(a, s, inputSchema, MustJSON(reflectOutputSchema[Out]()), decode, fn)
+}
+
+func build[In any, Out any](a *Adapter, s Spec, inSchema, outSchema json.RawMessage, decode func(any) (In, error),
+	fn func(ctx context.Context, in In) (Result[Out], error)) server.ServerTool {
+	tool := mcp.NewToolWithRawSchema(s.Name, s.Description, inSchema)
+	tool.Title = s.Title
+	tool.RawOutputSchema = outSchema
+	tool.Annotations = mcp.ToolAnnotation{
+		Title:           s.Title,
+		ReadOnlyHint:    mcp.ToBoolPtr(s.Hints.ReadOnly),
+		DestructiveHint: mcp.ToBoolPtr(s.Hints.Destructive),
+		IdempotentHint:  mcp.ToBoolPtr(s.Hints.Idempotent),
+		OpenWorldHint:   mcp.ToBoolPtr(s.Hints.OpenWorld),
+	}
+	if s.TaskSupport != "" && a.Tasks != nil {
+		tool.Execution = &mcp.ToolExecution{TaskSupport: s.TaskSupport}
+		a.Tasks.precheck(s.Name, func(raw any) error { _, err := decode(raw); return err })
+	}
 	call := func(ctx context.Context, req mcp.CallToolRequest) *mcp.CallToolResult {
 		if taskRefused(req) {
-			return errorResult(errTooManyTasks)
+			return mcp.NewToolResultError(errTooManyTasks(s.Name))
 		}
 		in, err := decode(req.GetRawArguments())
 		if err != nil {
-			return errorResult(err)
+			return a.errorResult(err)
 		}
 		ctx = withRequest(ctx, req)
 		out, err := fn(ctx, in)
 		if err != nil {
-			d.logToolError(ctx, s.Name, err)
-			return errorResult(err)
+			a.logToolError(ctx, s.Name, err)
+			return a.errorResult(err)
 		}
 		return &mcp.CallToolResult{Content: out.Content, StructuredContent: out.Value, IsError: out.IsError}
 	}
 	handler := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return d.redactResult(ctx, call(ctx, req)), nil
+		return a.redactResult(ctx, call(ctx, req)), nil
 	}
-	return ServerTool{Tool: tool, Handler: handler}
+	return server.ServerTool{Tool: tool, Handler: handler}
 }
 
 // reflector builds compact, inline schemas: no $schema, $id or $defs, and
@@ -137,7 +191,9 @@ var outputReflector = jsonschema.Reflector{
 	RequiredFromJSONSchemaTags: true,
 }
 
-func reflectSchema[T any]() *jsonschema.Schema {
+// ReflectSchema returns the compact input schema of T, for a toolset that
+// adjusts it before declaring a tool.
+func ReflectSchema[T any]() *jsonschema.Schema {
 	return compact(reflector.ReflectFromType(reflect.TypeFor[T]()))
 }
 
@@ -166,10 +222,12 @@ func dropDescriptions(s *jsonschema.Schema) {
 	}
 }
 
-func mustJSON(v any) json.RawMessage {
+// MustJSON marshals a schema declared in code; it panics on a broken
+// declaration, which any test finds.
+func MustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("tools: marshal schema: %v", err)) // a broken declaration, found by any test
+		panic(fmt.Sprintf("tools: marshal schema: %v", err))
 	}
 	return b
 }
@@ -186,32 +244,31 @@ func argumentNames(s *jsonschema.Schema) []string {
 	return names
 }
 
-// logToolError records a failed call on stderr. Errors do not carry the
-// API key (bpapi redacts every answer); the call's key is redacted here
-// once more, as in results.
-func (d *Deps) logToolError(ctx context.Context, tool string, err error) {
-	var te *toolError
+// logToolError records a failed call on stderr, with the call's secrets
+// redacted, as in results.
+func (a *Adapter) logToolError(ctx context.Context, tool string, err error) {
+	var te *Error
 	level := slog.LevelWarn
-	if errors.As(err, &te) && te.expected {
+	if errors.As(err, &te) && te.Expected {
 		level = slog.LevelDebug
 	}
-	redact := d.redactor(ctx)
-	if redact == nil {
-		redact = func(s string) string { return s }
-	}
+	redact := a.redactor(ctx)
 	attrs := []any{"tool", tool, "err", redact(err.Error())}
-	if te != nil && te.cause != nil {
-		attrs = append(attrs, "cause", redact(te.cause.Error()))
+	if te != nil && te.Cause != nil {
+		attrs = append(attrs, "cause", redact(te.Cause.Error()))
 	}
-	d.logger().Log(ctx, level, "tool call failed", attrs...)
+	a.logger().Log(ctx, level, "tool call failed", attrs...)
 }
 
-// redactResult is the last line of defence for the API key: bpapi already
-// redacts every answer it reads, and this redacts the call's key, in every
-// form bpapi.Client.Redact knows, from the result's text, links and
-// structured content, should any other path ever carry it there.
-func (d *Deps) redactResult(ctx context.Context, res *mcp.CallToolResult) *mcp.CallToolResult {
-	redact := d.redactor(ctx)
+// redactResult is the last line of defence for the call's secrets: the
+// upstream client already redacts what it reads, and this redacts them
+// from the result's text, links and structured content, should any other
+// path ever carry them there.
+func (a *Adapter) redactResult(ctx context.Context, res *mcp.CallToolResult) *mcp.CallToolResult {
+	if a.Redactor == nil {
+		return res
+	}
+	redact := a.Redactor(ctx)
 	if redact == nil {
 		return res
 	}
@@ -235,15 +292,12 @@ func (d *Deps) redactResult(ctx context.Context, res *mcp.CallToolResult) *mcp.C
 	return res
 }
 
-// redactor returns the function that redacts the call's API key, or nil
-// when the call has no key.
-func (d *Deps) redactor(ctx context.Context) func(string) string {
-	if d.Client == nil {
-		return nil
+// redactor returns the call's redaction, or the identity.
+func (a *Adapter) redactor(ctx context.Context) func(string) string {
+	if a.Redactor != nil {
+		if r := a.Redactor(ctx); r != nil {
+			return r
+		}
 	}
-	c, _, err := d.client(ctx)
-	if err != nil {
-		return nil
-	}
-	return c.Redact
+	return func(s string) string { return s }
 }

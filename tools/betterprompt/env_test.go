@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"context"
@@ -8,14 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/mcpserver"
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/goleak"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestMain(m *testing.M) {
@@ -62,7 +64,7 @@ var (
 
 func loadCatalogue(t testing.TB) []fakeapi.Prompt {
 	t.Helper()
-	catalogueOnce.Do(func() { catalogue, catalogueErr = fakeapi.LoadCatalogueDir("../testdata/catalogue") })
+	catalogueOnce.Do(func() { catalogue, catalogueErr = fakeapi.LoadCatalogueDir("../../testdata/catalogue") })
 	if catalogueErr != nil {
 		t.Fatalf("load catalogue: %v", catalogueErr)
 	}
@@ -73,7 +75,7 @@ func loadCatalogue(t testing.TB) []fakeapi.Prompt {
 // MCP client.
 type env struct {
 	fake   *fakeapi.Server
-	deps   *tools.Deps
+	deps   *betterprompt.Toolset
 	srv    *server.MCPServer
 	client *client.Client
 
@@ -81,30 +83,30 @@ type env struct {
 	progress []mcp.JSONRPCNotification
 }
 
-type envOption func(*fakeapi.Options, *tools.Deps, *bpapi.Options)
+type envOption func(*fakeapi.Options, *betterprompt.Toolset, *bpapi.Options)
 
 func withSyncWindow(d time.Duration) envOption {
-	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { o.SyncWindow = d }
+	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { o.SyncWindow = d }
 }
 
 func withTimeScale(s float64) envOption {
-	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { o.TimeScale = s }
+	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { o.TimeScale = s }
 }
 
 func withKey(key string) envOption {
-	return func(_ *fakeapi.Options, _ *tools.Deps, b *bpapi.Options) { b.APIKey = bpapi.APIKey(key) }
+	return func(_ *fakeapi.Options, _ *betterprompt.Toolset, b *bpapi.Options) { b.APIKey = bpapi.APIKey(key) }
 }
 
-func withDeps(f func(*tools.Deps)) envOption {
-	return func(_ *fakeapi.Options, d *tools.Deps, _ *bpapi.Options) { f(d) }
+func withDeps(f func(*betterprompt.Toolset)) envOption {
+	return func(_ *fakeapi.Options, d *betterprompt.Toolset, _ *bpapi.Options) { f(d) }
 }
 
 func withClient(f func(*bpapi.Options)) envOption {
-	return func(_ *fakeapi.Options, _ *tools.Deps, b *bpapi.Options) { f(b) }
+	return func(_ *fakeapi.Options, _ *betterprompt.Toolset, b *bpapi.Options) { f(b) }
 }
 
 func withFake(f func(*fakeapi.Options)) envOption {
-	return func(o *fakeapi.Options, _ *tools.Deps, _ *bpapi.Options) { f(o) }
+	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { f(o) }
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -115,7 +117,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		SyncWindow: 2 * time.Second,
 		TimeScale:  0.01,
 	}
-	deps := &tools.Deps{Wait: tools.WaitConfig{
+	deps := &tools.Toolset{Wait: tools.WaitConfig{
 		Default: 5 * time.Second, Max: 30 * time.Second, CreateTimeout: 20 * time.Second,
 		PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: 50 * time.Millisecond,
 	}}
@@ -155,7 +157,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		_ = c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := deps.WaitForRuns(ctx); err != nil {
+		if err := deps.Drain(ctx); err != nil {
 			t.Errorf("background runs did not finish: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"fmt"
@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // outputURLLifetime is how long the API keeps image and video URLs valid.
@@ -20,7 +22,7 @@ const outputURLLifetime = 24 * time.Hour
 // text output and, for each image or video, a text line with its URL and
 // expiry (hosts that drop other content types still get it) plus a
 // resource_link.
-func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
+func (d *Toolset) renderOutcome(o waitOutcome) tools.Result[RunView] {
 	if o.run == nil {
 		return d.renderNoRun(o)
 	}
@@ -76,13 +78,13 @@ func (d *Deps) renderOutcome(o waitOutcome) result[RunView] {
 		v.Message = fmt.Sprintf("The run failed: %s. run_id=%s. Check the inputs with get_prompt before trying again; a new run spends credits again.", reason, run.RunID)
 		content = append(content, mcp.NewTextContent(v.Message))
 	}
-	return result[RunView]{Value: v, Content: content, IsError: isError}
+	return tools.Result[RunView]{Value: v, Content: content, IsError: isError}
 }
 
 // renderNoRun renders what is known of a run that is not known for
 // certain: submitted and still held by the API, not started, or
 // unconfirmed (with the runs that may be the call's own).
-func (d *Deps) renderNoRun(o waitOutcome) result[RunView] {
+func (d *Toolset) renderNoRun(o waitOutcome) tools.Result[RunView] {
 	v := RunView{RunID: o.handle, PromptVersionID: o.version, Outputs: []OutputView{}, Confirmed: true}
 	isError := false
 	var b strings.Builder
@@ -124,11 +126,11 @@ func (d *Deps) renderNoRun(o waitOutcome) result[RunView] {
 		}
 	}
 	v.Message = b.String()
-	return result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
+	return tools.Result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
 }
 
 // whyUnknown says in a few words why a call does not know its run.
-func (d *Deps) whyUnknown(o waitOutcome) string {
+func (d *Toolset) whyUnknown(o waitOutcome) string {
 	switch {
 	case o.foreign:
 		return "this server instance does not know run_id " + o.handle + " (it was handed out before a restart, or by another instance)"
@@ -139,7 +141,7 @@ func (d *Deps) whyUnknown(o waitOutcome) string {
 }
 
 // certainAt is when the absence of a run becomes definitive.
-func (d *Deps) certainAt(o waitOutcome) time.Time {
+func (d *Toolset) certainAt(o waitOutcome) time.Time {
 	if o.look != nil {
 		return o.look.certainAt
 	}

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -11,10 +11,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/schema"
 	"github.com/invopop/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/schema"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // Limits on free-text arguments, so that no argument can be used to send
@@ -42,9 +45,9 @@ type RunPromptInput struct {
 func (in *RunPromptInput) Check() error {
 	switch {
 	case in.PromptVersionID == "" && in.PromptID == "":
-		return invalidArgf("give prompt_version_id (from get_prompt or search_prompts) or prompt_id (runs the latest version)")
+		return tools.Invalidf("give prompt_version_id (from get_prompt or search_prompts) or prompt_id (runs the latest version)")
 	case in.PromptVersionID != "" && in.PromptID != "":
-		return invalidArgf("give prompt_version_id or prompt_id, not both")
+		return tools.Invalidf("give prompt_version_id or prompt_id, not both")
 	case in.PromptVersionID != "":
 		if err := checkID("prompt_version_id", in.PromptVersionID, "version ids come from get_prompt or search_prompts"); err != nil {
 			return err
@@ -57,21 +60,21 @@ func (in *RunPromptInput) Check() error {
 	// Mistakes that need no prompt configuration are refused before any
 	// request: the inputs' shape, image URLs and Base64, sizes.
 	if err := schema.CheckShape(in.Inputs); err != nil {
-		return &toolError{expected: true, cause: err, msg: "Invalid inputs (nothing was run, no credits spent):\n- " +
+		return &tools.Error{Expected: true, Cause: err, Msg: "Invalid inputs (nothing was run, no credits spent):\n- " +
 			strings.Join(fieldLines(err), "\n- ") + "\nCall get_prompt for this prompt's input_schema."}
 	}
 	if err := checkInputSizes(in.Inputs); err != nil {
 		return err
 	}
 	if len(in.RunModel) > maxModelNameLength {
-		return invalidArgf("run_model is %d characters; model names are short, such as \"gpt-5\"", len(in.RunModel))
+		return tools.Invalidf("run_model is %d characters; model names are short, such as \"gpt-5\"", len(in.RunModel))
 	}
 	if len(in.RunOptions) > maxRunOptions {
-		return invalidArgf("run_options has %d keys; models take a handful", len(in.RunOptions))
+		return tools.Invalidf("run_options has %d keys; models take a handful", len(in.RunOptions))
 	}
 	for k, v := range in.RunOptions {
 		if len(k) > maxRunOptionLength || len(v) > maxRunOptionLength {
-			return invalidArgf("run_options.%s is too long", excerpt(k, 40))
+			return tools.Invalidf("run_options.%s is too long", tools.Excerpt(k, 40))
 		}
 	}
 	return checkWait(in.WaitSeconds)
@@ -79,7 +82,7 @@ func (in *RunPromptInput) Check() error {
 
 func checkWait(w *float64) error {
 	if w != nil && (math.IsNaN(*w) || *w < 0) {
-		return invalidArgf("wait_seconds must be 0 or more")
+		return tools.Invalidf("wait_seconds must be 0 or more")
 	}
 	return nil
 }
@@ -145,52 +148,52 @@ func inputsSchema() *jsonschema.Schema {
 		Description: "As described by get_prompt's input_schema."}
 }
 
-func runPrompt(d *Deps) ServerTool {
-	return newTool(d, spec{
+func runPrompt(d *Toolset) server.ServerTool {
+	return tools.New(&d.adapter, tools.Spec{
 		Name:  "run_prompt",
 		Title: "Run prompt (spends credits)",
 		Description: "Run a published prompt. Spends credits; cannot be cancelled. Takes prompt_version_id (or prompt_id) and " +
 			"inputs per get_prompt's input_schema, checked before spending. Waits up to wait_seconds, then returns outputs " +
 			"(text, image/video URLs) or a run_id for get_run.",
-		Hints:       Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
+		Hints:       tools.Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
 		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
-	}, func(ctx context.Context, in RunPromptInput) (result[RunView], error) {
+	}, func(ctx context.Context, in RunPromptInput) (tools.Result[RunView], error) {
 		// The wait counts from the call's start: looking the prompt up is
 		// part of the time the host allows.
 		wait := d.waitFor(ctx, in.WaitSeconds)
 		deadline := time.Now().Add(wait)
-		if isTaskCall(ctx) {
+		if tools.IsTaskCall(ctx) {
 			var cancel context.CancelFunc
 			ctx, cancel = d.taskContext(ctx)
 			defer cancel()
 		}
 		c, tenant, err := d.client(ctx)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		pv, err := d.promptVersion(ctx, c, tenant, in.PromptID, in.PromptVersionID)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		req, err := d.buildRunRequest(ctx, c, pv, in)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		release, ok := d.waits.acquire(tenant)
 		if !ok {
-			return result[RunView]{}, failf(nil, "%d calls are already waiting for runs with this API key, the most "+
+			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
 				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.waits.limit())
 		}
 		defer release()
-		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: newProgressReporter(ctx, d)}
+		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: tools.NewProgress(ctx, d.logger())}
 		s, _, err := d.runs.submit(ctx, d, c, tenant, req)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		outcome, err := w.awaitSubmission(ctx, s)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		return d.renderOutcome(outcome), nil
 	})
@@ -201,7 +204,7 @@ func runPrompt(d *Deps) ServerTool {
 //
 // The cache answers only a caller whose key the API accepted recently: a
 // caller with an invalid key must not learn which prompts other tenants ran.
-func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promptID, versionID string) (*bpapi.PromptVersion, error) {
+func (d *Toolset) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promptID, versionID string) (*bpapi.PromptVersion, error) {
 	if versionID != "" {
 		if pv := d.configs.get(versionID); pv != nil && d.verified.ok(tenant) {
 			return pv, nil
@@ -209,7 +212,7 @@ func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promp
 		pv, err := c.GetPromptVersion(ctx, versionID)
 		if err != nil {
 			if bpapi.IsNotFound(err) {
-				return nil, failf(err, "No published prompt version has id %s. Version ids come from get_prompt "+
+				return nil, tools.Failf(err, "No published prompt version has id %s. Version ids come from get_prompt "+
 					"(prompt_version_id); a prompt_id goes in the prompt_id argument instead.", versionID)
 			}
 			return nil, err
@@ -221,7 +224,7 @@ func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promp
 	pv, err := c.GetPrompt(ctx, promptID, "")
 	if err != nil {
 		if bpapi.IsNotFound(err) {
-			return nil, failf(err, "No published prompt has id %s. Prompt ids come from search_prompts.", promptID)
+			return nil, tools.Failf(err, "No published prompt has id %s. Prompt ids come from search_prompts.", promptID)
 		}
 		return nil, err
 	}
@@ -232,7 +235,7 @@ func (d *Deps) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promp
 
 // buildRunRequest validates everything locally, so that a run the API would
 // reject costs nothing and names the field to fix.
-func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, in RunPromptInput) (bpapi.CreateRunRequest, error) {
+func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, in RunPromptInput) (bpapi.CreateRunRequest, error) {
 	cfg, err := parseConfig(pv)
 	if err != nil {
 		return bpapi.CreateRunRequest{}, err
@@ -249,11 +252,11 @@ func (d *Deps) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.P
 		}
 		model := res.FindModel(in.RunModel)
 		if model == nil {
-			return req, invalidArgf("run_model %s is not a BetterPrompt model; leave it out to use the prompt's own model, or use one of: %s",
-				excerpt(in.RunModel, 60), modelNames(res))
+			return req, tools.Invalidf("run_model %s is not a BetterPrompt model; leave it out to use the prompt's own model, or use one of: %s",
+				tools.Excerpt(in.RunModel, 60), modelNames(res))
 		}
 		if err := cfg.ValidateRunOptions(model, in.RunOptions); err != nil {
-			return req, invalidArgf("%v", prefixFields(err, "run_options"))
+			return req, tools.Invalidf("%v", prefixFields(err, "run_options"))
 		}
 	}
 	return req, nil
@@ -284,13 +287,13 @@ func checkInputSizes(raw json.RawMessage) error {
 		}
 		for _, text := range values {
 			if n := utf8.RuneCountInString(text); n > maxTextInputRunes {
-				return invalidArgf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
+				return tools.Invalidf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
 			}
 		}
 	}
 	for i, im := range in.ImageInputs {
 		if len(im.URL) > maxImageURLLength {
-			return invalidArgf("inputs.imageInputs[%d].url is %d characters; the limit is %d (nothing was run, no credits spent)", i, len(im.URL), maxImageURLLength)
+			return tools.Invalidf("inputs.imageInputs[%d].url is %d characters; the limit is %d (nothing was run, no credits spent)", i, len(im.URL), maxImageURLLength)
 		}
 	}
 	return nil
@@ -299,7 +302,7 @@ func checkInputSizes(raw json.RawMessage) error {
 // inputsError turns a schema validation failure into an argument error that
 // names every field and points back at get_prompt.
 func inputsError(pv *bpapi.PromptVersion, err error) error {
-	return &toolError{expected: true, cause: err, msg: fmt.Sprintf(
+	return &tools.Error{Expected: true, Cause: err, Msg: fmt.Sprintf(
 		"Invalid inputs for %q (nothing was run, no credits spent):\n- %s\nCall get_prompt with prompt_id=%s to see the input_schema.",
 		pv.Title, strings.Join(fieldLines(err), "\n- "), pv.PromptID)}
 }
@@ -350,14 +353,14 @@ func modelNames(res *bpapi.Resources) string {
 // waitFor turns wait_seconds into a wait within the configured bounds. A
 // call made as an MCP task has no host timeout to respect, so it waits the
 // longest allowed.
-func (d *Deps) waitFor(ctx context.Context, seconds *float64) time.Duration {
+func (d *Toolset) waitFor(ctx context.Context, seconds *float64) time.Duration {
 	limit := d.Wait.Max
-	if ttl := taskTTL(ctx); ttl > 0 {
+	if ttl := tools.TaskTTL(ctx); ttl > 0 {
 		// A task is forgotten by mcp-go when its TTL expires: answer before.
 		limit = min(limit, max(ttl-5*time.Second, ttl/2))
 	}
 	switch {
-	case seconds == nil && isTaskCall(ctx):
+	case seconds == nil && tools.IsTaskCall(ctx):
 		return limit
 	case seconds == nil:
 		return min(d.Wait.Default, limit)
@@ -369,20 +372,11 @@ func (d *Deps) waitFor(ctx context.Context, seconds *float64) time.Duration {
 	return time.Duration(*seconds * float64(time.Second))
 }
 
-// taskTTL returns the TTL a task-augmented call asked for, or 0.
-func taskTTL(ctx context.Context) time.Duration {
-	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
-	if !ok || req.Params.Task == nil || req.Params.Task.TTL == nil || *req.Params.Task.TTL <= 0 {
-		return 0
-	}
-	return time.Duration(*req.Params.Task.TTL) * time.Millisecond
-}
-
 // taskContext detaches a task call from the request that created it: mcp-go
 // runs a task on that request's context, which ends as soon as the task id
 // has been answered. The wait must outlive it, but not the server: shutdown
 // ends it, so the run id is logged before the process exits.
-func (d *Deps) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (d *Toolset) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := d.runs.stopping()
 	go func() {
@@ -393,11 +387,6 @@ func (d *Deps) taskContext(ctx context.Context) (context.Context, context.Cancel
 		}
 	}()
 	return detached, cancel
-}
-
-func isTaskCall(ctx context.Context) bool {
-	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
-	return ok && req.Params.Task != nil
 }
 
 // GetRunInput is the argument of get_run.
@@ -414,22 +403,22 @@ func (in *GetRunInput) Check() error {
 	return checkWait(in.WaitSeconds)
 }
 
-func getRun(d *Deps) ServerTool {
-	in := reflectSchema[GetRunInput]()
+func getRun(d *Toolset) server.ServerTool {
+	in := tools.ReflectSchema[GetRunInput]()
 	if p, ok := in.Properties.Get("wait_seconds"); ok {
 		p.Description = fmt.Sprintf(p.Description, int(d.Wait.Default.Seconds()))
 	}
-	return newTool(d, spec{
+	return tools.New(&d.adapter, tools.Spec{
 		InputSchema: in,
 		Name:        "get_run",
 		Title:       "Get run result",
 		Description: "Follow a run_id from run_prompt: waits up to wait_seconds for it to finish, then " +
 			"returns its status and outputs (text, image/video URLs valid 24 h). Call again while queued or running.",
-		Hints: readOnlyHints,
-	}, func(ctx context.Context, in GetRunInput) (result[RunView], error) {
+		Hints: tools.ReadOnlyHints,
+	}, func(ctx context.Context, in GetRunInput) (tools.Result[RunView], error) {
 		c, tenant, err := d.client(ctx)
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		wait := d.waitFor(ctx, in.WaitSeconds)
 		if release, ok := d.waits.acquire(tenant); ok {
@@ -437,7 +426,7 @@ func getRun(d *Deps) ServerTool {
 		} else {
 			wait = 0 // too many waits for this key: answer with the current state
 		}
-		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: newProgressReporter(ctx, d)}
+		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: tools.NewProgress(ctx, d.logger())}
 		var outcome waitOutcome
 		if s := d.runs.lookup(in.RunID, tenant); s != nil {
 			outcome, err = w.awaitSubmission(ctx, s)
@@ -448,7 +437,7 @@ func getRun(d *Deps) ServerTool {
 			}
 		}
 		if err != nil {
-			return result[RunView]{}, err
+			return tools.Result[RunView]{}, err
 		}
 		return d.renderOutcome(outcome), nil
 	})
@@ -463,10 +452,10 @@ const maxCandidates = 20
 // runs of that version started then are listed as candidates, so the agent
 // can pick its run instead of starting it again, and once the start bound
 // has passed without any, the run was certainly not started.
-func (d *Deps) foreignHandle(ctx context.Context, c *bpapi.Client, runID string, cause error) (waitOutcome, error) {
+func (d *Toolset) foreignHandle(ctx context.Context, c *bpapi.Client, runID string, cause error) (waitOutcome, error) {
 	at, isHandle := handleTime(runID)
 	if !isHandle {
-		return waitOutcome{}, failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
+		return waitOutcome{}, tools.Failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
 			"runs started by another account are not visible.", runID)
 	}
 	from, to := d.window(at)
@@ -475,7 +464,7 @@ func (d *Deps) foreignHandle(ctx context.Context, c *bpapi.Client, runID string,
 	matches := handleVersionMatcher(runID)
 	rows, err := listRuns(ctx, c, from, to, func(r bpapi.Run) bool { return matches(r.PromptVersionID) })
 	if err != nil {
-		return waitOutcome{}, failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
+		return waitOutcome{}, tools.Failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
 			"(or before a restart), and the account's runs could not be listed to find it (%s). Do not start the run again: "+
 			"call get_run with it later.", runID, briefError(err))
 	}
@@ -490,25 +479,3 @@ func (d *Deps) foreignHandle(ctx context.Context, c *bpapi.Client, runID string,
 	}
 	return waitOutcome{handle: runID, state: state, look: lk, foreign: true}, nil
 }
-
-// All returns the server's tools.
-func All(d *Deps) []ServerTool {
-	d.Wait = d.Wait.withDefaults()
-	if d.MaxWaitsPerKey <= 0 {
-		d.MaxWaitsPerKey = 64
-	}
-	d.waits.max = d.MaxWaitsPerKey
-	d.runs.exclusive = d.ExclusiveKey
-	return []ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
-}
-
-// BeginShutdown refuses new runs at once and, after answerWithin, makes
-// every call still waiting for a run answer with what it knows (the run id
-// or a handle for get_run), so that each call is answered before the
-// transport closes. Call it when the shutdown starts, then WaitForRuns.
-func (d *Deps) BeginShutdown(answerWithin time.Duration) { d.runs.beginShutdown(answerWithin) }
-
-// WaitForRuns stops new runs, makes every waiting call answer now, and
-// blocks until every run this process started has been answered by the API
-// (so its id is known and logged), or ctx ends. Call it on shutdown.
-func (d *Deps) WaitForRuns(ctx context.Context) error { return d.runs.wait(ctx) }

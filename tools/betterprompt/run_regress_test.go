@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // Regression tests for the second review of the run lifecycle.
@@ -19,7 +20,7 @@ import (
 // answers, so it survives the process.
 func TestHandedOutHandleIsLogged(t *testing.T) {
 	logs := &tools.SyncBuffer{}
-	e := newEnv(t, withSyncWindow(500*time.Millisecond), withDeps(func(d *tools.Deps) {
+	e := newEnv(t, withSyncWindow(500*time.Millisecond), withDeps(func(d *betterprompt.Toolset) {
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}))
 	e.fake.InjectFault("GET /v1/runs", fakeapi.Fault{Status: 500, Count: 100})
@@ -27,7 +28,7 @@ func TestHandedOutHandleIsLogged(t *testing.T) {
 	mustOK(t, res)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.deps.WaitForRuns(ctx); err != nil {
+	if err := e.deps.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	runs := e.fake.Runs(testKey)
@@ -52,7 +53,7 @@ func TestGetRunOnARefusedHandle(t *testing.T) {
 			v := runView(t, res)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_ = e.deps.WaitForRuns(ctx) // the POST has answered
+			_ = e.deps.Drain(ctx) // the POST has answered
 			e.fake.ClearFaults()
 			got := e.call(t, "get_run", map[string]any{"run_id": v.RunID, "wait_seconds": 1})
 			mustError(t, got, "no credits were spent")
@@ -100,7 +101,7 @@ func TestTransient404WhilePolling(t *testing.T) {
 // A run whose POST was cut off after it was created is found in the run
 // list even when many newer runs push it off the first page.
 func TestUnknownOutcomeRunFoundPastTheFirstPage(t *testing.T) {
-	e := newEnv(t, withSyncWindow(100*time.Millisecond), withDeps(func(d *tools.Deps) { d.ExclusiveKey = true }),
+	e := newEnv(t, withSyncWindow(100*time.Millisecond), withDeps(func(d *betterprompt.Toolset) { d.ExclusiveKey = true }),
 		withClient(func(o *bpapi.Options) { o.MaxRetryWait, o.RateLimit = time.Second, -1 }),
 		withFake(func(o *fakeapi.Options) { o.RateLimit = -1 }))
 	e.fake.InjectFault("POST /v1/runs", fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})

@@ -1,23 +1,18 @@
-package tools
+package betterprompt
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
-// Deps is what the tools need from the outside world.
-type Deps struct {
+// Toolset is what the tools need from the outside world.
+type Toolset struct {
 	// Client is the BetterPrompt client; its API key is the server's own key
 	// (empty when none is configured).
 	Client *bpapi.Client
@@ -42,18 +37,12 @@ type Deps struct {
 	// reported as unconfirmed, with the runs that may be it.
 	ExclusiveKey bool
 
-	// TaskCalls lets task-capable hosts call run_prompt as an MCP task. Set
-	// it only where a single client is served (stdio): see tasks.go.
-	TaskCalls bool
-
 	configs   configCache
 	verified  verifiedKeys
 	runs      runTracker
 	resources resourceCache
 	waits     waitSlots
-	tasks     taskLedger
-	// prechecks decode and check a tool's arguments without calling it.
-	prechecks map[string]func(raw any) error
+	adapter   tools.Adapter
 }
 
 // waitSlots counts the calls waiting for runs, per API key.
@@ -155,42 +144,38 @@ func (w WaitConfig) withDefaults() WaitConfig {
 	return w
 }
 
-func (d *Deps) logger() *slog.Logger {
+func (d *Toolset) logger() *slog.Logger {
 	if d.Logger == nil {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return d.Logger
 }
 
-type apiKeyContextKey struct{}
-
-// WithAPIKey returns a context carrying the caller's BetterPrompt API key,
-// set by the HTTP transport from a request header. With Deps.PerRequestKeys
-// it is the only key the tools use.
+// WithAPIKey returns a context carrying a caller's own BetterPrompt API key,
+// as the HTTP transport sets it from KeyHeader. With
+// Toolset.PerRequestKeys it is the only key the tools use.
 func WithAPIKey(ctx context.Context, key bpapi.APIKey) context.Context {
-	return context.WithValue(ctx, apiKeyContextKey{}, key)
+	return tools.WithCallerKey(ctx, KeyHeader, key)
 }
 
-func apiKeyFrom(ctx context.Context) bpapi.APIKey {
-	k, _ := ctx.Value(apiKeyContextKey{}).(bpapi.APIKey)
-	return k
-}
+func apiKeyFrom(ctx context.Context) bpapi.APIKey { return tools.CallerKey(ctx, KeyHeader) }
 
 // errNoKey explains how to configure a key; hosts display start-up failures
 // poorly, so the server starts without one and every tool says this instead.
-var errNoKey = &toolError{msg: "No BetterPrompt API key is configured. Set the BETTERPROMPT_API_KEY environment variable " +
+var errNoKey = &tools.Error{Msg: "No BetterPrompt API key is configured. Set the BETTERPROMPT_API_KEY environment variable " +
 	"in this MCP server's configuration (keys are created at https://betterprompt.me/api-keys; the API needs a Pro plan), " +
 	"or start the server with --sandbox to try it with simulated outputs."}
 
-var errNoRequestKey = &toolError{msg: "This server expects each request to carry its own BetterPrompt API key in the " +
-	"X-BetterPrompt-Api-Key header. Add the header to this MCP server's configuration in your client."}
+var errNoRequestKey = &tools.Error{Msg: "This server expects each request to carry its own BetterPrompt API key in the " +
+	KeyHeader + " header. Add the header to this MCP server's configuration in your client."}
 
 // client returns the BetterPrompt client for this call, and a short,
 // non-reversible tag of its key that keeps one caller's run handles away
 // from another's.
-func (d *Deps) client(ctx context.Context) (*bpapi.Client, string, error) {
+func (d *Toolset) client(ctx context.Context) (*bpapi.Client, string, error) {
 	if key := apiKeyFrom(ctx); key != "" {
-		return d.Client.WithAPIKey(key), keyTag(key), nil
+		c := d.Client.WithAPIKey(key)
+		return c, c.KeyID(), nil
 	}
 	if d.PerRequestKeys {
 		return nil, "", errNoRequestKey
@@ -198,20 +183,10 @@ func (d *Deps) client(ctx context.Context) (*bpapi.Client, string, error) {
 	if !d.Client.HasAPIKey() {
 		return nil, "", errNoKey
 	}
-	return d.Client, "", nil
+	return d.Client, d.Client.KeyID(), nil
 }
 
-// keyTag hashes the key as the API reads it: "Bearer k" and "k" are one key.
-func keyTag(key bpapi.APIKey) string {
-	k := strings.TrimSpace(key.Reveal())
-	if len(k) > 7 && strings.EqualFold(k[:7], "bearer ") {
-		k = strings.TrimSpace(k[7:])
-	}
-	sum := sha256.Sum256([]byte(k))
-	return hex.EncodeToString(sum[:8])
-}
-
-// verifiedKeys remembers the keys (by keyTag) that the API accepted
+// verifiedKeys remembers the keys (by KeyID) that the API accepted
 // recently, so that cached prompt configurations are shown only to callers
 // whose key works: a caller with an invalid key must not learn which
 // prompts other tenants have used, nor their inputs.
@@ -245,59 +220,6 @@ func (v *verifiedKeys) ok(tenant string) bool {
 	defer v.mu.Unlock()
 	at, ok := v.seen[tenant]
 	return ok && time.Since(at) < verifiedFor
-}
-
-// callIDMeta is the _meta field in which NoteRequestID keeps the session and
-// JSON-RPC id of a tools/call request for the tool handler.
-const callIDMeta = "io.bpmcp/call"
-
-// NoteRequestID records the session and JSON-RPC id of a tools/call request
-// in its _meta, so that a request delivered twice (an HTTP-level retry) is
-// recognised and starts nothing new. Install it as an mcp-go before-call
-// hook. Without a session (stateless HTTP) nothing is recorded: ids are
-// unique only within a session.
-func NoteRequestID(ctx context.Context, id any, req *mcp.CallToolRequest) {
-	if req.Params.Meta != nil {
-		delete(req.Params.Meta.AdditionalFields, callIDMeta) // only this hook sets it
-	}
-	session := server.ClientSessionFromContext(ctx)
-	if session == nil || session.SessionID() == "" || id == nil {
-		return
-	}
-	if req.Params.Meta == nil {
-		req.Params.Meta = &mcp.Meta{}
-	}
-	if req.Params.Meta.AdditionalFields == nil {
-		req.Params.Meta.AdditionalFields = map[string]any{}
-	}
-	// 1 and "1" are different ids.
-	req.Params.Meta.AdditionalFields[callIDMeta] = fmt.Sprintf("%s\x00%T\x00%v", session.SessionID(), id, id)
-}
-
-// callKey returns what NoteRequestID recorded for this call, or "".
-func callKey(ctx context.Context) string {
-	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
-	if !ok || req.Params.Meta == nil {
-		return ""
-	}
-	k, _ := req.Params.Meta.AdditionalFields[callIDMeta].(string)
-	return k
-}
-
-type requestContextKey struct{}
-
-// withRequest keeps the call's request in the context, so that waiting can
-// find its progress token.
-func withRequest(ctx context.Context, req mcp.CallToolRequest) context.Context {
-	return context.WithValue(ctx, requestContextKey{}, req)
-}
-
-func progressToken(ctx context.Context) mcp.ProgressToken {
-	req, ok := ctx.Value(requestContextKey{}).(mcp.CallToolRequest)
-	if !ok || req.Params.Meta == nil {
-		return nil
-	}
-	return req.Params.Meta.ProgressToken
 }
 
 // configCache keeps the configuration of prompt versions, which never change
@@ -334,7 +256,7 @@ type resourceCache struct {
 
 const resourcesTTL = 10 * time.Minute
 
-func (d *Deps) resourcesFor(ctx context.Context, c *bpapi.Client) (*bpapi.Resources, error) {
+func (d *Toolset) resourcesFor(ctx context.Context, c *bpapi.Client) (*bpapi.Resources, error) {
 	rc := &d.resources
 	rc.mu.Lock()
 	if rc.value != nil && time.Since(rc.fetched) < resourcesTTL {

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"bytes"
@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 const (
@@ -26,7 +28,7 @@ var researchRequest = bpapi.CreateRunRequest{PromptVersionID: deepResearchVer,
 // lifecycleEnv is a fake API with one run of the deep-research prompt
 // already started, and a Deps whose logs are captured.
 type lifecycleEnv struct {
-	d    *Deps
+	d    *Toolset
 	c    *bpapi.Client
 	fake *fakeapi.Server
 	run  string // the upstream run's id
@@ -35,7 +37,7 @@ type lifecycleEnv struct {
 
 func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
 	t.Helper()
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	cat, err := fakeapi.LoadCatalogueDir("../../testdata/catalogue")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +49,8 @@ func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
 		t.Fatalf("want a 504 with a run id, got %v", err)
 	}
 	logs := &lockedBuffer{}
-	d := &Deps{Client: c, ExclusiveKey: exclusive, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	All(d)
+	d := &Toolset{Client: c, ExclusiveKey: exclusive, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	d.Tools(nil)
 	d.runs.mu.Lock()
 	d.runs.initLocked()
 	d.runs.mu.Unlock()
@@ -223,7 +225,7 @@ func TestHandles(t *testing.T) {
 
 // A huge wait_seconds waits the maximum instead of overflowing to nothing.
 func TestWaitForClamps(t *testing.T) {
-	d := &Deps{Wait: WaitConfig{Default: 45 * time.Second, Max: 10 * time.Minute}}
+	d := &Toolset{Wait: WaitConfig{Default: 45 * time.Second, Max: 10 * time.Minute}}
 	for _, s := range []float64{1e10, 1e300, 600, 601} {
 		if got := d.waitFor(context.Background(), &s); got != 10*time.Minute {
 			t.Errorf("waitFor(%g) = %v", s, got)
@@ -357,7 +359,7 @@ func TestRefusalWhileListingClaimsNothing(t *testing.T) {
 
 // A task call stops at shutdown, and its run id is logged before exit.
 func TestTaskStopsAtShutdownAndLogsTheRunID(t *testing.T) {
-	cat, err := fakeapi.LoadCatalogueDir("../testdata/catalogue")
+	cat, err := fakeapi.LoadCatalogueDir("../../testdata/catalogue")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,10 +367,10 @@ func TestTaskStopsAtShutdownAndLogsTheRunID(t *testing.T) {
 	c := bpapi.New(bpapi.Options{BaseURL: base, APIKey: testKey})
 	t.Cleanup(c.CloseIdleConnections)
 	logs := &lockedBuffer{}
-	d := &Deps{Client: c, TaskCalls: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	d := &Toolset{Client: c, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Wait: WaitConfig{Max: 20 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 100 * time.Millisecond}}
 	var handler func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error)
-	for _, st := range All(d) {
+	for _, st := range d.Tools(&tools.Tasks{}) {
 		if st.Tool.Name == "run_prompt" {
 			handler = st.Handler
 		}
@@ -391,7 +393,7 @@ func TestTaskStopsAtShutdownAndLogsTheRunID(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
-	if err := d.WaitForRuns(wctx); err != nil { // shutdown
+	if err := d.Drain(wctx); err != nil { // shutdown
 		t.Fatal(err)
 	}
 	select {
@@ -449,22 +451,4 @@ func (s *lockedBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// Past the cap on stored tasks a task call is refused; tasks count until
-// their TTL has passed.
-func TestTaskLedgerCap(t *testing.T) {
-	var l taskLedger
-	now := time.Now()
-	for i := range maxStoredTasks {
-		if !l.admit(now, time.Minute) {
-			t.Fatalf("task %d refused below the cap", i)
-		}
-	}
-	if l.admit(now, time.Minute) {
-		t.Error("a task over the cap was admitted")
-	}
-	if !l.admit(now.Add(2*time.Minute), time.Minute) {
-		t.Error("expired tasks still count against the cap")
-	}
 }

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // the API, the runs of the same prompt version created around the
 // submission are the only witnesses. A run found there is certainly this
 // submission's only when nothing else could have started it: the server was
-// told that no other client uses the key (Deps.ExclusiveKey), and no other
+// told that no other client uses the key (Toolset.ExclusiveKey), and no other
 // submission of the same version and key that this process cannot account
 // for overlaps it. Otherwise the runs found are candidates: the agent is
 // told about them, and they are never presented as this call's.
@@ -33,7 +33,7 @@ const maxCandidatePages = 5
 
 // window is the interval in which the run of a submission made at
 // submitted must have been created, if it was.
-func (d *Deps) window(submitted time.Time) (from, to time.Time) {
+func (d *Toolset) window(submitted time.Time) (from, to time.Time) {
 	return submitted.Add(-clockSlack), submitted.Add(d.Wait.StartBound)
 }
 
@@ -67,7 +67,7 @@ func listRuns(ctx context.Context, c *bpapi.Client, from, to time.Time, keep fun
 }
 
 // lookUp reads the run list for the runs that may be s's.
-func (t *runTracker) lookUp(ctx context.Context, d *Deps, c *bpapi.Client, s *submission) (*look, error) {
+func (t *runTracker) lookUp(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission) (*look, error) {
 	from, to := d.window(s.submitted)
 	lk := &look{at: time.Now(), certainAt: to}
 	lk.final = lk.at.After(to)
@@ -87,7 +87,7 @@ func (t *runTracker) lookUp(ctx context.Context, d *Deps, c *bpapi.Client, s *su
 
 // confirmableLocked reports whether the only candidate of lk can be s's
 // run for certain.
-func (t *runTracker) confirmableLocked(d *Deps, s *submission, lk *look) bool {
+func (t *runTracker) confirmableLocked(d *Toolset, s *submission, lk *look) bool {
 	return len(lk.candidates) == 1 && t.exclusive && !t.competitorLocked(d, s)
 }
 
@@ -95,7 +95,7 @@ func (t *runTracker) confirmableLocked(d *Deps, s *submission, lk *look) bool {
 // and key, whose window overlaps s's, may have created a run that this
 // process does not know: its POST has not answered, or its outcome is
 // unknown.
-func (t *runTracker) competitorLocked(d *Deps, s *submission) bool {
+func (t *runTracker) competitorLocked(d *Toolset, s *submission) bool {
 	for _, o := range t.byHandle {
 		if o == s || o.tenant != s.tenant || o.versionID != s.versionID {
 			continue
@@ -113,7 +113,7 @@ func (t *runTracker) competitorLocked(d *Deps, s *submission) bool {
 // settle records a look for a submission whose outcome is unknown and
 // reports whether the submission's fate is now settled: its run confirmed,
 // its absence certain, or the list of runs that may be its own final.
-func (t *runTracker) settle(d *Deps, s *submission, lk *look) bool {
+func (t *runTracker) settle(d *Toolset, s *submission, lk *look) bool {
 	t.mu.Lock()
 	if s.state != stateUnknown {
 		t.mu.Unlock()
@@ -179,7 +179,7 @@ const maxRecoveryTime = 15 * time.Minute
 // unknown until its fate is settled, whether or not a call still waits for
 // it, so that every run the server may have started is found and logged.
 // It stops at shutdown, logging what is known.
-func (t *runTracker) recoverInBackground(ctx context.Context, d *Deps, c *bpapi.Client, s *submission) {
+func (t *runTracker) recoverInBackground(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission) {
 	t.lookups.Add(1)
 	stop := t.stopping()
 	go func() {
@@ -223,7 +223,7 @@ func (t *runTracker) recoverInBackground(ctx context.Context, d *Deps, c *bpapi.
 // whose POST the API still holds, when it can be told apart for certain, so
 // that the agent gets an id that survives this process. It returns the run
 // and whether it did.
-func (t *runTracker) confirmPending(d *Deps, s *submission, lk *look) (*bpapi.Run, bool) {
+func (t *runTracker) confirmPending(d *Toolset, s *submission, lk *look) (*bpapi.Run, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s.state != statePending {

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // The run lifecycle. The API holds POST /v1/runs until the run ends or about
@@ -52,7 +53,7 @@ const (
 type runTracker struct {
 	// exclusive says that no other client starts runs with the keys this
 	// server uses, so a run found in the run list can be this process's
-	// only (Deps.ExclusiveKey).
+	// only (Toolset.ExclusiveKey).
 	exclusive bool
 
 	mu        sync.Mutex
@@ -71,7 +72,7 @@ type runTracker struct {
 // log are guarded by runTracker.mu.
 type submission struct {
 	handle    string // local id handed out before the upstream id is known
-	tenant    string // keyTag of the API key; handles are private to a key
+	tenant    string // KeyID of the API key; handles are private to a key
 	versionID string
 	callKey   string // the session and JSON-RPC id of the call that made it, if any
 	submitted time.Time
@@ -98,7 +99,7 @@ const (
 )
 
 // errShuttingDown refuses a run while the server stops.
-var errShuttingDown = &toolError{msg: "The server is shutting down; nothing was run and no credits were spent. Try again once it is back."}
+var errShuttingDown = &tools.Error{Msg: "The server is shutting down; nothing was run and no credits were spent. Try again once it is back."}
 
 func (t *runTracker) initLocked() {
 	if t.byHandle == nil {
@@ -126,11 +127,11 @@ func (s *submission) notifyLocked() {
 // submit starts the POST in the background and returns at once. A call
 // replayed with the same session and JSON-RPC id (an HTTP-level retry) gets
 // the submission its first delivery made, and starts nothing.
-func (t *runTracker) submit(ctx context.Context, d *Deps, c *bpapi.Client, tenant string, req bpapi.CreateRunRequest) (s *submission, replayed bool, err error) {
+func (t *runTracker) submit(ctx context.Context, d *Toolset, c *bpapi.Client, tenant string, req bpapi.CreateRunRequest) (s *submission, replayed bool, err error) {
 	now := time.Now()
 	s = &submission{
 		handle: newHandle(now, req.PromptVersionID), tenant: tenant, versionID: req.PromptVersionID,
-		callKey: callKey(ctx), submitted: now, done: make(chan struct{}), changed: make(chan struct{}),
+		callKey: tools.CallKey(ctx), submitted: now, done: make(chan struct{}), changed: make(chan struct{}),
 	}
 	s.log = d.logger().With("handle", s.handle, "prompt_version_id", s.versionID)
 	t.mu.Lock()
@@ -174,7 +175,7 @@ func (t *runTracker) submit(ctx context.Context, d *Deps, c *bpapi.Client, tenan
 // anything, but a proxy in between may answer 429 after the API created the
 // run: the POST is sent again only when the run list shows no run that may
 // be this one, and only a few times.
-func (t *runTracker) post(ctx context.Context, d *Deps, c *bpapi.Client, s *submission, req bpapi.CreateRunRequest) (*bpapi.Run, error) {
+func (t *runTracker) post(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission, req bpapi.CreateRunRequest) (*bpapi.Run, error) {
 	const maxResends = 3
 	for resends := 0; ; resends++ {
 		run, err := c.CreateRun(ctx, req)

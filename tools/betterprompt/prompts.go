@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -7,10 +7,13 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/bpmcp/bpmcp/schema"
 	"github.com/invopop/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/schema"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // maxQueryLength is the API's limit on a search query.
@@ -26,9 +29,9 @@ func (in *SearchInput) Check() error {
 	in.Query = strings.TrimSpace(in.Query)
 	switch n := utf8.RuneCountInString(in.Query); {
 	case n == 0:
-		return invalidArgf("query is required: a few words describing the task, such as \"cold email\"")
+		return tools.Invalidf("query is required: a few words describing the task, such as \"cold email\"")
 	case n > maxQueryLength:
-		return invalidArgf("query is %d characters; the limit is %d. Use a few keywords", n, maxQueryLength)
+		return tools.Invalidf("query is %d characters; the limit is %d. Use a few keywords", n, maxQueryLength)
 	}
 	return nil
 }
@@ -52,22 +55,22 @@ type PromptRow struct {
 	PublishedAt      string `json:"published_at"`
 }
 
-func searchPrompts(d *Deps) ServerTool {
-	return newTool(d, spec{
+func searchPrompts(d *Toolset) server.ServerTool {
+	return tools.New(&d.adapter, tools.Spec{
 		Name:  "search_prompts",
 		Title: "Search prompts",
 		Description: "Search BetterPrompt's marketplace of published prompts (text and image; not video). Returns " +
 			"prompt_id, prompt_version_id, modality and estimated_credits per prompt. " +
 			"Next: get_prompt with a prompt_id.",
-		Hints: readOnlyHints,
-	}, func(ctx context.Context, in SearchInput) (result[SearchOutput], error) {
+		Hints: tools.ReadOnlyHints,
+	}, func(ctx context.Context, in SearchInput) (tools.Result[SearchOutput], error) {
 		c, _, err := d.client(ctx)
 		if err != nil {
-			return result[SearchOutput]{}, err
+			return tools.Result[SearchOutput]{}, err
 		}
 		rows, err := c.SearchPrompts(ctx, in.Query)
 		if err != nil {
-			return result[SearchOutput]{}, err
+			return tools.Result[SearchOutput]{}, err
 		}
 		out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 		for _, r := range rows {
@@ -77,7 +80,7 @@ func searchPrompts(d *Deps) ServerTool {
 				EstimatedCredits: r.EstimatedCredits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
 			})
 		}
-		return result[SearchOutput]{Value: out, Content: textContent(renderSearch(in.Query, out))}, nil
+		return tools.Result[SearchOutput]{Value: out, Content: textContent(renderSearch(in.Query, out))}, nil
 	})
 }
 
@@ -125,27 +128,27 @@ type GetPromptOutput struct {
 	ExampleInputs   jsonObject `json:"example_inputs" jsonschema_description:"A valid inputs object to adapt."`
 }
 
-func getPrompt(d *Deps) ServerTool {
-	return newTool(d, spec{
+func getPrompt(d *Toolset) server.ServerTool {
+	return tools.New(&d.adapter, tools.Spec{
 		Name:  "get_prompt",
 		Title: "Get prompt inputs",
 		Description: "Read a prompt's inputs: input_schema is the JSON Schema of run_prompt's inputs (texts, " +
 			"allowed choices, exact image count), with example_inputs and prompt_version_id. Takes prompt_id from " +
 			"search_prompts. Call before run_prompt.",
-		Hints: readOnlyHints,
-	}, func(ctx context.Context, in GetPromptInput) (result[GetPromptOutput], error) {
+		Hints: tools.ReadOnlyHints,
+	}, func(ctx context.Context, in GetPromptInput) (tools.Result[GetPromptOutput], error) {
 		c, _, err := d.client(ctx)
 		if err != nil {
-			return result[GetPromptOutput]{}, err
+			return tools.Result[GetPromptOutput]{}, err
 		}
 		pv, err := c.GetPrompt(ctx, in.PromptID, in.VersionID)
 		if err != nil {
-			return result[GetPromptOutput]{}, err
+			return tools.Result[GetPromptOutput]{}, err
 		}
 		d.configs.put(pv)
 		cfg, err := parseConfig(pv)
 		if err != nil {
-			return result[GetPromptOutput]{}, err
+			return tools.Result[GetPromptOutput]{}, err
 		}
 		out := GetPromptOutput{
 			PromptID: pv.PromptID, PromptVersionID: pv.PromptVersionID, Title: pv.Title, PublishedAt: pv.PublishedAt,
@@ -153,7 +156,7 @@ func getPrompt(d *Deps) ServerTool {
 			InputSchema:   jsonObject{cfg.InputSchema(nil)},
 			ExampleInputs: jsonObject{cfg.Example()},
 		}
-		return result[GetPromptOutput]{Value: out, Content: textContent(renderPrompt(out, cfg))}, nil
+		return tools.Result[GetPromptOutput]{Value: out, Content: textContent(renderPrompt(out, cfg))}, nil
 	})
 }
 
@@ -161,7 +164,7 @@ func getPrompt(d *Deps) ServerTool {
 func parseConfig(pv *bpapi.PromptVersion) (*schema.Config, error) {
 	cfg, err := schema.Parse(pv.InputConfig())
 	if err != nil {
-		return nil, failf(err, "The input configuration of prompt version %s could not be read (%v). "+
+		return nil, tools.Failf(err, "The input configuration of prompt version %s could not be read (%v). "+
 			"This prompt cannot be run through this server yet; please report it.", pv.PromptVersionID, err)
 	}
 	return cfg, nil
@@ -249,23 +252,23 @@ type CreditsOutput struct {
 	Credits int `json:"credits" jsonschema_description:"Credits remaining on the account."`
 }
 
-func getCredits(d *Deps) ServerTool {
-	return newTool(d, spec{
+func getCredits(d *Toolset) server.ServerTool {
+	return tools.New(&d.adapter, tools.Spec{
 		Name:  "get_credits",
 		Title: "Get credit balance",
 		Description: "Return the account's remaining BetterPrompt credits; run_prompt spends them " +
 			"(search_prompts shows estimated_credits).",
-		Hints: readOnlyHints,
-	}, func(ctx context.Context, _ CreditsInput) (result[CreditsOutput], error) {
+		Hints: tools.ReadOnlyHints,
+	}, func(ctx context.Context, _ CreditsInput) (tools.Result[CreditsOutput], error) {
 		c, _, err := d.client(ctx)
 		if err != nil {
-			return result[CreditsOutput]{}, err
+			return tools.Result[CreditsOutput]{}, err
 		}
 		n, err := c.Credits(ctx)
 		if err != nil {
-			return result[CreditsOutput]{}, err
+			return tools.Result[CreditsOutput]{}, err
 		}
-		return result[CreditsOutput]{Value: CreditsOutput{Credits: n},
+		return tools.Result[CreditsOutput]{Value: CreditsOutput{Credits: n},
 			Content: textContent(fmt.Sprintf("The account has %d credits.", n))}, nil
 	})
 }

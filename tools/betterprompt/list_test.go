@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"bytes"
@@ -10,8 +10,10 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -46,9 +48,9 @@ type wireTool struct {
 }
 
 // The tools/list answer is what every host and agent sees; a change to it is
-// reviewed as a diff of this golden file (go test ./tools -update).
+// reviewed as a diff of this golden file (go test ./tools/betterprompt -update).
 func TestToolsListGolden(t *testing.T) {
-	e := newEnv(t, withDeps(func(d *tools.Deps) { d.Wait = tools.WaitConfig{} })) // the production defaults
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait = tools.WaitConfig{} })) // the production defaults
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, rawToolsList(t, e), "", "  "); err != nil {
 		t.Fatal(err)
@@ -63,10 +65,10 @@ func TestToolsListGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (run go test ./tools -update to create it)", err)
+		t.Fatalf("%v (run go test ./tools/betterprompt -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("tools/list differs from %s; review the change and run go test ./tools -update.\n got: %s", golden, got)
+		t.Errorf("tools/list differs from %s; review the change and run go test ./tools/betterprompt -update.\n got: %s", golden, got)
 	}
 }
 

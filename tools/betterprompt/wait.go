@@ -1,15 +1,13 @@
-package tools
+package betterprompt
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
-	"github.com/mark3labs/mcp-go/server"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // waitOutcome is what a wait learned about a run.
@@ -28,11 +26,11 @@ type waitOutcome struct {
 
 // waiter waits for one run within a deadline, sending progress.
 type waiter struct {
-	d        *Deps
+	d        *Toolset
 	c        *bpapi.Client
 	tenant   string
 	deadline time.Time
-	progress *progressReporter
+	progress *tools.Progress
 }
 
 // lateWork bounds what a call still does after its deadline (looking the run
@@ -77,12 +75,12 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 		if first {
 			// At once, so that the host sees the call is alive, and with the
 			// id to follow: a call cut off by its host keeps it.
-			w.progress.send(ctx, startingMessage(s, snap.state))
+			w.progress.Send(ctx, startingMessage(s, snap.state))
 		}
 		select {
 		case <-snap.changed:
 		case <-tick.C:
-			w.progress.send(ctx, startingMessage(s, snap.state))
+			w.progress.Send(ctx, startingMessage(s, snap.state))
 		case <-timer.C:
 			return w.atDeadline(ctx, s, false)
 		case <-stop:
@@ -177,10 +175,10 @@ func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) wa
 // reached it: nothing was started.
 func refusedError(err error) error {
 	if bpapi.IsRateLimited(err) {
-		return failf(err, "BetterPrompt's rate limit refused to start the run several times (429); nothing was started "+
+		return tools.Failf(err, "BetterPrompt's rate limit refused to start the run several times (429); nothing was started "+
 			"and no credits were spent. Wait a few seconds, then call run_prompt again.")
 	}
-	return failf(err, "%s Nothing was run and no credits were spent.", describeError(err))
+	return tools.Failf(err, "%s Nothing was run and no credits were spent.", describeError(err))
 }
 
 // cancelledAfterStart is the error of a call cancelled after its POST was
@@ -189,15 +187,15 @@ func (w *waiter) cancelledAfterStart(s *submission) error {
 	state, runID, err := w.d.runs.peek(s)
 	switch state {
 	case stateRefused:
-		return failf(errors.Join(context.Canceled, err), "The call was cancelled; BetterPrompt had refused to start the run, so nothing was spent.")
+		return tools.Failf(errors.Join(context.Canceled, err), "The call was cancelled; BetterPrompt had refused to start the run, so nothing was spent.")
 	case stateNotStarted:
-		return failf(context.Canceled, "The call was cancelled; no run was started and nothing was spent.")
+		return tools.Failf(context.Canceled, "The call was cancelled; no run was started and nothing was spent.")
 	}
 	id := runID
 	if id == "" {
 		id = s.handle
 	}
-	return failf(context.Canceled, "The call was cancelled, but the run had already been submitted; it goes on upstream "+
+	return tools.Failf(context.Canceled, "The call was cancelled, but the run had already been submitted; it goes on upstream "+
 		"(runs cannot be cancelled) and is charged. Do not call run_prompt again for it: call get_run with run_id=%s.", id)
 }
 
@@ -267,11 +265,11 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 		case ctx.Err() != nil:
 			return waitOutcome{}, w.ended(ctx, runID, s)
 		case bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err):
-			return waitOutcome{}, failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), runID)
+			return waitOutcome{}, tools.Failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), runID)
 		case s == nil && (bpapi.IsNotFound(err) || errors.Is(err, bpapi.ErrInvalidID)):
 			return waitOutcome{}, err // an id the agent gave that the API does not know
 		case s == nil && isClientError(err):
-			return waitOutcome{}, failf(err, "Reading run %s failed (%s).", runID, briefError(err))
+			return waitOutcome{}, tools.Failf(err, "Reading run %s failed (%s).", runID, briefError(err))
 		default:
 			// Transient, or a run of ours the API does not show yet: keep
 			// the id and try again until the deadline.
@@ -281,7 +279,7 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 		remaining := time.Until(w.deadline)
 		if remaining <= 0 || stopping {
 			if last == nil {
-				return waitOutcome{}, failf(lastErr, "Run %s could not be read just now (%s). It was started and goes on: do not "+
+				return waitOutcome{}, tools.Failf(lastErr, "Run %s could not be read just now (%s). It was started and goes on: do not "+
 					"call run_prompt again for it; call get_run with run_id=%s in a moment.", runID, briefError(lastErr), runID)
 			}
 			return waitOutcome{run: last, stopping: stopping}, nil
@@ -290,7 +288,7 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 		if last != nil {
 			status = string(last.Status)
 		}
-		w.progress.send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
+		w.progress.Send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
 		switch w.sleep(ctx, min(w.pollInterval(interval), remaining), posted, stop) {
 		case wokeCancelled:
 			return waitOutcome{}, w.ended(ctx, runID, s)
@@ -357,7 +355,7 @@ func (w *waiter) sleep(ctx context.Context, d time.Duration, wake, stop <-chan s
 		case <-timer.C:
 			return wokeTimer
 		case <-tick.C:
-			w.progress.send(ctx, w.progress.lastMessage())
+			w.progress.Send(ctx, w.progress.LastMessage())
 		case <-wake:
 			return wokeTimer
 		case <-stop:
@@ -386,59 +384,4 @@ func briefError(err error) string {
 		return "no answer in time"
 	}
 	return "no answer from the API"
-}
-
-// progressReporter sends notifications/progress when the caller asked for
-// them (a progress token). Progress is the elapsed time in seconds, which
-// only grows. The result, not the last notification, signals completion:
-// mcp-go may deliver a notification after the result.
-type progressReporter struct {
-	token   any
-	srv     *server.MCPServer
-	start   time.Time
-	mu      sync.Mutex
-	last    float64
-	message string
-	logger  *slog.Logger
-}
-
-func newProgressReporter(ctx context.Context, d *Deps) *progressReporter {
-	return &progressReporter{
-		token: progressToken(ctx), srv: server.ServerFromContext(ctx),
-		start: time.Now(), logger: d.logger(),
-	}
-}
-
-func (p *progressReporter) lastMessage() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.message
-}
-
-func (p *progressReporter) send(ctx context.Context, what string) {
-	if p == nil {
-		return
-	}
-	elapsed := time.Since(p.start)
-	p.mu.Lock()
-	p.message = what
-	value := float64(elapsed.Milliseconds()) / 1000
-	if value <= p.last {
-		value = p.last + 0.001
-	}
-	p.last = value
-	p.mu.Unlock()
-	if p.token == nil || p.srv == nil {
-		return
-	}
-	// No total: how long a run takes is unknown, and a total would show a
-	// progress bar stuck near its start.
-	params := map[string]any{
-		"progressToken": p.token,
-		"progress":      value,
-		"message":       fmt.Sprintf("%s (%d s elapsed)", what, int(elapsed.Seconds())),
-	}
-	if err := p.srv.SendNotificationToClient(ctx, "notifications/progress", params); err != nil {
-		p.logger.Debug("progress notification not sent", "err", err)
-	}
 }

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"bytes"
@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/bpapi"
 )
 
 // Benchmarks of the server's own work per call, without any transport:
 //
-//	go test -run '^$' -bench . -benchmem ./tools/
+//	go test -run '^$' -bench . -benchmem ./tools/betterprompt/
 
 // benchFinishedRun is a finished run with one text output and two images,
 // shaped like the fake's answers (family-portrait-trio).
@@ -44,7 +45,7 @@ func benchFinishedRun() *bpapi.Run {
 // BenchmarkRenderOutcome measures turning a finished run (text + 2 images)
 // into the tool result: structuredContent and 6 content items.
 func BenchmarkRenderOutcome(b *testing.B) {
-	d := &Deps{}
+	d := &Toolset{}
 	o := waitOutcome{run: benchFinishedRun()}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -58,7 +59,7 @@ func BenchmarkRenderOutcome(b *testing.B) {
 // BenchmarkRenderOutcomeJSON adds the JSON encoding of the result as it
 // goes on the wire, which mcp-go does after the handler returns.
 func BenchmarkRenderOutcomeJSON(b *testing.B) {
-	d := &Deps{}
+	d := &Toolset{}
 	o := waitOutcome{run: benchFinishedRun()}
 	var size int
 	b.ReportAllocs()
@@ -89,12 +90,12 @@ func (cannedCredits) RoundTrip(r *http.Request) (*http.Response, error) {
 // adapter (argument decoding, the bpapi call with an in-memory transport,
 // rendering), i.e. the server's per-call work minus the MCP transport.
 func BenchmarkGetCreditsHandler(b *testing.B) {
-	d := &Deps{Client: bpapi.New(bpapi.Options{
+	d := &Toolset{Client: bpapi.New(bpapi.Options{
 		BaseURL: "http://fake.invalid/v1", APIKey: "bp_bench_key", RateLimit: -1,
 		HTTPClient: &http.Client{Transport: cannedCredits{}},
 	})}
 	var handler func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error)
-	for _, t := range All(d) {
+	for _, t := range d.Tools(nil) {
 		if t.Tool.Name == "get_credits" {
 			handler = t.Handler
 		}

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -8,9 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/internal/leakcheck"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // echoOutput is the structured result of the test tool below.
@@ -53,16 +55,17 @@ func TestAdapterRedactsKey(t *testing.T) {
 			}
 			forms := leakcheck.Forms(want)
 			logs := &lockedBuffer{}
-			d := &Deps{
+			d := &Toolset{
 				Client: bpapi.New(bpapi.Options{APIKey: tc.key, BaseURL: "http://fake.invalid/v1"}),
 				Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			}
-			st := newTool(d, spec{Name: "echo", Hints: readOnlyHints},
-				func(ctx context.Context, _ struct{}) (result[echoOutput], error) {
+			d.Tools(nil)
+			st := tools.New(&d.adapter, tools.Spec{Name: "echo", Hints: tools.ReadOnlyHints},
+				func(ctx context.Context, _ struct{}) (tools.Result[echoOutput], error) {
 					if tc.fail {
-						return result[echoOutput]{}, failf(errors.New("cause "+forms["percent _"]), "failed for %s", forms["raw"])
+						return tools.Result[echoOutput]{}, tools.Failf(errors.New("cause "+forms["percent _"]), "failed for %s", forms["raw"])
 					}
-					return result[echoOutput]{
+					return tools.Result[echoOutput]{
 						Value: echoOutput{Note: "key " + want, List: []string{forms["percent all lower"], "ok"}},
 						Content: []mcp.Content{
 							mcp.NewTextContent("key " + want + " and " + forms[otherForms]),
@@ -109,10 +112,11 @@ func TestAdapterRedactsKey(t *testing.T) {
 // A call without a key (none configured) passes its result through.
 func TestAdapterWithoutKey(t *testing.T) {
 	t.Parallel()
-	d := &Deps{Client: bpapi.New(bpapi.Options{BaseURL: "http://fake.invalid/v1"})}
-	st := newTool(d, spec{Name: "echo", Hints: readOnlyHints},
-		func(context.Context, struct{}) (result[echoOutput], error) {
-			return result[echoOutput]{Value: echoOutput{Note: `bp\u005fx 50%`}, Content: textContent(`bp\u005fx 50%`)}, nil
+	d := &Toolset{Client: bpapi.New(bpapi.Options{BaseURL: "http://fake.invalid/v1"})}
+	d.Tools(nil)
+	st := tools.New(&d.adapter, tools.Spec{Name: "echo", Hints: tools.ReadOnlyHints},
+		func(context.Context, struct{}) (tools.Result[echoOutput], error) {
+			return tools.Text(echoOutput{Note: `bp\u005fx 50%`}, `bp\u005fx 50%`), nil
 		})
 	req := mcp.CallToolRequest{}
 	req.Params.Arguments = map[string]any{}

@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"context"
@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/tools"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 const (
@@ -265,7 +267,7 @@ func TestRunPromptCreateFaults(t *testing.T) {
 		}
 	})
 	t.Run("run created, then the connection dropped; the key is this server's alone", func(t *testing.T) {
-		e := newEnv(t, withDeps(func(d *tools.Deps) { d.ExclusiveKey = true }))
+		e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.ExclusiveKey = true }))
 		e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})
 		res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 		mustOK(t, res) // the run is found in the run list and followed
@@ -365,7 +367,7 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Skip("takes several seconds at 5 requests per second")
 	}
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
-		withDeps(func(d *tools.Deps) { d.Wait.PollMin, d.Wait.PollMax = 200*time.Millisecond, time.Second }))
+		withDeps(func(d *betterprompt.Toolset) { d.Wait.PollMin, d.Wait.PollMax = 200*time.Millisecond, time.Second }))
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 20 {
@@ -410,7 +412,7 @@ func TestRunPromptDoubleEncodedInputs(t *testing.T) {
 func TestWaitLimitPerKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.05), // deep research: 1.5 s
-		withDeps(func(d *tools.Deps) { d.MaxWaitsPerKey = 1 }))
+		withDeps(func(d *betterprompt.Toolset) { d.MaxWaitsPerKey = 1 }))
 	slow := map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 20,
 		"inputs": researchInputs}
 	first := make(chan *mcp.CallToolResult, 1)

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"encoding/json"
@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/leakcheck"
-	"github.com/bpmcp/bpmcp/tools"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // The API key never appears in a log line at any level, an error or a tool
@@ -30,7 +32,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 			e := newEnv(t, withKey(key), withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
 				withFake(func(o *fakeapi.Options) { o.Keys[canary] = fakeapi.Key{Credits: 100000} }),
 				withClient(func(o *bpapi.Options) { o.Logger = logger; o.MaxRetryWait = 2 * time.Second }),
-				withDeps(func(d *tools.Deps) { d.Logger = logger }))
+				withDeps(func(d *betterprompt.Toolset) { d.Logger = logger }))
 			var results []string
 			call := func(tool string, args map[string]any) *mcp.CallToolResult {
 				res := e.call(t, tool, args)

@@ -1,4 +1,4 @@
-package tools
+package betterprompt
 
 import (
 	"context"
@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/bpapi"
 )
 
 // FuzzToolArguments feeds arbitrary argument JSON to every tool's handler.
@@ -28,8 +29,8 @@ func FuzzToolArguments(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	d := &Deps{Client: bpapi.New(bpapi.Options{BaseURL: "http://127.0.0.1:1/v1"})}
-	all := All(d)
+	d := &Toolset{Client: bpapi.New(bpapi.Options{BaseURL: "http://127.0.0.1:1/v1"})}
+	all := d.Tools(nil)
 	f.Fuzz(func(t *testing.T, args string) {
 		for _, st := range all {
 			req := mcp.CallToolRequest{}

@@ -1,4 +1,4 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
-	"github.com/bpmcp/bpmcp/tools"
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // Tests of the money path under attack: runs that must never be lost,
@@ -57,7 +59,7 @@ func (v recoveryView) hasCandidate(runID string) bool {
 
 // withLogs captures the server's logs at info level.
 func withLogs(logs *tools.SyncBuffer) envOption {
-	return withDeps(func(d *tools.Deps) {
+	return withDeps(func(d *betterprompt.Toolset) {
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})
 }
@@ -65,7 +67,7 @@ func withLogs(logs *tools.SyncBuffer) envOption {
 // withStartBound shortens the time after which a submission that shows no
 // run in the run list counts as not started.
 func withStartBound(d time.Duration) envOption {
-	return withDeps(func(deps *tools.Deps) { deps.Wait.StartBound = d })
+	return withDeps(func(deps *betterprompt.Toolset) { deps.Wait.StartBound = d })
 }
 
 // Two concurrent starts of one prompt whose outcomes are both unknown (one
@@ -134,7 +136,7 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 // replica, or another program, using the same account.
 func newPeer(t *testing.T, e *env) *client.Client {
 	t.Helper()
-	d := &tools.Deps{Client: bpapi.New(bpapi.Options{BaseURL: e.deps.Client.BaseURL(), APIKey: testKey}), Wait: e.deps.Wait}
+	d := &tools.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: e.deps.Client.BaseURL(), APIKey: testKey}), Wait: e.deps.Wait}
 	c, err := client.NewInProcessClient(mcpserver.New("peer", d))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +155,7 @@ func newPeer(t *testing.T, e *env) *client.Client {
 		_ = c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = d.WaitForRuns(ctx)
+		_ = d.Drain(ctx)
 	})
 	return c
 }
@@ -292,7 +294,7 @@ func TestUnknown4xxIsWordedHonestly(t *testing.T) {
 // A caller with an invalid key learns nothing from the configurations that
 // other tenants' calls put in the cache.
 func TestConfigCacheNeedsAValidKey(t *testing.T) {
-	e := newEnv(t, withDeps(func(d *tools.Deps) { d.PerRequestKeys = true }))
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.PerRequestKeys = true }))
 	good := tools.WithAPIKey(context.Background(), testKey)
 	ctx, cancel := context.WithTimeout(good, 30*time.Second)
 	defer cancel()

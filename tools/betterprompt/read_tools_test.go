@@ -1,10 +1,10 @@
-package tools_test
+package betterprompt_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/bpmcp/bpmcp/tools"
+	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestSearchPrompts(t *testing.T) {

@@ -1,0 +1,43 @@
+package tools
+
+import (
+	"context"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/internal/secret"
+)
+
+// Toolset is the tools of one upstream API, as the server assembly sees
+// them: a second API is a second Toolset, registered the same way.
+type Toolset interface {
+	// Instructions is the toolset's part of the server's instructions.
+	Instructions() string
+	// Tools declares the toolset's tools; tasks is nil where the server
+	// offers no MCP tasks.
+	Tools(tasks *Tasks) []server.ServerTool
+	// KeyHeader names the HTTP header in which a caller brings its own key
+	// for this API when the server serves many tenants, or "".
+	KeyHeader() string
+	// BeginShutdown refuses new work at once and, after answerWithin, makes
+	// every call still waiting answer with what it knows.
+	BeginShutdown(answerWithin time.Duration)
+	// Drain blocks until the work this process started upstream has been
+	// answered (so no id is lost), or ctx ends.
+	Drain(ctx context.Context) error
+}
+
+type callerKeyContextKey struct{ header string }
+
+// WithCallerKey returns ctx carrying a caller's own key, read from the HTTP
+// header of that name (a Toolset's KeyHeader).
+func WithCallerKey(ctx context.Context, header string, key secret.String) context.Context {
+	return context.WithValue(ctx, callerKeyContextKey{header}, key)
+}
+
+// CallerKey returns the key the caller brought in the named header, or "".
+func CallerKey(ctx context.Context, header string) secret.String {
+	k, _ := ctx.Value(callerKeyContextKey{header}).(secret.String)
+	return k
+}
