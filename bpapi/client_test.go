@@ -411,6 +411,14 @@ func TestAuthorizationHeader(t *testing.T) {
 		if got := h.Get("Authorization"); got != tt.want || (tt.want == "" && len(h.Values("Authorization")) != 0) {
 			t.Errorf("key %q: Authorization %q, want %q", tt.key.Reveal(), got, tt.want)
 		}
+		// State is kept per KeyID: it must name the key as sent, so that
+		// the forms of one key share their state and no two keys do.
+		if sent := New(Options{APIKey: APIKey(strings.TrimPrefix(tt.want, "Bearer "))}); sent.KeyID() != c.KeyID() {
+			t.Errorf("key %q: KeyID %s differs from the KeyID %s of the key it sends", tt.key.Reveal(), c.KeyID(), sent.KeyID())
+		}
+	}
+	if a, b := New(Options{APIKey: "bp_x"}), New(Options{APIKey: "bp_X"}); a.KeyID() == b.KeyID() {
+		t.Error("two keys share a KeyID")
 	}
 }
 

@@ -454,7 +454,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	s.settleLocked(now)
 	rn := s.runs[strings.ToLower(id)]
-	if rn == nil || rn.key != c.key {
+	if rn == nil || !s.sameAccountLocked(rn.key, c.key) {
 		s.mu.Unlock()
 		writeError(w, http.StatusNotFound, "Run not found")
 		return
@@ -481,7 +481,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request, c *call)
 	s.settleLocked(now)
 	var mine []*run // newest first
 	for i := len(s.runList) - 1; i >= 0; i-- {
-		if s.runList[i].key == c.key {
+		if s.sameAccountLocked(s.runList[i].key, c.key) {
 			mine = append(mine, s.runList[i])
 		}
 	}
@@ -642,7 +642,7 @@ func (r *run) info(now time.Time) RunInfo {
 	return ri
 }
 
-// Runs returns key's runs in creation order.
+// Runs returns the runs of key's account in creation order.
 func (s *Server) Runs(key string) []RunInfo {
 	now := time.Now()
 	s.mu.Lock()
@@ -650,7 +650,7 @@ func (s *Server) Runs(key string) []RunInfo {
 	s.settleLocked(now)
 	var out []RunInfo
 	for _, rn := range s.runList {
-		if rn.key == key {
+		if s.sameAccountLocked(rn.key, key) {
 			out = append(out, rn.info(now))
 		}
 	}
@@ -686,4 +686,10 @@ func (s *Server) FinishRun(runID string) {
 	s.settleLocked(now)
 	s.mu.Unlock()
 	rn.wakeOnce.Do(func() { close(rn.wake) })
+}
+
+// sameAccountLocked reports whether two keys belong to one account, which
+// sees the runs of both.
+func (s *Server) sameAccountLocked(a, b string) bool {
+	return a == b || (s.accounts[a] != nil && s.accounts[a] == s.accounts[b])
 }

@@ -32,6 +32,12 @@ type Key struct {
 	Username, DisplayName string
 	// UserFlags is served by GET /v1/me.
 	UserFlags int
+	// SameAccountAs makes this key a second key of the account of the key
+	// it names: the two share the balance, the plan and the runs (each sees
+	// the runs the other started), and the rate limit (the reference leaves
+	// open whether the API limits per key or per account). The other fields
+	// are then ignored.
+	SameAccountAs string
 }
 
 // Options configure a [Server]. The zero value is usable: an empty
@@ -161,7 +167,17 @@ func New(opts Options) *Server {
 		}
 	}
 	for k, v := range opts.Keys {
-		s.accounts[k] = &account{Key: v}
+		if v.SameAccountAs == "" {
+			s.accounts[k] = &account{Key: v}
+		}
+	}
+	for k, v := range opts.Keys {
+		if v.SameAccountAs != "" {
+			if s.accounts[v.SameAccountAs] == nil {
+				panic("fakeapi: key " + v.SameAccountAs + " named by SameAccountAs is not a key of its own account")
+			}
+			s.accounts[k] = s.accounts[v.SameAccountAs]
+		}
 	}
 	s.routes = s.routeTable()
 	return s

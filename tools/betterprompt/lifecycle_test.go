@@ -145,7 +145,7 @@ func TestRecoveryRules(t *testing.T) {
 // list is known not to have started.
 func TestNotStartedAfterTheBound(t *testing.T) {
 	e := newLifecycleEnv(t, false)
-	e.d.Wait.StartBound = time.Second
+	e.d.Wait.StartBound, e.d.runs.startBound = time.Second, time.Second
 	s := e.pending(stateUnknown, errUnknown)
 	s.versionID = coldEmailVersionForTests // no run of this version exists
 	s.submitted = time.Now()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -99,7 +100,7 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 		t.Errorf("neither call looked in the run list: %q / %q", text(results[0]), text(results[1]))
 	}
 	for _, res := range results {
-		if strings.Contains(text(res), "shows in the account's recent runs yet") && e.fake.Count(routeList) == 0 {
+		if strings.Contains(text(res), "shows in the account's run list yet") && e.fake.Count(routeList) == 0 {
 			t.Errorf("the result claims a look that was not made: %s", text(res))
 		}
 		v := recovery(t, res)
@@ -347,4 +348,106 @@ func TestTaskCallsAreBounded(t *testing.T) {
 	if ttl, _ := task["ttl"].(float64); ttl != float64((30 * time.Minute).Milliseconds()) {
 		t.Errorf("a task without a TTL got ttl %v, want the 30 min default: %v", task["ttl"], created)
 	}
+}
+
+// A 429 can come from a proxy after the API created the run, so the last
+// 429 is checked against the run list as every earlier one is: the run it
+// may have created is named, not reported as never started.
+func TestLast429IsCheckedAgainstTheRunList(t *testing.T) {
+	cases := []struct {
+		name   string
+		faults []fakeapi.Fault
+		posts  int
+		// postTime bounds the POST with its resends (CreateTimeout).
+		postTime time.Duration
+	}{
+		{name: "the fourth 429, after the run was created", posts: 4, postTime: 20 * time.Second, faults: []fakeapi.Fault{
+			{Status: 429, Count: 3},
+			{Kind: fakeapi.FaultStatusAfterCreate, Status: 429},
+		}},
+		{name: "a Retry-After longer than the POST may take", posts: 1, postTime: 2 * time.Second, faults: []fakeapi.Fault{
+			{Kind: fakeapi.FaultStatusAfterCreate, Status: 429, RetryAfter: "600"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait.CreateTimeout = tc.postTime }))
+			for _, f := range tc.faults {
+				e.fake.InjectFault(routeCreate, f)
+			}
+			res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 8})
+			if n := e.fake.Count(routeCreate); n != tc.posts {
+				t.Errorf("%d POSTs, want %d", n, tc.posts)
+			}
+			runs := e.fake.Runs(testKey)
+			if len(runs) != 1 {
+				t.Fatalf("setup: %d runs upstream, want 1", len(runs))
+			}
+			if strings.Contains(text(res), "nothing was started") {
+				t.Errorf("run %s exists, but the result says nothing was started: %s", runs[0].RunID, text(res))
+			}
+			if v := recovery(t, res); v.RunID != runs[0].RunID && !v.hasCandidate(runs[0].RunID) {
+				t.Errorf("the created run %s is not named: %s", runs[0].RunID, text(res))
+			}
+		})
+	}
+}
+
+// A POST sent again after a 429 may create its run well after the
+// submission; the run list is searched up to the start bound after the
+// last POST sent, so such a run is never reported as not started.
+func TestAResentPostsRunIsNeverReportedNotStarted(t *testing.T) {
+	e := newEnv(t, withStartBound(time.Second))
+	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 429, RetryAfter: "2"})
+	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultStatusAfterCreate, Status: 500})
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 8})
+	runs := e.fake.Runs(testKey)
+	switch v := recovery(t, res); {
+	case len(runs) == 0:
+		if !res.IsError || !strings.Contains(text(res), "nothing was started") {
+			t.Errorf("no run exists, but the result does not say so: %s", text(res))
+		}
+	case v.Status == "not_started" || strings.Contains(text(res), "No run was started"):
+		t.Errorf("run %s exists, but the result says it was not started: %s", runs[0].RunID, text(res))
+	case v.RunID != runs[0].RunID && !v.hasCandidate(runs[0].RunID):
+		t.Errorf("the created run %s is not named: %s", runs[0].RunID, text(res))
+	}
+}
+
+// Two keys of one account see the same run list, so a run found there is
+// never confirmed as one key's own while a submission of the other key may
+// have started it.
+func TestRunOfAnotherKeyOfTheSameAccountIsNotConfirmed(t *testing.T) {
+	const secondKey = "bp_second_key_same_account"
+	e := newEnv(t, withTimeScale(0.1), // deep research: 3 s
+		withFake(func(o *fakeapi.Options) { o.Keys[secondKey], o.RateLimit = fakeapi.Key{SameAccountAs: testKey}, -1 }),
+		withDeps(func(d *betterprompt.Toolset) { d.PerRequestKeys, d.ExclusiveKey = true, true }))
+	research := map[string]any{"prompt_version_id": deepResearchVer,
+		"inputs": map[string]any{"textInputs": map[string]any{"question": "q?", "depth": "overview"}}}
+	call := func(key string, wait float64) *mcp.CallToolResult {
+		ctx, cancel := context.WithTimeout(tools.WithAPIKey(context.Background(), bpapi.APIKey(key)), 30*time.Second)
+		defer cancel()
+		args := maps.Clone(research)
+		args["wait_seconds"] = wait
+		return e.callCtx(ctx, t, "run_prompt", args, nil)
+	}
+	first := make(chan *mcp.CallToolResult, 1)
+	go func() { first <- call(testKey, 10) }()
+	waitForCount(t, e.fake, routeCreate, 1)
+	for deadline := time.Now().Add(5 * time.Second); len(e.fake.Runs(testKey)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(e.fake.Runs(testKey)) != 1 {
+		t.Fatalf("setup: %d runs", len(e.fake.Runs(testKey)))
+	}
+	theirs := e.fake.Runs(testKey)[0].RunID
+	// The second key's POST fails before it reaches the API: no run of its
+	// own exists, and the run list shows the first key's run.
+	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 500})
+	res := call(secondKey, 1.5)
+	if v := recovery(t, res); v.RunID == theirs || len(v.Outputs) > 0 {
+		t.Errorf("the other key's run %s was handed to this call as its own: %s", theirs, text(res))
+	}
+	mustOK(t, <-first)
 }

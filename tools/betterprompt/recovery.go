@@ -22,7 +22,6 @@ type look struct {
 	at         time.Time   // when the reading started
 	candidates []bpapi.Run // runs of the version in the submission's window, claimed by no other submission
 	final      bool        // read after the start bound: no run created later can be the submission's
-	certainAt  time.Time   // the start bound: when the absence of a run is definitive
 }
 
 // clockSlack allows for the API's clock being a little behind this one.
@@ -31,10 +30,28 @@ const clockSlack = 2 * time.Second
 // maxCandidatePages bounds the pages of the run list read for one look.
 const maxCandidatePages = 5
 
-// window is the interval in which the run of a submission made at
-// submitted must have been created, if it was.
-func (d *Toolset) window(submitted time.Time) (from, to time.Time) {
-	return submitted.Add(-clockSlack), submitted.Add(d.Wait.StartBound)
+// windowLocked is the interval in which s's run must have been created, if
+// it was: from its submission (less the API's clock slack) to the start
+// bound after its latest POST.
+func (t *runTracker) windowLocked(s *submission) (from, to time.Time) {
+	last := s.lastSent
+	if last.IsZero() {
+		last = s.submitted
+	}
+	return s.submitted.Add(-clockSlack), last.Add(t.startBound)
+}
+
+// resendSpan is how long after a submission its POST may still be sent
+// again after a 429: a fifth of the start bound, so that a handle this
+// process no longer knows still has a window that holds every POST it
+// may have sent (foreignWindow).
+func (t *runTracker) resendSpan() time.Duration { return t.startBound / 5 }
+
+// foreignWindow is the window of a handle minted at submitted by a process
+// that no longer knows it: its POST may have been sent again up to
+// resendSpan later.
+func (t *runTracker) foreignWindow(submitted time.Time) (from, to time.Time) {
+	return submitted.Add(-clockSlack), submitted.Add(t.resendSpan() + t.startBound)
 }
 
 // listRuns reads the runs of the account created in [from, to] whose
@@ -68,8 +85,10 @@ func listRuns(ctx context.Context, c *bpapi.Client, from, to time.Time, keep fun
 
 // lookUp reads the run list for the runs that may be s's.
 func (t *runTracker) lookUp(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission) (*look, error) {
-	from, to := d.window(s.submitted)
-	lk := &look{at: time.Now(), certainAt: to}
+	t.mu.Lock()
+	from, to := t.windowLocked(s)
+	t.mu.Unlock()
+	lk := &look{at: time.Now()}
 	lk.final = lk.at.After(to)
 	rows, err := listRuns(ctx, c, from, to, func(r bpapi.Run) bool { return r.PromptVersionID == s.versionID })
 	if err != nil {
@@ -87,25 +106,25 @@ func (t *runTracker) lookUp(ctx context.Context, d *Toolset, c *bpapi.Client, s 
 
 // confirmableLocked reports whether the only candidate of lk can be s's
 // run for certain.
-func (t *runTracker) confirmableLocked(d *Toolset, s *submission, lk *look) bool {
-	return len(lk.candidates) == 1 && t.exclusive && !t.competitorLocked(d, s)
+func (t *runTracker) confirmableLocked(s *submission, lk *look) bool {
+	return len(lk.candidates) == 1 && t.exclusive && !t.competitorLocked(s)
 }
 
-// competitorLocked reports whether another submission of the same version
-// and key, whose window overlaps s's, may have created a run that this
-// process does not know: its POST has not answered, or its outcome is
-// unknown.
-func (t *runTracker) competitorLocked(d *Toolset, s *submission) bool {
+// competitorLocked reports whether another submission of the same version,
+// whose window overlaps s's, may have created a run that this process does
+// not know: its POST has not answered, or its outcome is unknown. Every
+// key counts, not only s's: the run list is the account's, and two keys
+// of one account see the same runs.
+func (t *runTracker) competitorLocked(s *submission) bool {
+	from, to := t.windowLocked(s)
 	for _, o := range t.byHandle {
-		if o == s || o.tenant != s.tenant || o.versionID != s.versionID {
+		if o == s || o.versionID != s.versionID || (o.state != statePending && o.state != stateUnknown) {
 			continue
 		}
-		if gap := o.submitted.Sub(s.submitted).Abs(); gap > d.Wait.StartBound+clockSlack {
+		if oFrom, oTo := t.windowLocked(o); oFrom.After(to) || from.After(oTo) {
 			continue
 		}
-		if o.state == statePending || o.state == stateUnknown {
-			return true
-		}
+		return true
 	}
 	return false
 }
@@ -131,7 +150,7 @@ func (t *runTracker) settle(d *Toolset, s *submission, lk *look) bool {
 	s.look = lk
 	settled := true
 	switch {
-	case t.confirmableLocked(d, s, lk):
+	case t.confirmableLocked(s, lk):
 		s.state, s.runID = stateStarted, lk.candidates[0].RunID
 		t.claimed[s.runID] = s.handle
 	case len(lk.candidates) == 0 && lk.final:
@@ -185,7 +204,10 @@ func (t *runTracker) recoverInBackground(ctx context.Context, d *Toolset, c *bpa
 	go func() {
 		defer t.lookups.Done()
 		interval := d.Wait.PollMin
-		give := s.submitted.Add(d.Wait.StartBound + maxRecoveryTime)
+		t.mu.Lock()
+		_, bound := t.windowLocked(s)
+		t.mu.Unlock()
+		give := bound.Add(maxRecoveryTime)
 		for {
 			lctx, cancel := context.WithTimeout(ctx, lateWork)
 			lk, err := t.lookUp(lctx, d, c, s)
@@ -204,7 +226,7 @@ func (t *runTracker) recoverInBackground(ctx context.Context, d *Toolset, c *bpa
 			// Look again soon, and once more right after the bound, when
 			// the answer becomes definitive.
 			next := interval
-			if untilBound := time.Until(s.submitted.Add(d.Wait.StartBound)); untilBound > 0 {
+			if untilBound := time.Until(bound); untilBound > 0 {
 				next = min(next, untilBound+100*time.Millisecond)
 			}
 			select {
@@ -230,7 +252,7 @@ func (t *runTracker) confirmPending(d *Toolset, s *submission, lk *look) (*bpapi
 		return nil, false
 	}
 	lk.candidates = t.unclaimedLocked(s, lk.candidates)
-	if !t.confirmableLocked(d, s, lk) {
+	if !t.confirmableLocked(s, lk) {
 		return nil, false
 	}
 	run := lk.candidates[0]

@@ -95,12 +95,17 @@ func (d *Toolset) renderNoRun(o waitOutcome) tools.Result[RunView] {
 			"submission. Nothing was charged; it is safe to call run_prompt again.", d.whyUnknown(o), d.Wait.StartBound)
 	case stateUnknown:
 		v.Status, v.Confirmed = "unconfirmed", false
-		certainAt := d.certainAt(o)
+		certainAt := o.certainAt
+		inSeconds := max(int(time.Until(certainAt).Seconds()+0.999), 0)
 		switch {
-		case o.look == nil || len(o.look.candidates) == 0:
+		case o.look == nil:
+			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. The account's run list has not been read yet; "+
+				"it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s, which reads it.",
+				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.handle)
+		case len(o.look.candidates) == 0:
 			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. No run of this prompt shows in the account's "+
 				"run list yet; it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s then.",
-				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), max(int(time.Until(certainAt).Seconds()+0.999), 0), o.handle)
+				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.handle)
 		default:
 			fmt.Fprintf(&b, "Whether this call started one of the runs below cannot be told: %s, and other clients using the same "+
 				"API key may have started runs of the same prompt (the run list does not say who started a run). ", d.whyUnknown(o))
@@ -138,16 +143,6 @@ func (d *Toolset) whyUnknown(o waitOutcome) string {
 		return "the request that starts it failed after it may have reached BetterPrompt (" + briefError(o.cause) + ")"
 	}
 	return "the request that starts it got no usable answer"
-}
-
-// certainAt is when the absence of a run becomes definitive.
-func (d *Toolset) certainAt(o waitOutcome) time.Time {
-	if o.look != nil {
-		return o.look.certainAt
-	}
-	at, _ := handleTime(o.handle)
-	_, to := d.window(at)
-	return to
 }
 
 func runHeadline(v RunView, sandbox bool) string {

@@ -1,7 +1,10 @@
 package betterprompt
 
 import (
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 )
@@ -25,5 +28,33 @@ func TestOutputType(t *testing.T) {
 		if got := outputType(tc.in); got != tc.want {
 			t.Errorf("outputType(%+v) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// An unknown outcome says what was actually done: before the first look at
+// the run list it does not claim that the list shows nothing.
+func TestUnknownOutcomeSaysWhetherTheRunListWasRead(t *testing.T) {
+	d := &Toolset{}
+	d.Tools(nil)
+	at := time.Now().Add(time.Minute)
+	cases := []struct {
+		name       string
+		look       *look
+		want, deny string
+	}{
+		{name: "not read yet", look: nil, want: "has not been read yet", deny: "shows in the account's run list"},
+		{name: "read, nothing there", look: &look{at: time.Now()}, want: "No run of this prompt shows in the account's run list yet", deny: "has not been read"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := waitOutcome{handle: newHandle(time.Now(), "v"), state: stateUnknown, look: tc.look, certainAt: at, cause: errors.New("HTTP 502")}
+			msg := d.renderNoRun(o).Value.Message
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.deny) {
+				t.Errorf("message = %q; want %q and not %q", msg, tc.want, tc.deny)
+			}
+			if !strings.Contains(msg, at.UTC().Format(time.RFC3339)) {
+				t.Errorf("message = %q; want the time the answer becomes certain", msg)
+			}
+		})
 	}
 }

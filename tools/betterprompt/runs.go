@@ -458,8 +458,8 @@ func (d *Toolset) foreignHandle(ctx context.Context, c *bpapi.Client, runID stri
 		return waitOutcome{}, tools.Failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
 			"runs started by another account are not visible.", runID)
 	}
-	from, to := d.window(at)
-	lk := &look{at: time.Now(), certainAt: to}
+	from, to := d.runs.foreignWindow(at)
+	lk := &look{at: time.Now()}
 	lk.final = lk.at.After(to)
 	matches := handleVersionMatcher(runID)
 	rows, err := listRuns(ctx, c, from, to, func(r bpapi.Run) bool { return matches(r.PromptVersionID) })
@@ -477,5 +477,5 @@ func (d *Toolset) foreignHandle(ctx context.Context, c *bpapi.Client, runID stri
 		d.logger().Info("a run that may belong to a handle this process does not know shows in the run list",
 			"handle", runID, "run_id", r.RunID, "created_at", r.CreatedAt, "status", r.Status)
 	}
-	return waitOutcome{handle: runID, state: state, look: lk, foreign: true}, nil
+	return waitOutcome{handle: runID, state: state, look: lk, certainAt: to, foreign: true}, nil
 }

@@ -55,6 +55,8 @@ type runTracker struct {
 	// server uses, so a run found in the run list can be this process's
 	// only (Toolset.ExclusiveKey).
 	exclusive bool
+	// startBound is WaitConfig.StartBound.
+	startBound time.Duration
 
 	mu        sync.Mutex
 	byHandle  map[string]*submission // local handle → submission
@@ -84,8 +86,9 @@ type submission struct {
 	run       *bpapi.Run // the POST's 200 answer, until a waiter takes it
 	err       error      // the POST's failure
 	finished  time.Time
-	abandoned bool  // no tool call waits for it any more
-	look      *look // recovery's latest look at the run list
+	abandoned bool      // no tool call waits for it any more
+	look      *look     // recovery's latest look at the run list
+	lastSent  time.Time // when the latest POST was sent (a 429 may have it sent again)
 	changed   chan struct{}
 }
 
@@ -173,24 +176,34 @@ func (t *runTracker) submit(ctx context.Context, d *Toolset, c *bpapi.Client, te
 
 // post sends the POST. A 429 normally means the API refused before doing
 // anything, but a proxy in between may answer 429 after the API created the
-// run: the POST is sent again only when the run list shows no run that may
-// be this one, and only a few times.
+// run, so after every 429 the run list decides: a run that may be this one
+// makes the outcome unknown (recovery takes over); otherwise the POST is
+// sent again, a few times and only early (so the run's window stays short),
+// and past that the 429 is the answer: nothing was started.
 func (t *runTracker) post(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission, req bpapi.CreateRunRequest) (*bpapi.Run, error) {
 	const maxResends = 3
 	for resends := 0; ; resends++ {
+		t.noteSent(s)
 		run, err := c.CreateRun(ctx, req)
-		if !bpapi.IsRateLimited(err) || resends == maxResends {
+		if !bpapi.IsRateLimited(err) {
 			return run, err
 		}
-		var ae *bpapi.APIError
 		wait := time.Second
+		var ae *bpapi.APIError
 		if errors.As(err, &ae) && ae.RetryAfter > 0 {
 			wait = ae.RetryAfter
 		}
-		if !sleepCtx(ctx, wait) {
-			return nil, err
+		again := resends < maxResends && time.Since(s.submitted)+wait <= t.resendSpan()
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+time.Second {
+			again = false // no time left for the wait and a POST
 		}
-		found, lerr := t.lookUp(ctx, d, c, s)
+		if again && !sleepCtx(ctx, wait) {
+			again = false // the POST's time is up
+		}
+		// The POST's context may be spent; the look must still happen.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lateWork)
+		found, lerr := t.lookUp(lctx, d, c, s)
+		cancel()
 		switch {
 		case lerr != nil:
 			s.log.Warn("the API answered 429 and the run list could not be read to check that nothing was started; not sending the POST again", "err", lerr)
@@ -198,9 +211,20 @@ func (t *runTracker) post(ctx context.Context, d *Toolset, c *bpapi.Client, s *s
 		case len(found.candidates) > 0:
 			s.log.Warn("the API answered 429, but a run that may be this one shows in the run list; not sending the POST again")
 			return nil, outcomeUnknown(err)
+		case !again:
+			s.log.Info("the API answered 429 and no run of the prompt shows in the run list; not sending the POST again", "resends", resends)
+			return nil, err
 		}
 		s.log.Info("the API answered 429 and no run was started; sending the POST again", "retry_after", wait)
 	}
+}
+
+// noteSent records that a POST of s is being sent now: its run, if it
+// creates one, must show in the run list within the start bound from now.
+func (t *runTracker) noteSent(s *submission) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.lastSent = time.Now()
 }
 
 // outcomeUnknown marks err as leaving it unknown whether a run was created.
@@ -294,12 +318,14 @@ func (t *runTracker) lookup(handle, tenant string) *submission {
 
 // snapshot is what a waiter reads of a submission at one moment.
 type snapshot struct {
-	state   subState
-	runID   string
-	run     *bpapi.Run // the POST's 200 answer, handed to one caller only
-	err     error
-	look    *look
-	changed <-chan struct{} // closed at the next change
+	state subState
+	runID string
+	run   *bpapi.Run // the POST's 200 answer, handed to one caller only
+	err   error
+	look  *look
+	// certainAt is when the absence of a run becomes definitive.
+	certainAt time.Time
+	changed   <-chan struct{} // closed at the next change
 }
 
 // read reads what is known of a submission. The POST's 200 answer is handed
@@ -307,7 +333,8 @@ type snapshot struct {
 func (t *runTracker) read(s *submission) snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	snap := snapshot{state: s.state, runID: s.runID, run: s.run, err: s.err, look: s.look, changed: s.changed}
+	_, certainAt := t.windowLocked(s)
+	snap := snapshot{state: s.state, runID: s.runID, run: s.run, err: s.err, look: s.look, certainAt: certainAt, changed: s.changed}
 	s.run = nil
 	return snap
 }

@@ -41,6 +41,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	}
 	d.waits.max = d.MaxWaitsPerKey
 	d.runs.exclusive = d.ExclusiveKey
+	d.runs.startBound = d.Wait.StartBound
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }

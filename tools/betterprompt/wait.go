@@ -17,11 +17,13 @@ type waitOutcome struct {
 	version string
 
 	// When run is nil: what is known instead.
-	state    subState // statePending, stateUnknown or stateNotStarted
-	look     *look    // the latest look at the run list (stateUnknown)
-	cause    error    // why the outcome is unknown: the POST's failure
-	stopping bool     // the server is shutting down
-	foreign  bool     // a handle this process does not know (a restart, another replica)
+	state subState // statePending, stateUnknown or stateNotStarted
+	look  *look    // the latest look at the run list (stateUnknown); nil before the first
+	// certainAt is when the absence of a run becomes definitive.
+	certainAt time.Time
+	cause     error // why the outcome is unknown: the POST's failure
+	stopping  bool  // the server is shutting down
+	foreign   bool  // a handle this process does not know (a restart, another replica)
 }
 
 // waiter waits for one run within a deadline, sending progress.
@@ -151,7 +153,7 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, stopping bool) (
 
 // noRun is the outcome of a submission without a run known for certain.
 func (w *waiter) noRun(s *submission, snap snapshot, stopping bool) waitOutcome {
-	return waitOutcome{handle: s.handle, version: s.versionID, state: snap.state, look: snap.look, cause: snap.err, stopping: stopping}
+	return waitOutcome{handle: s.handle, version: s.versionID, state: snap.state, look: snap.look, certainAt: snap.certainAt, cause: snap.err, stopping: stopping}
 }
 
 // finalLook answers for a submission whose candidates are final, reading
