@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bpmcp/bpmcp/state"
 )
 
 // DefaultBaseURL is the BetterPrompt API's base URL. It includes the /v1
@@ -52,6 +54,10 @@ type Options struct {
 	// RateLimit is the client-side limit in requests per second per API
 	// key, default 5; a negative value disables the limiter.
 	RateLimit float64
+	// Limiter, when set, replaces the built-in limiter (RateLimit and Burst
+	// are then ignored): a shared store can then hold the limit of every
+	// replica that uses a key.
+	Limiter Limiter
 	// Burst is the limiter's burst, default 2. The API's own bucket holds
 	// about 5 requests; a client that bursts as much as the server allows
 	// gets a 429 whenever two requests arrive a little closer together than
@@ -87,7 +93,7 @@ type Client struct {
 	httpc     *http.Client
 	userAgent string
 	cred      *credential // behind a pointer so that printing a Client never shows the key
-	limiters  *limiterRegistry
+	limiter   Limiter     // nil: no client-side limit
 
 	maxRetries     int
 	maxRetryWait   time.Duration
@@ -101,7 +107,7 @@ type Client struct {
 type credential struct {
 	key    APIKey   // the normalized key (no "Bearer " prefix, no surrounding space)
 	header string   // the Authorization header value, "" when there is no key
-	hash   [32]byte // sha256 of the key: the rate-limiter registry's key
+	hash   [32]byte // sha256 of the key: KeyID is made of it
 	err    error    // set when the key cannot be put into a header
 }
 
@@ -153,16 +159,19 @@ func New(opts Options) *Client {
 	if burst <= 0 {
 		burst = DefaultBurst
 	}
-	if limit > 0 {
-		c.limiters = newLimiterRegistry(limit, burst)
+	switch {
+	case opts.Limiter != nil:
+		c.limiter = opts.Limiter
+	case limit > 0:
+		c.limiter = state.NewRateLimiter(limit, burst)
 	}
 	c.cred = newCredential(opts.APIKey)
 	return c
 }
 
 // WithAPIKey returns a copy of c that authenticates with key. The copy is
-// cheap: it shares c's HTTP client and rate-limiter registry, so every client
-// derived from the same New call that uses one key waits on one limiter.
+// cheap: it shares c's HTTP client and rate limiter, so every client derived
+// from the same New call that uses one key waits on one limit.
 func (c *Client) WithAPIKey(key APIKey) *Client {
 	cp := *c
 	cp.cred = newCredential(key)

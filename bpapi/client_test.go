@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bpmcp/bpmcp/state"
 )
 
 const runJSON = `{"runId":"` + runID + `","promptVersionId":"` + versionID + `",
@@ -441,10 +443,12 @@ func TestOptionsDefaults(t *testing.T) {
 	if c.httpc.Timeout != 0 {
 		t.Errorf("default HTTP client has an overall Timeout %v", c.httpc.Timeout)
 	}
-	if c.limiters == nil || float64(c.limiters.limit) != 5 || c.limiters.burst != DefaultBurst || DefaultBurst >= 5 {
-		t.Errorf("default limiter: %+v", c.limiters)
+	if lim, ok := c.limiter.(*state.RateLimiter); !ok {
+		t.Errorf("default limiter: %T", c.limiter)
+	} else if rate, burst := lim.Rate(); rate != 5 || burst != DefaultBurst || DefaultBurst >= 5 {
+		t.Errorf("default limiter: %v/s, burst %d", rate, burst)
 	}
-	if New(Options{RateLimit: -1}).limiters != nil {
+	if New(Options{RateLimit: -1}).limiter != nil {
 		t.Error("RateLimit < 0 should disable the limiter")
 	}
 	if got := New(Options{MaxRetries: -1}).maxRetries; got != 0 {

@@ -82,62 +82,54 @@ func TestPollersStayUnderTheLimit(t *testing.T) {
 	t.Logf("%d requests in %v (%.1f/s)", got, elapsed, float64(got)/elapsed.Seconds())
 }
 
-func TestLimiterRegistryShared(t *testing.T) {
+// recordingLimiter records the key ids it is asked to wait for.
+type recordingLimiter struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (r *recordingLimiter) Wait(_ context.Context, keyID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys = append(r.keys, keyID)
+	return nil
+}
+
+// Every client derived from one New call waits on the limiter it was given,
+// under the identity of the key it sends: the forms of one key share it,
+// two keys do not, and the key itself is never the identity.
+func TestLimiterIsSharedByKey(t *testing.T) {
 	t.Parallel()
-	root := New(Options{APIKey: "bp_key_a", BaseURL: "http://127.0.0.1:1/v1"})
-	a1 := root.WithAPIKey("bp_key_a")
-	a2 := a1.WithAPIKey("Bearer bp_key_a")
-	b := a2.WithAPIKey("bp_key_b")
-	la := root.limiters.get(root.cred.hash)
-	for i, c := range []*Client{a1, a2} {
-		if c.limiters != root.limiters || c.limiters.get(c.cred.hash) != la {
-			t.Errorf("client %d does not share the limiter of its key", i)
+	lim := &recordingLimiter{}
+	_, root := newServer(t, answer(200, success(`{"username":null,"displayName":null,"userFlags":0}`)),
+		func(o *Options) { o.APIKey, o.Limiter = "bp_key_a", lim })
+	clients := []*Client{root, root.WithAPIKey("bp_key_a"), root.WithAPIKey("Bearer bp_key_a"), root.WithAPIKey("bp_key_b")}
+	for _, c := range clients {
+		if _, err := c.Me(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if b.limiters.get(b.cred.hash) == la {
-		t.Error("two keys share one limiter")
+	if len(lim.keys) != len(clients) {
+		t.Fatalf("the limiter was asked %d times for %d requests", len(lim.keys), len(clients))
 	}
-	if other := New(Options{APIKey: "bp_key_a"}); other.limiters == root.limiters {
-		t.Error("two New calls share a registry")
+	a := lim.keys[0]
+	if lim.keys[1] != a || lim.keys[2] != a || lim.keys[3] == a {
+		t.Errorf("key ids %v: want the first three equal and the fourth different", lim.keys)
 	}
-	if b.HasAPIKey() != true || b.BaseURL() != root.BaseURL() || b.httpc != root.httpc {
+	for _, k := range lim.keys {
+		if strings.Contains(k, "bp_key") {
+			t.Errorf("the limiter's key id %q holds the key", k)
+		}
+	}
+	b := clients[3]
+	if b.BaseURL() != root.BaseURL() || b.httpc != root.httpc || b.limiter != root.limiter {
 		t.Error("WithAPIKey did not keep the rest of the client")
 	}
 	if root.WithAPIKey("").HasAPIKey() {
 		t.Error("WithAPIKey(\"\") has a key")
 	}
-	for h := range root.limiters.byKey {
-		if string(h[:]) == "bp_key_a" {
-			t.Error("registry keyed by the plain key")
-		}
-	}
-}
-
-func TestLimiterRegistrySweepsIdleKeys(t *testing.T) {
-	t.Parallel()
-	r := newLimiterRegistry(5, 5)
-	for i := range sweepAbove {
-		r.get([32]byte{byte(i), byte(i >> 8)})
-	}
-	kept := [32]byte{0xff, 0xff}
-	lim := r.get(kept)
-	r.mu.Lock()
-	for k, e := range r.byKey {
-		if k != kept {
-			e.lastUsed = time.Now().Add(-2 * idleAfter)
-		}
-	}
-	r.lastSweep = time.Time{}
-	r.mu.Unlock()
-	r.get([32]byte{0xfe, 0xff})
-	r.mu.Lock()
-	n := len(r.byKey)
-	r.mu.Unlock()
-	if n != 2 {
-		t.Errorf("%d limiters after the sweep, want 2", n)
-	}
-	if r.get(kept) != lim {
-		t.Error("a recently used limiter was replaced")
+	if New(Options{}).limiter == New(Options{}).limiter {
+		t.Error("two New calls share a limiter")
 	}
 }
 

@@ -29,6 +29,8 @@ type Toolset struct {
 	// MaxWaitsPerKey bounds the calls waiting for runs at once per API key
 	// (default 64), so one caller cannot hold every worker.
 	MaxWaitsPerKey int
+	// Slots holds those waits (default: in memory, state.NewSlots).
+	Slots WaitSlots
 
 	// ExclusiveKey says that no other client (the web app, the CLI, another
 	// server process that shares no state with this one) starts runs with
@@ -41,47 +43,27 @@ type Toolset struct {
 	verified  verifiedKeys
 	runs      runTracker
 	resources resourceCache
-	waits     waitSlots
 	adapter   tools.Adapter
 }
 
-// waitSlots counts the calls waiting for runs, per API key.
-type waitSlots struct {
-	mu    sync.Mutex
-	max   int
-	inUse map[string]int
+// WaitSlots bounds, per API key, the calls waiting for runs. Slots are
+// leases, so a holder that dies frees its slot when the lease ends.
+// state.Slots keeps them in memory.
+type WaitSlots interface {
+	// Acquire takes one of key's limit slots for at most ttl; ok is false
+	// when every slot is held. release may be called more than once.
+	Acquire(ctx context.Context, key string, limit int, ttl time.Duration) (release func(), ok bool, err error)
+	// Held returns how many of key's slots are held.
+	Held(ctx context.Context, key string) (int, error)
 }
 
-func (w *waitSlots) limit() int { return w.max }
+// slotMargin is added to a wait's lease beyond the wait itself and the
+// late work after it, so that a live holder never loses its slot.
+const slotMargin = 30 * time.Second
 
-// count returns how many calls wait with tenant's key.
-func (w *waitSlots) count(tenant string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.inUse[tenant]
-}
-
-// acquire takes a slot for tenant; ok is false when all are taken.
-func (w *waitSlots) acquire(tenant string) (release func(), ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.inUse == nil {
-		w.inUse = make(map[string]int)
-	}
-	if w.inUse[tenant] >= w.max {
-		return nil, false
-	}
-	w.inUse[tenant]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if w.inUse[tenant]--; w.inUse[tenant] <= 0 {
-				delete(w.inUse, tenant)
-			}
-		})
-	}, true
+// acquireWait takes a wait slot for tenant, for a wait of up to wait.
+func (d *Toolset) acquireWait(ctx context.Context, tenant string, wait time.Duration) (release func(), ok bool, err error) {
+	return d.Slots.Acquire(ctx, tenant, d.MaxWaitsPerKey, wait+lateWork+slotMargin)
 }
 
 // WaitConfig bounds how long run_prompt and get_run wait for a run.

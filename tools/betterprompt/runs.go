@@ -180,10 +180,14 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
-		release, ok := d.waits.acquire(tenant)
-		if !ok {
+		release, ok, err := d.acquireWait(ctx, tenant, wait)
+		switch {
+		case err != nil:
+			return tools.Result[RunView]{}, tools.Failf(err, "The server could not count the calls waiting with this API key "+
+				"(%v); nothing was run. Try again in a moment.", err)
+		case !ok:
 			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
-				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.waits.limit())
+				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
 		}
 		defer release()
 		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: tools.NewProgress(ctx, d.logger())}
@@ -421,9 +425,12 @@ func getRun(d *Toolset) server.ServerTool {
 			return tools.Result[RunView]{}, err
 		}
 		wait := d.waitFor(ctx, in.WaitSeconds)
-		if release, ok := d.waits.acquire(tenant); ok {
+		if release, ok, err := d.acquireWait(ctx, tenant, wait); ok {
 			defer release()
 		} else {
+			if err != nil {
+				d.logger().Warn("the wait slots could not be read; answering get_run without waiting", "err", err)
+			}
 			wait = 0 // too many waits for this key: answer with the current state
 		}
 		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: tools.NewProgress(ctx, d.logger())}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -39,7 +40,9 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.MaxWaitsPerKey <= 0 {
 		d.MaxWaitsPerKey = 64
 	}
-	d.waits.max = d.MaxWaitsPerKey
+	if d.Slots == nil {
+		d.Slots = state.NewSlots()
+	}
 	d.runs.exclusive = d.ExclusiveKey
 	d.runs.startBound = d.Wait.StartBound
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}

@@ -291,7 +291,7 @@ func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submiss
 			status = string(last.Status)
 		}
 		w.progress.Send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
-		switch w.sleep(ctx, min(w.pollInterval(interval), remaining), posted, stop) {
+		switch w.sleep(ctx, min(w.pollInterval(ctx, interval), remaining), posted, stop) {
 		case wokeCancelled:
 			return waitOutcome{}, w.ended(ctx, runID, s)
 		case wokeStopping:
@@ -313,8 +313,12 @@ func isClientError(err error) bool {
 // pollInterval stretches the interval when many calls wait with one key, so
 // that their polls together stay within about 4 of the API's 5 requests per
 // second and leave room for other calls.
-func (w *waiter) pollInterval(base time.Duration) time.Duration {
-	return max(base, time.Duration(w.d.waits.count(w.tenant))*time.Second/4)
+func (w *waiter) pollInterval(ctx context.Context, base time.Duration) time.Duration {
+	held, err := w.d.Slots.Held(ctx, w.tenant)
+	if err != nil {
+		held = 1
+	}
+	return max(base, time.Duration(held)*time.Second/4)
 }
 
 // ended is the error of a call that ends while polling: the run goes on.
