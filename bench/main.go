@@ -71,44 +71,73 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.only = map[string]bool{}
-	for _, p := range splitComma(*only) {
+	var err error
+	if o.only, err = parseParts(*only); err != nil {
+		return err
+	}
+	if o.httpModes, err = parseModes(*modes, o.quick); err != nil {
+		return err
+	}
+	if err := o.setDefaults(); err != nil {
+		return err
+	}
+	return measure(o, args)
+}
+
+// parseParts reads -only: the parts to run (every part when empty).
+func parseParts(only string) (map[string]bool, error) {
+	chosen := map[string]bool{}
+	for _, p := range splitComma(only) {
 		if p == "size" || p == "listsize" {
 			p = "coldstart"
 		}
 		if !slices.Contains(parts, p) {
-			return fmt.Errorf("-only: unknown part %q (parts: %s)", p, strings.Join(parts, ", "))
+			return nil, fmt.Errorf("-only: unknown part %q (parts: %s)", p, strings.Join(parts, ", "))
 		}
-		o.only[p] = true
+		chosen[p] = true
 	}
-	if len(o.only) == 0 {
+	if len(chosen) == 0 {
 		for _, p := range parts {
-			o.only[p] = true
+			chosen[p] = true
 		}
 	}
-	if *modes == "" {
-		*modes = "session,stateless"
-		if o.quick {
-			*modes = "session"
+	return chosen, nil
+}
+
+// parseModes reads -http-modes (both by default; quick: session).
+func parseModes(modes string, quick bool) ([]string, error) {
+	if modes == "" {
+		modes = "session,stateless"
+		if quick {
+			modes = "session"
 		}
 	}
-	o.httpModes = splitComma(*modes)
-	for _, m := range o.httpModes {
+	list := splitComma(modes)
+	for _, m := range list {
 		if m != "session" && m != "stateless" {
-			return fmt.Errorf("-http-modes: unknown mode %q", m)
+			return nil, fmt.Errorf("-http-modes: unknown mode %q", m)
 		}
 	}
+	return list, nil
+}
+
+// pick returns full, or quick in a quick run.
+func (o *options) pick(full, quick int) int {
+	if o.quick {
+		return quick
+	}
+	return full
+}
+
+// setDefaults fills in the settings left at zero and checks them.
+func (o *options) setDefaults() error {
 	o.levels = []int{1, 16, 128}
-	def := func(v *int, full, quick int) {
-		if *v == 0 {
-			*v = full
-			if o.quick {
-				*v = quick
-			}
-		}
+	if o.runs == 0 {
+		o.runs = o.pick(15, 7)
 	}
-	def(&o.runs, 15, 7)
-	def(&o.calls, 5000, 1000)
+	if o.calls == 0 {
+		o.calls = o.pick(5000, 1000)
+	}
 	if o.runs < 7 {
 		return errors.New("-runs must be at least 7")
 	}
@@ -116,10 +145,7 @@ func run(args []string) error {
 		return errors.New("-calls must be at least 1000")
 	}
 	if o.httpDuration == 0 {
-		o.httpDuration = 5 * time.Second
-		if o.quick {
-			o.httpDuration = time.Second
-		}
+		o.httpDuration = time.Duration(o.pick(5, 1)) * time.Second
 	}
 	o.httpWarm = min(o.httpDuration/5, time.Second)
 	if o.waitScale == 0 {
@@ -144,7 +170,7 @@ func run(args []string) error {
 		}
 		o.root = root
 	}
-	return measure(o, args)
+	return nil
 }
 
 func splitComma(s string) []string {

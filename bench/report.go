@@ -37,6 +37,17 @@ type results struct {
 	binSource string
 }
 
+// serverBinary returns the server binary to measure: -bin, or one built
+// from the module root.
+func serverBinary(o options) (bin, source string, cleanup func(), err error) {
+	if o.bin != "" {
+		return o.bin, "-bin " + o.bin, func() {}, nil
+	}
+	logf("building the server (go build) in %s", o.root)
+	bin, cleanup, err = buildBinary(o.root)
+	return bin, "go build -o <tmp>/bpmcp . (default flags)", cleanup, err
+}
+
 type machine struct {
 	GoVersion, CPU, Kernel, Commit string
 	Cores                          int
@@ -50,22 +61,15 @@ func measure(o options, args []string) error {
 		return err
 	}
 	needBinary := o.only["coldstart"] || o.only["overhead"] || o.only["http"]
-	bin := o.bin
-	r.binSource = "-bin " + bin
-	if needBinary && bin == "" {
-		logf("building the server (go build) in %s", o.root)
-		b, cleanup, err := buildBinary(o.root)
-		if err != nil {
+	var bin string
+	var up *upstream
+	if needBinary {
+		var cleanup func()
+		if bin, r.binSource, cleanup, err = serverBinary(o); err != nil {
 			return err
 		}
 		defer cleanup()
-		bin = b
-		r.binSource = "go build -o <tmp>/bpmcp . (default flags)"
-	}
-	var up *upstream
-	if needBinary {
-		up, err = startUpstream(newFake(cat))
-		if err != nil {
+		if up, err = startUpstream(newFake(cat)); err != nil {
 			return err
 		}
 		defer up.close()

@@ -50,29 +50,10 @@ func decodeEnvelope(status int, header http.Header, body []byte) (json.RawMessag
 	}
 	var env envelope
 	if err := json.Unmarshal(trimmed, &env); err != nil {
-		var ute *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &ute):
-			return fail("", "response body is JSON but not an object: "+excerpt(body))
-		case !json.Valid(trimmed) && isTruncatedJSON(trimmed):
-			return fail("", "response body is truncated JSON: "+excerpt(body))
-		case trimmed[0] == '<':
-			return fail("", "response body is HTML or XML, not JSON: "+excerpt(body))
-		default:
-			return fail("", fmt.Sprintf("response body is not valid JSON (%s): %s", jsonReason(err), excerpt(body)))
-		}
+		return fail("", notAnEnvelope(err, trimmed, body))
 	}
 	code, hasCode := jsonString(env.Status)
-	msg, _ := jsonString(env.Message)
-	if msg == "" {
-		msg, _ = jsonString(env.Error)
-	}
-	if msg == "" && isPresent(env.Message) {
-		msg = excerpt(env.Message) // a message that is not a string
-	}
-	if utf8.RuneCountInString(msg) > maxMessage {
-		msg = string([]rune(msg)[:maxMessage-1]) + "…"
-	}
+	msg := env.message()
 	if ok2xx && hasCode && code == "SUCCESS" {
 		if !isPresent(env.Data) {
 			return fail("", "response has status SUCCESS but no data")
@@ -97,6 +78,35 @@ func decodeEnvelope(status int, header http.Header, body []byte) (json.RawMessag
 	_, e := fail(code, msg)
 	attachData(e, env.Data)
 	return nil, e
+}
+
+// notAnEnvelope says why a body that failed to decode is not an envelope.
+func notAnEnvelope(err error, trimmed, body []byte) string {
+	var ute *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &ute):
+		return "response body is JSON but not an object: " + excerpt(body)
+	case !json.Valid(trimmed) && isTruncatedJSON(trimmed):
+		return "response body is truncated JSON: " + excerpt(body)
+	case trimmed[0] == '<':
+		return "response body is HTML or XML, not JSON: " + excerpt(body)
+	}
+	return fmt.Sprintf("response body is not valid JSON (%s): %s", jsonReason(err), excerpt(body))
+}
+
+// message is the envelope's message (or error), shortened to maxMessage.
+func (env *envelope) message() string {
+	msg, _ := jsonString(env.Message)
+	if msg == "" {
+		msg, _ = jsonString(env.Error)
+	}
+	if msg == "" && isPresent(env.Message) {
+		msg = excerpt(env.Message) // a message that is not a string
+	}
+	if utf8.RuneCountInString(msg) > maxMessage {
+		msg = string([]rune(msg)[:maxMessage-1]) + "…"
+	}
+	return msg
 }
 
 // attachData copies an error envelope's data and its runId into e.

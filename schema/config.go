@@ -210,26 +210,47 @@ func Parse(raw json.RawMessage) (*Config, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return &Config{}, nil
 	}
+	root, err := parseRoot(raw)
+	if err != nil {
+		return nil, err
+	}
+	cfg, counts, err := parseBody(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.applyImageCounts(append(counts, root.field("imageCount"))); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseRoot reads the config's top object, unwrapping JSON strings and an
+// inputMetadata wrapper.
+func parseRoot(raw json.RawMessage) (jvalue, error) {
 	root, err := parseJSON(raw)
 	if err != nil {
-		return nil, fmt.Errorf("prompt config is not valid JSON: %v", err)
+		return jvalue{}, fmt.Errorf("prompt config is not valid JSON: %v", err)
 	}
 	root, err = unwrapObject(root, "prompt config")
 	if err != nil {
-		return nil, err
+		return jvalue{}, err
 	}
 	if inner, ok := root.get("inputMetadata"); ok && !has(root, "variables") && !has(root, "images") {
 		if m, err := unwrapObject(inner, "inputMetadata"); err == nil {
 			root = m
 		}
 	}
-	cfg := &Config{}
+	return root, nil
+}
+
+// parseBody reads the variables and images of either format, and the
+// explicit image counts found on the way (the largest of them and
+// len(images) wins).
+func parseBody(root jvalue) (cfg *Config, counts []jvalue, err error) {
+	cfg = &Config{}
 	vars, hasVars := root.get("variables")
 	imgs, hasImgs := root.get("images")
-	// Explicit image counts; the largest of them and len(images) wins.
-	var counts []jvalue
-	switch {
-	case hasVars || hasImgs:
+	if hasVars || hasImgs {
 		if hasVars {
 			cfg.Variables = parseVariables(vars)
 		}
@@ -238,38 +259,41 @@ func Parse(raw json.RawMessage) (*Config, error) {
 		} else {
 			cfg.Images = parseImages(imgs)
 		}
-	default:
-		jtd, legacy := root, false
-		if j, ok := root.get("inputsJTD"); ok && !j.isNull() {
-			if jtd, err = unwrapObject(j, "inputsJTD"); err != nil {
-				return nil, err
-			}
-			legacy = true
+		return cfg, counts, nil
+	}
+	jtd, legacy := root, false
+	if j, ok := root.get("inputsJTD"); ok && !j.isNull() {
+		if jtd, err = unwrapObject(j, "inputsJTD"); err != nil {
+			return nil, nil, err
 		}
-		if legacy || isJTD(jtd) {
-			cfg.Legacy = true
-			cfg.Variables = parseJTDVariables(jtd)
-			md := jtd.field("metadata")
-			counts = append(counts, md.field("imageCount"))
-			if legacy {
-				counts = append(counts, jtd.field("imageCount"))
-			}
+		legacy = true
+	}
+	if legacy || isJTD(jtd) {
+		cfg.Legacy = true
+		cfg.Variables = parseJTDVariables(jtd)
+		counts = append(counts, jtd.field("metadata").field("imageCount"))
+		if legacy {
+			counts = append(counts, jtd.field("imageCount"))
 		}
 	}
-	counts = append(counts, root.field("imageCount"))
+	return cfg, counts, nil
+}
+
+// applyImageCounts grows the images to the largest explicit count.
+func (cfg *Config) applyImageCounts(counts []jvalue) error {
 	for _, n := range counts {
 		if n.isNull() {
 			continue
 		}
 		count, ok := readCount(n)
 		if !ok || count > MaxImageCount {
-			return nil, fmt.Errorf("prompt config: imageCount must be a whole number from 0 to %d, got %s", MaxImageCount, n.describe())
+			return fmt.Errorf("prompt config: imageCount must be a whole number from 0 to %d, got %s", MaxImageCount, n.describe())
 		}
 		for len(cfg.Images) < count {
 			cfg.Images = append(cfg.Images, Image{})
 		}
 	}
-	return cfg, nil
+	return nil
 }
 
 // unwrapObject returns v, which must be a JSON object or a JSON string

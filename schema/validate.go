@@ -175,49 +175,71 @@ func (c *Config) validateText(raw jvalue, out map[string]string, errs *collector
 		if c.Variable(v.Key) != v {
 			continue // a duplicate key: the first one rules
 		}
-		field := textField(v.Key)
 		val, present := raw.get(v.Key)
-		switch {
-		case !present && v.Kind == KindText:
-			if d, ok := v.Default(); ok {
-				out[v.Key] = d
-			} else if v.Required() { // an Optional one is left out of the run
-				errs.add(field, "required text input is missing%s", aboutVariable(v))
-			}
-		case !present:
-			errs.add(field, "required select is missing; %s", choiceHint(v))
-		case v.Kind == KindText:
-			s, ok := val.str, val.kind == jString
-			switch {
-			case !ok:
-				errs.add(field, "must be a string, got %s%s", val.describe(), stringHint(val))
-			case s == "" && !v.AllowEmpty:
-				if d, ok := v.Default(); ok {
-					errs.add(field, "must not be empty; omit the key to use the default %s", quote(d))
-				} else if !v.Required() {
-					errs.add(field, "must not be empty; omit the key to leave this optional input out")
-				} else {
-					errs.add(field, "must not be empty%s", aboutVariable(v))
-				}
-			default:
-				out[v.Key] = s
-			}
-		case !v.Multiple:
-			s, ok := val.str, val.kind == jString
-			switch {
-			case !ok:
-				errs.add(field, "must be one option value as a string, got %s; %s", val.describe(), choiceHint(v))
-			case !hasOption(v, s):
-				errs.add(field, "%s", badOption(v, s))
-			default:
-				out[v.Key] = s
-			}
-		default:
-			if items, ok := multiItems(v, field, val, errs); ok {
-				out[v.Key] = strings.Join(items, MultiSelectSeparator)
-			}
+		if s, ok := validateVariable(v, val, present, errs); ok {
+			out[v.Key] = s
 		}
 	}
+	c.reportUnknownKeys(raw, errs)
+}
+
+// validateVariable checks one variable's value (present says whether the
+// key was given) and returns what to send; ok is false when nothing is
+// sent for it (left out, or a problem was reported).
+func validateVariable(v *Variable, val jvalue, present bool, errs *collector) (string, bool) {
+	field := textField(v.Key)
+	switch {
+	case !present && v.Kind == KindText:
+		if d, ok := v.Default(); ok {
+			return d, true
+		}
+		if v.Required() { // an Optional one is left out of the run
+			errs.add(field, "required text input is missing%s", aboutVariable(v))
+		}
+		return "", false
+	case !present:
+		errs.add(field, "required select is missing; %s", choiceHint(v))
+		return "", false
+	case v.Kind == KindText:
+		return validateTextValue(v, field, val, errs)
+	case !v.Multiple:
+		s, ok := val.str, val.kind == jString
+		switch {
+		case !ok:
+			errs.add(field, "must be one option value as a string, got %s; %s", val.describe(), choiceHint(v))
+		case !hasOption(v, s):
+			errs.add(field, "%s", badOption(v, s))
+		default:
+			return s, true
+		}
+		return "", false
+	}
+	items, ok := multiItems(v, field, val, errs)
+	return strings.Join(items, MultiSelectSeparator), ok
+}
+
+// validateTextValue checks the value of a text variable.
+func validateTextValue(v *Variable, field string, val jvalue, errs *collector) (string, bool) {
+	s, ok := val.str, val.kind == jString
+	switch {
+	case !ok:
+		errs.add(field, "must be a string, got %s%s", val.describe(), stringHint(val))
+	case s == "" && !v.AllowEmpty:
+		if d, ok := v.Default(); ok {
+			errs.add(field, "must not be empty; omit the key to use the default %s", quote(d))
+		} else if !v.Required() {
+			errs.add(field, "must not be empty; omit the key to leave this optional input out")
+		} else {
+			errs.add(field, "must not be empty%s", aboutVariable(v))
+		}
+	default:
+		return s, true
+	}
+	return "", false
+}
+
+// reportUnknownKeys reports the text inputs the prompt does not take.
+func (c *Config) reportUnknownKeys(raw jvalue, errs *collector) {
 	var keys []string
 	for i := range c.Variables {
 		keys = append(keys, c.Variables[i].Key)

@@ -225,83 +225,114 @@ func (w *waiter) snapshot(ctx context.Context, runID, version string) (waitOutco
 // known to exist, so a failure to read it never reads as "no such run", and
 // the POST's answer, when it comes, is used (it may also correct the id).
 func (w *waiter) awaitRun(ctx context.Context, runID, version string, s *submission) (waitOutcome, error) {
-	interval := w.d.Wait.PollMin
-	var last *bpapi.Run
-	var lastErr error
-	var posted <-chan struct{} // the POST's answer, when this process still waits for it
+	p := &poll{runID: runID, version: version, s: s, interval: w.d.Wait.PollMin}
 	if s != nil {
-		posted = s.done
+		p.posted = s.done
 	}
 	stop := w.d.runs.stopping()
-	stopping := false
 	for {
-		if posted != nil {
-			select {
-			case <-posted:
-				posted = nil
-				snap := w.d.runs.read(s)
-				if snap.run != nil && snap.run.Status.Final() {
-					return waitOutcome{run: snap.run}, nil
-				}
-				if snap.runID != "" && snap.runID != runID {
-					runID, last = snap.runID, nil // the API named the run: follow it, not the list's guess
-				}
-			default:
-			}
+		if final := p.takePOSTAnswer(&w.d.runs); final != nil {
+			return waitOutcome{run: final}, nil
 		}
-		pctx, cancel := w.bounded(ctx)
-		run, err := w.c.GetRun(pctx, runID)
-		cancel()
-		switch {
-		case err == nil:
-			if run.PromptVersionID == "" {
-				run.PromptVersionID = version
-			}
-			if last == nil && runAge(run) > 30*time.Second {
-				interval = w.d.Wait.PollMax // an old run: no use polling fast
-			}
-			last, lastErr = run, nil
-			if run.Status.Final() {
-				return waitOutcome{run: run}, nil
-			}
-		case ctx.Err() != nil:
-			return waitOutcome{}, w.ended(ctx, runID, s)
-		case bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err):
-			return waitOutcome{}, tools.Failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), runID)
-		case s == nil && (bpapi.IsNotFound(err) || errors.Is(err, bpapi.ErrInvalidID)):
-			return waitOutcome{}, err // an id the agent gave that the API does not know
-		case s == nil && isClientError(err):
-			return waitOutcome{}, tools.Failf(err, "Reading run %s failed (%s).", runID, briefError(err))
-		default:
-			// Transient, or a run of ours the API does not show yet: keep
-			// the id and try again until the deadline.
-			lastErr = err
-			w.d.logger().Warn("reading a run failed; will try again", "run_id", runID, "err", err)
+		if out, done, err := w.readOnce(ctx, p); done {
+			return out, err
 		}
 		remaining := time.Until(w.deadline)
-		if remaining <= 0 || stopping {
-			if last == nil {
-				return waitOutcome{}, tools.Failf(lastErr, "Run %s could not be read just now (%s). It was started and goes on: do not "+
-					"call run_prompt again for it; call get_run with run_id=%s in a moment.", runID, briefError(lastErr), runID)
-			}
-			return waitOutcome{run: last, stopping: stopping}, nil
+		if remaining <= 0 || p.stopping {
+			return p.lastKnown()
 		}
-		status := "being read"
-		if last != nil {
-			status = string(last.Status)
-		}
-		w.progress.Send(ctx, fmt.Sprintf("Run %s is %s", runID, status))
-		switch w.sleep(ctx, min(w.pollInterval(ctx, interval), remaining), posted, stop) {
+		w.progress.Send(ctx, fmt.Sprintf("Run %s is %s", p.runID, p.status()))
+		switch w.sleep(ctx, min(w.pollInterval(ctx, p.interval), remaining), p.posted, stop) {
 		case wokeCancelled:
-			return waitOutcome{}, w.ended(ctx, runID, s)
+			return waitOutcome{}, w.ended(ctx, p.runID, s)
 		case wokeStopping:
-			if last != nil {
-				return waitOutcome{run: last, stopping: true}, nil
+			if p.last != nil {
+				return waitOutcome{run: p.last, stopping: true}, nil
 			}
-			stopping = true // one last look, then answer
+			p.stopping = true // one last look, then answer
 		}
-		interval = min(interval*3/2, w.d.Wait.PollMax)
+		p.interval = min(p.interval*3/2, w.d.Wait.PollMax)
 	}
+}
+
+// poll is the state of one awaitRun.
+type poll struct {
+	runID, version string
+	s              *submission
+	posted         <-chan struct{} // the POST's answer, while this process still waits for it
+	interval       time.Duration
+	last           *bpapi.Run // the latest reading
+	lastErr        error      // the latest failure to read it
+	stopping       bool       // the server shuts down: one last look
+}
+
+// takePOSTAnswer uses the POST's answer once it has come: the final run
+// it carries, or the run id the API named (not the run list's guess).
+func (p *poll) takePOSTAnswer(t *runTracker) *bpapi.Run {
+	if p.posted == nil {
+		return nil
+	}
+	select {
+	case <-p.posted:
+	default:
+		return nil
+	}
+	p.posted = nil
+	snap := t.read(p.s)
+	if snap.run != nil && snap.run.Status.Final() {
+		return snap.run
+	}
+	if snap.runID != "" && snap.runID != p.runID {
+		p.runID, p.last = snap.runID, nil
+	}
+	return nil
+}
+
+// readOnce reads the run; done says the wait ends here with out and err.
+func (w *waiter) readOnce(ctx context.Context, p *poll) (out waitOutcome, done bool, err error) {
+	pctx, cancel := w.bounded(ctx)
+	run, err := w.c.GetRun(pctx, p.runID)
+	cancel()
+	switch {
+	case err == nil:
+		if run.PromptVersionID == "" {
+			run.PromptVersionID = p.version
+		}
+		if p.last == nil && runAge(run) > 30*time.Second {
+			p.interval = w.d.Wait.PollMax // an old run: no use polling fast
+		}
+		p.last, p.lastErr = run, nil
+		return waitOutcome{run: run}, run.Status.Final(), nil
+	case ctx.Err() != nil:
+		return waitOutcome{}, true, w.ended(ctx, p.runID, p.s)
+	case bpapi.IsUnauthorized(err), bpapi.IsPaymentRequired(err):
+		return waitOutcome{}, true, tools.Failf(err, "%s The run id is %s: call get_run with it once that is fixed.", describeError(err), p.runID)
+	case p.s == nil && (bpapi.IsNotFound(err) || errors.Is(err, bpapi.ErrInvalidID)):
+		return waitOutcome{}, true, err // an id the agent gave that the API does not know
+	case p.s == nil && isClientError(err):
+		return waitOutcome{}, true, tools.Failf(err, "Reading run %s failed (%s).", p.runID, briefError(err))
+	}
+	// Transient, or a run of ours the API does not show yet: keep the id
+	// and try again until the deadline.
+	p.lastErr = err
+	w.d.logger().Warn("reading a run failed; will try again", "run_id", p.runID, "err", err)
+	return waitOutcome{}, false, nil
+}
+
+// lastKnown answers at the deadline with the latest reading of the run.
+func (p *poll) lastKnown() (waitOutcome, error) {
+	if p.last == nil {
+		return waitOutcome{}, tools.Failf(p.lastErr, "Run %s could not be read just now (%s). It was started and goes on: do not "+
+			"call run_prompt again for it; call get_run with run_id=%s in a moment.", p.runID, briefError(p.lastErr), p.runID)
+	}
+	return waitOutcome{run: p.last, stopping: p.stopping}, nil
+}
+
+func (p *poll) status() string {
+	if p.last == nil {
+		return "being read"
+	}
+	return string(p.last.Status)
 }
 
 // isClientError reports whether err is a 4xx answer other than 429.
