@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -47,28 +48,56 @@ type wireTool struct {
 	Execution    *mcp.ToolExecution `json:"execution"`
 }
 
-// The tools/list answer is what every host and agent sees; a change to it is
-// reviewed as a diff of this golden file (go test ./tools/betterprompt -update).
-func TestToolsListGolden(t *testing.T) {
+// Each tool as tools/list shows it is what every host and agent sees; a
+// change to one is reviewed as a diff of its snapshot in testdata/toolsnaps
+// (go test ./tools/betterprompt -update rewrites them).
+func TestToolSnapshots(t *testing.T) {
 	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait = tools.WaitConfig{} })) // the production defaults
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, rawToolsList(t, e), "", "  "); err != nil {
+	var list struct {
+		Tools []json.RawMessage `json:"tools"`
+	}
+	if err := json.Unmarshal(rawToolsList(t, e), &list); err != nil {
 		t.Fatal(err)
 	}
-	got := buf.Bytes()
-	got = append(got, '\n')
-	golden := filepath.Join("testdata", "tools_list.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
+	dir := filepath.Join("testdata", "toolsnaps")
+	seen := map[string]bool{}
+	for _, raw := range list.Tools {
+		var tool struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(raw, &tool); err != nil || tool.Name == "" {
+			t.Fatalf("a tool without a name: %s", raw)
+		}
+		seen[tool.Name+".snap"] = true
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
 			t.Fatal(err)
 		}
+		buf.WriteByte('\n')
+		path := filepath.Join(dir, tool.Name+".snap")
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%v (run go test ./tools/betterprompt -update to create it)", err)
+			continue
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%s differs from %s; review the change and run go test ./tools/betterprompt -update.\n got: %s", tool.Name, path, buf.Bytes())
+		}
 	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./tools/betterprompt -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("tools/list differs from %s; review the change and run go test ./tools/betterprompt -update.\n got: %s", golden, got)
+	// A snapshot whose tool is gone is a tool removed: that too is reviewed.
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		if !seen[f.Name()] {
+			t.Errorf("%s has no tool any more; delete it if that is intended", filepath.Join(dir, f.Name()))
+		}
 	}
 }
 
@@ -99,10 +128,25 @@ func TestToolSurface(t *testing.T) {
 			if a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
 				t.Fatalf("not every annotation is set: %+v", a)
 			}
-			readOnly := tool.Name != "run_prompt"
-			if *a.ReadOnlyHint != readOnly || *a.DestructiveHint || *a.IdempotentHint != readOnly || !*a.OpenWorldHint {
-				t.Errorf("annotations readOnly=%v destructive=%v idempotent=%v openWorld=%v",
-					*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint)
+			// Every tool talks to BetterPrompt, and none deletes anything.
+			if *a.DestructiveHint || !*a.OpenWorldHint {
+				t.Errorf("destructive=%v openWorld=%v; want false, true", *a.DestructiveHint, *a.OpenWorldHint)
+			}
+			if *a.ReadOnlyHint {
+				// Reading twice is the same as once.
+				if !*a.IdempotentHint {
+					t.Error("a read-only tool that is not idempotent")
+				}
+			} else {
+				// A tool that writes spends: each call may start a paid
+				// run, and its title and description say so up front.
+				if *a.IdempotentHint {
+					t.Error("a tool that spends credits marked idempotent")
+				}
+				if !strings.Contains(tool.Title, "spends credits") || !strings.HasPrefix(tool.Description, "Run") ||
+					!strings.Contains(tool.Description, "Spends credits") {
+					t.Errorf("title %q / description %q do not warn that it spends credits", tool.Title, tool.Description)
+				}
 			}
 			if tool.Title == "" || a.Title == "" {
 				t.Error("no title")
