@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,55 @@ func TestCheckShapeIsWeakerThanValidate(t *testing.T) {
 			if _, err := cfg.Validate(json.RawMessage(in)); err == nil {
 				t.Errorf("config %s: CheckShape refuses %s but Validate accepts it", c, in)
 			}
+		}
+	}
+}
+
+// Sizes beyond the caller's limits are refused with the field named, items
+// of a multi-choice and inputs sent as a JSON string included.
+func TestParseInputsLimits(t *testing.T) {
+	lim := Limits{MaxTextRunes: 5, MaxURLBytes: 30}
+	cases := []struct {
+		inputs string
+		field  string // "" = accepted
+	}{
+		{`{"textInputs":{"a":"ééééé"}}`, ""},
+		{`{"textInputs":{"a":"éééééé"}}`, "textInputs.a"},
+		{`{"textInputs":{"a":["ok","toolong"]}}`, "textInputs.a"},
+		{`"{\"textInputs\":{\"a\":\"toolong\"}}"`, "textInputs.a"},
+		{`{"imageInputs":[{"type":"url","url":"https://example.com/a.png"}]}`, ""},
+		{`{"imageInputs":[{"type":"url","url":"https://example.com/a-much-longer-name.png"}]}`, "imageInputs[0].url"},
+	}
+	for _, tc := range cases {
+		in, err := ParseInputs(json.RawMessage(tc.inputs), lim)
+		switch {
+		case tc.field == "" && (err != nil || in == nil):
+			t.Errorf("ParseInputs(%s) = %v; want accepted", tc.inputs, err)
+		case tc.field != "" && (err == nil || !strings.Contains(err.Error(), tc.field+": is ")):
+			t.Errorf("ParseInputs(%s) = %v; want a size error on %s", tc.inputs, err, tc.field)
+		}
+	}
+}
+
+// Validating parsed inputs gives what validating the raw JSON gives.
+func TestValidateInputsMatchesValidate(t *testing.T) {
+	cfg, err := Parse(json.RawMessage(`{"variables":{"tone":{"type":1,"options":{"warm":"","dry":""}},"topic":{"type":0}},"images":[{}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{
+		`{"textInputs":{"tone":"warm","topic":"x"},"imageInputs":[{"type":"url","url":"https://e.com/a.png"}]}`,
+		`{"textInputs":{"tone":"loud"}}`,
+		`null`,
+	} {
+		in, perr := ParseInputs(json.RawMessage(raw), Limits{})
+		if perr != nil {
+			t.Fatalf("ParseInputs(%s): %v", raw, perr)
+		}
+		a, aerr := cfg.Validate(json.RawMessage(raw))
+		b, berr := cfg.ValidateInputs(in)
+		if fmt.Sprint(a, aerr) != fmt.Sprint(b, berr) {
+			t.Errorf("%s: Validate = %v, %v; ValidateInputs = %v, %v", raw, a, aerr, b, berr)
 		}
 	}
 }

@@ -106,14 +106,27 @@ func (c *collector) err() error {
 // It is stricter in one: a Base64 image may not exceed [MaxImageBytes] once
 // decoded.
 func (c *Config) Validate(inputs json.RawMessage) (bpapi.RunInputs, error) {
-	if c == nil {
-		c = &Config{}
-	}
 	var errs collector
 	root, ok := decodeInputs(inputs, &errs)
 	if !ok {
 		return bpapi.RunInputs{}, errs.err()
 	}
+	return c.validate(root)
+}
+
+// ValidateInputs is Validate for inputs parsed by ParseInputs.
+func (c *Config) ValidateInputs(in *Inputs) (bpapi.RunInputs, error) {
+	if in == nil {
+		return c.Validate(nil)
+	}
+	return c.validate(in.root)
+}
+
+func (c *Config) validate(root jvalue) (bpapi.RunInputs, error) {
+	if c == nil {
+		c = &Config{}
+	}
+	var errs collector
 	out := bpapi.RunInputs{TextInputs: make(map[string]string, len(c.Variables))}
 	for _, k := range root.otherKeys(func(k string) bool { return k == "textInputs" || k == "imageInputs" }) {
 		valid := []string{"textInputs"}

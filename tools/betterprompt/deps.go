@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -204,28 +205,41 @@ func (v *verifiedKeys) ok(tenant string) bool {
 	return ok && time.Since(at) < verifiedFor
 }
 
-// configCache keeps the configuration of prompt versions, which never change
-// once published, so repeated runs of one version cost one lookup.
+// promptConfig is a published prompt version with its input configuration
+// parsed once.
+type promptConfig struct {
+	pv  *bpapi.PromptVersion
+	cfg *schema.Config
+	err error // why the configuration could not be read (then cfg is nil)
+}
+
+// configCache keeps the parsed configuration of prompt versions, which never
+// change once published, so repeated runs of one version cost one lookup
+// and one parse.
 type configCache struct {
 	mu      sync.Mutex
-	entries map[string]*bpapi.PromptVersion
+	entries map[string]*promptConfig
 }
 
 const maxCachedConfigs = 512
 
-func (c *configCache) get(versionID string) *bpapi.PromptVersion {
+func (c *configCache) get(versionID string) *promptConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.entries[versionID]
 }
 
-func (c *configCache) put(v *bpapi.PromptVersion) {
+// put parses v's configuration, keeps it and returns it.
+func (c *configCache) put(v *bpapi.PromptVersion) *promptConfig {
+	cfg, err := parseConfig(v)
+	pc := &promptConfig{pv: v, cfg: cfg, err: err}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= maxCachedConfigs {
-		c.entries = make(map[string]*bpapi.PromptVersion) // crude but bounded; versions are cheap to refetch
+		c.entries = make(map[string]*promptConfig) // crude but bounded; versions are cheap to refetch
 	}
-	c.entries[v.PromptVersionID] = v
+	c.entries[v.PromptVersionID] = pc
+	return pc
 }
 
 // resourceCache keeps /v1/resources (the models and their run options) for a

@@ -145,11 +145,11 @@ func getPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[GetPromptOutput]{}, err
 		}
-		d.configs.put(pv)
-		cfg, err := parseConfig(pv)
-		if err != nil {
-			return tools.Result[GetPromptOutput]{}, err
+		pc := d.configs.put(pv)
+		if pc.err != nil {
+			return tools.Result[GetPromptOutput]{}, pc.err
 		}
+		cfg := pc.cfg
 		out := GetPromptOutput{
 			PromptID: pv.PromptID, PromptVersionID: pv.PromptVersionID, Title: pv.Title, PublishedAt: pv.PublishedAt,
 			ImageCount:    len(cfg.Images),

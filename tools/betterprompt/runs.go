@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -39,6 +38,8 @@ type RunPromptInput struct {
 	RunModel        string            `json:"run_model,omitempty"`
 	RunOptions      map[string]string `json:"run_options,omitempty"`
 	WaitSeconds     *float64          `json:"wait_seconds,omitempty"`
+
+	parsed *schema.Inputs // Inputs, parsed once by Check
 }
 
 // Check validates the arguments that need no prompt configuration.
@@ -59,13 +60,12 @@ func (in *RunPromptInput) Check() error {
 	}
 	// Mistakes that need no prompt configuration are refused before any
 	// request: the inputs' shape, image URLs and Base64, sizes.
-	if err := schema.CheckShape(in.Inputs); err != nil {
+	parsed, err := schema.ParseInputs(in.Inputs, schema.Limits{MaxTextRunes: maxTextInputRunes, MaxURLBytes: maxImageURLLength})
+	if err != nil {
 		return &tools.Error{Expected: true, Cause: err, Msg: "Invalid inputs (nothing was run, no credits spent):\n- " +
 			strings.Join(fieldLines(err), "\n- ") + "\nCall get_prompt for this prompt's input_schema."}
 	}
-	if err := checkInputSizes(in.Inputs); err != nil {
-		return err
-	}
+	in.parsed = parsed
 	if len(in.RunModel) > maxModelNameLength {
 		return tools.Invalidf("run_model is %d characters; model names are short, such as \"gpt-5\"", len(in.RunModel))
 	}
@@ -172,11 +172,11 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
-		pv, err := d.promptVersion(ctx, c, tenant, in.PromptID, in.PromptVersionID)
+		pc, err := d.promptVersion(ctx, c, tenant, in.PromptID, in.PromptVersionID)
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
-		req, err := d.buildRunRequest(ctx, c, pv, in)
+		req, err := d.buildRunRequest(ctx, c, pc, in)
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
@@ -208,10 +208,10 @@ func runPrompt(d *Toolset) server.ServerTool {
 //
 // The cache answers only a caller whose key the API accepted recently: a
 // caller with an invalid key must not learn which prompts other tenants ran.
-func (d *Toolset) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promptID, versionID string) (*bpapi.PromptVersion, error) {
+func (d *Toolset) promptVersion(ctx context.Context, c *bpapi.Client, tenant, promptID, versionID string) (*promptConfig, error) {
 	if versionID != "" {
-		if pv := d.configs.get(versionID); pv != nil && d.verified.ok(tenant) {
-			return pv, nil
+		if pc := d.configs.get(versionID); pc != nil && d.verified.ok(tenant) {
+			return pc, nil
 		}
 		pv, err := c.GetPromptVersion(ctx, versionID)
 		if err != nil {
@@ -222,8 +222,7 @@ func (d *Toolset) promptVersion(ctx context.Context, c *bpapi.Client, tenant, pr
 			return nil, err
 		}
 		d.verified.mark(tenant)
-		d.configs.put(pv)
-		return pv, nil
+		return d.configs.put(pv), nil
 	}
 	pv, err := c.GetPrompt(ctx, promptID, "")
 	if err != nil {
@@ -233,18 +232,22 @@ func (d *Toolset) promptVersion(ctx context.Context, c *bpapi.Client, tenant, pr
 		return nil, err
 	}
 	d.verified.mark(tenant)
-	d.configs.put(pv)
-	return pv, nil
+	return d.configs.put(pv), nil
 }
 
 // buildRunRequest validates everything locally, so that a run the API would
 // reject costs nothing and names the field to fix.
-func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, in RunPromptInput) (bpapi.CreateRunRequest, error) {
-	cfg, err := parseConfig(pv)
-	if err != nil {
-		return bpapi.CreateRunRequest{}, err
+func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pc *promptConfig, in RunPromptInput) (bpapi.CreateRunRequest, error) {
+	if pc.err != nil {
+		return bpapi.CreateRunRequest{}, pc.err
 	}
-	inputs, err := cfg.Validate(in.Inputs)
+	pv, cfg := pc.pv, pc.cfg
+	if in.parsed == nil { // a caller that skipped Check: parse now
+		if err := in.Check(); err != nil {
+			return bpapi.CreateRunRequest{}, err
+		}
+	}
+	inputs, err := cfg.ValidateInputs(in.parsed)
 	if err != nil {
 		return bpapi.CreateRunRequest{}, inputsError(pv, err)
 	}
@@ -264,43 +267,6 @@ func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pv *bpap
 		}
 	}
 	return req, nil
-}
-
-// checkInputSizes refuses texts and URLs too large to be meant. It runs
-// after schema.CheckShape, so the shapes are known to be right.
-func checkInputSizes(raw json.RawMessage) error {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s) // inputs double-encoded as a JSON string
-	}
-	var in struct {
-		TextInputs  map[string]json.RawMessage `json:"textInputs"`
-		ImageInputs []struct {
-			URL string `json:"url"`
-		} `json:"imageInputs"`
-	}
-	if json.Unmarshal(raw, &in) != nil {
-		return nil // CheckShape has accepted it; Validate will say what is wrong
-	}
-	for k, v := range in.TextInputs {
-		var values []string
-		if json.Unmarshal(v, &values) != nil {
-			var one string
-			_ = json.Unmarshal(v, &one)
-			values = []string{one}
-		}
-		for _, text := range values {
-			if n := utf8.RuneCountInString(text); n > maxTextInputRunes {
-				return tools.Invalidf("inputs.textInputs.%s is %d characters; the limit is %d (nothing was run, no credits spent)", k, n, maxTextInputRunes)
-			}
-		}
-	}
-	for i, im := range in.ImageInputs {
-		if len(im.URL) > maxImageURLLength {
-			return tools.Invalidf("inputs.imageInputs[%d].url is %d characters; the limit is %d (nothing was run, no credits spent)", i, len(im.URL), maxImageURLLength)
-		}
-	}
-	return nil
 }
 
 // inputsError turns a schema validation failure into an argument error that
