@@ -101,6 +101,17 @@ func withDeps(f func(*betterprompt.Toolset)) envOption {
 	return func(_ *fakeapi.Options, d *betterprompt.Toolset, _ *bpapi.Options) { f(d) }
 }
 
+// withExclusiveKey tells the server that no other client uses the key, and
+// makes it one that has run long enough that no POST of a previous
+// instance can still create a run: runs found in the run list can then be
+// confirmed.
+func withExclusiveKey() envOption {
+	return withDeps(func(d *betterprompt.Toolset) {
+		d.ExclusiveKey = true
+		betterprompt.UpSince(d, time.Now().Add(-time.Hour))
+	})
+}
+
 func withClient(f func(*bpapi.Options)) envOption {
 	return func(_ *fakeapi.Options, _ *betterprompt.Toolset, b *bpapi.Options) { f(b) }
 }

@@ -1,5 +1,11 @@
 package betterprompt
 
+import "time"
+
 // SyncBuffer lets the external tests (package betterprompt_test) share the
 // concurrency-safe log buffer of the internal ones.
 type SyncBuffer = lockedBuffer
+
+// UpSince makes d behave as a server that started at: long enough ago, no
+// POST of a previous instance can still create a run.
+func UpSince(d *Toolset, at time.Time) { d.runs.started = at }

@@ -51,6 +51,7 @@ func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
 	logs := &lockedBuffer{}
 	d := &Toolset{Client: c, ExclusiveKey: exclusive, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	d.Tools(nil)
+	d.runs.started = time.Now().Add(-time.Hour) // no previous instance's POST can create a run now
 	d.runs.mu.Lock()
 	d.runs.initLocked()
 	d.runs.mu.Unlock()
@@ -154,6 +155,7 @@ func TestNotStartedAfterTheBound(t *testing.T) {
 		t.Fatalf("state %d before the bound; want still unknown", state)
 	}
 	s.submitted = time.Now().Add(-2 * time.Second) // the bound has passed
+	s.finished = s.submitted                      // since the POST failed
 	e.settleOnce(t, s)
 	if state, _, _ := e.d.runs.peek(s); state != stateNotStarted {
 		t.Errorf("state %d after the bound; want not started", state)
@@ -451,4 +453,27 @@ func (s *lockedBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A submission whose outcome is unknown and that no recovery watches any
+// more (it gave up while the list was unreadable) is looked up by the call
+// that asks, which says truthfully when the list still cannot be read.
+func TestUnwatchedUnknownSubmissionIsLookedUpByTheCall(t *testing.T) {
+	e := newLifecycleEnv(t, false)
+	s := e.pending(stateUnknown, errUnknown)
+	e.fake.InjectFault("GET /v1/runs", fakeapi.Fault{Status: 500, Count: -1})
+	ctx := context.Background()
+	w := &waiter{d: e.d, c: e.c, deadline: time.Now().Add(time.Second), progress: tools.NewProgress(ctx, nil)}
+	out, err := w.awaitSubmission(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := e.d.renderNoRun(out).Value.Message; out.lookErr == nil || !strings.Contains(msg, "could not be read") || strings.Contains(msg, "in 0 s") {
+		t.Errorf("lookErr %v, message %q; want the unreadable list said", out.lookErr, msg)
+	}
+	e.fake.ClearFaults()
+	out, err = w.awaitSubmission(ctx, s)
+	if err != nil || out.look == nil || len(out.look.candidates) != 1 || out.look.candidates[0].RunID != e.run {
+		t.Errorf("outcome %+v, %v; want the run list read and %s listed", out, err, e.run)
+	}
 }

@@ -116,7 +116,7 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 	// passed, both list the run as a candidate they cannot confirm, from a
 	// look at the run list made after the bound.
 	lists := e.fake.Count(routeList)
-	time.Sleep(time.Until(start.Add(2600 * time.Millisecond)))
+	time.Sleep(time.Until(start.Add(2900 * time.Millisecond))) // the bound runs from the POSTs' failure, ~100 ms in
 	for _, res := range results {
 		handle := recovery(t, res).RunID
 		got := e.call(t, "get_run", map[string]any{"run_id": handle, "wait_seconds": 1})
@@ -422,7 +422,7 @@ func TestRunOfAnotherKeyOfTheSameAccountIsNotConfirmed(t *testing.T) {
 	const secondKey = "bp_second_key_same_account"
 	e := newEnv(t, withTimeScale(0.1), // deep research: 3 s
 		withFake(func(o *fakeapi.Options) { o.Keys[secondKey], o.RateLimit = fakeapi.Key{SameAccountAs: testKey}, -1 }),
-		withDeps(func(d *betterprompt.Toolset) { d.PerRequestKeys, d.ExclusiveKey = true, true }))
+		withDeps(func(d *betterprompt.Toolset) { d.PerRequestKeys = true }), withExclusiveKey())
 	research := map[string]any{"prompt_version_id": deepResearchVer,
 		"inputs": map[string]any{"textInputs": map[string]any{"question": "q?", "depth": "overview"}}}
 	call := func(key string, wait float64) *mcp.CallToolResult {

@@ -12,9 +12,10 @@ import (
 // the API, the runs of the same prompt version created around the
 // submission are the only witnesses. A run found there is certainly this
 // submission's only when nothing else could have started it: the server was
-// told that no other client uses the key (Toolset.ExclusiveKey), and no other
-// submission of the same version and key that this process cannot account
-// for overlaps it. Otherwise the runs found are candidates: the agent is
+// told that no other client uses the key (Toolset.ExclusiveKey), no other
+// submission of the same version that this process cannot account for
+// overlaps it, and this process has run long enough that no POST of its
+// previous instance can have created it. Otherwise the runs found are candidates: the agent is
 // told about them, and they are never presented as this call's.
 
 // look is what one reading of the run list said about a submission.
@@ -32,26 +33,38 @@ const maxCandidatePages = 5
 
 // windowLocked is the interval in which s's run must have been created, if
 // it was: from its submission (less the API's clock slack) to the start
-// bound after its latest POST.
+// bound after the last moment a POST of it was in flight (its latest
+// sending, or its failure, whichever is later: the API may create the run
+// at any moment before the POST fails).
 func (t *runTracker) windowLocked(s *submission) (from, to time.Time) {
-	last := s.lastSent
-	if last.IsZero() {
-		last = s.submitted
+	last := s.submitted
+	if s.lastSent.After(last) {
+		last = s.lastSent
+	}
+	if s.finished.After(last) {
+		last = s.finished
 	}
 	return s.submitted.Add(-clockSlack), last.Add(t.startBound)
 }
 
 // resendSpan is how long after a submission its POST may still be sent
-// again after a 429: a fifth of the start bound, so that a handle this
-// process no longer knows still has a window that holds every POST it
-// may have sent (foreignWindow).
+// again after a 429: a fifth of the start bound.
 func (t *runTracker) resendSpan() time.Duration { return t.startBound / 5 }
 
 // foreignWindow is the window of a handle minted at submitted by a process
-// that no longer knows it: its POST may have been sent again up to
-// resendSpan later.
+// that no longer knows it: its POSTs were in flight until CreateTimeout at
+// the latest.
 func (t *runTracker) foreignWindow(submitted time.Time) (from, to time.Time) {
-	return submitted.Add(-clockSlack), submitted.Add(t.resendSpan() + t.startBound)
+	return submitted.Add(-clockSlack), submitted.Add(t.createTimeout + t.startBound)
+}
+
+// inheritedLocked reports whether a run in s's window may have been
+// started by this server's previous instance (before a restart): its POSTs
+// may have created runs until CreateTimeout and the start bound after this
+// process started. Such a run is never confirmed as s's.
+func (t *runTracker) inheritedLocked(s *submission) bool {
+	from, _ := t.windowLocked(s)
+	return from.Before(t.started.Add(t.createTimeout + t.startBound))
 }
 
 // listRuns reads the runs of the account created in [from, to] whose
@@ -107,7 +120,7 @@ func (t *runTracker) lookUp(ctx context.Context, d *Toolset, c *bpapi.Client, s 
 // confirmableLocked reports whether the only candidate of lk can be s's
 // run for certain.
 func (t *runTracker) confirmableLocked(s *submission, lk *look) bool {
-	return len(lk.candidates) == 1 && t.exclusive && !t.competitorLocked(s)
+	return len(lk.candidates) == 1 && t.exclusive && !t.competitorLocked(s) && !t.inheritedLocked(s)
 }
 
 // competitorLocked reports whether another submission of the same version,
@@ -180,10 +193,18 @@ func (t *runTracker) settle(d *Toolset, s *submission, lk *look) bool {
 	return settled
 }
 
+// unclaimed drops the runs that a submission this process knows owns.
+func (t *runTracker) unclaimed(rows []bpapi.Run) []bpapi.Run {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.unclaimedLocked(nil, rows)
+}
+
+// unclaimedLocked drops the runs owned by a submission other than s.
 func (t *runTracker) unclaimedLocked(s *submission, rows []bpapi.Run) []bpapi.Run {
 	kept := rows[:0:0]
 	for _, r := range rows {
-		if owner, ok := t.claimed[r.RunID]; !ok || owner == s.handle {
+		if owner, ok := t.claimed[r.RunID]; !ok || (s != nil && owner == s.handle) {
 			kept = append(kept, r)
 		}
 	}
@@ -201,8 +222,17 @@ const maxRecoveryTime = 15 * time.Minute
 func (t *runTracker) recoverInBackground(ctx context.Context, d *Toolset, c *bpapi.Client, s *submission) {
 	t.lookups.Add(1)
 	stop := t.stopping()
+	t.mu.Lock()
+	s.watched = true
+	t.mu.Unlock()
 	go func() {
 		defer t.lookups.Done()
+		defer func() {
+			t.mu.Lock()
+			s.watched = false
+			s.notifyLocked()
+			t.mu.Unlock()
+		}()
 		interval := d.Wait.PollMin
 		t.mu.Lock()
 		_, bound := t.windowLocked(s)

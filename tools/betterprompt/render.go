@@ -91,13 +91,19 @@ func (d *Toolset) renderNoRun(o waitOutcome) tools.Result[RunView] {
 	switch o.state {
 	case stateNotStarted:
 		v.Status, isError = "not_started", true
-		fmt.Fprintf(&b, "No run was started: %s, and no run of this prompt showed in the account's run list within %s of the "+
-			"submission. Nothing was charged; it is safe to call run_prompt again.", d.whyUnknown(o), d.Wait.StartBound)
+		fmt.Fprintf(&b, "No run was started: %s, and no run of this prompt showed in the account's run list by %s, when "+
+			"any run it started would show. Nothing was charged; it is safe to call run_prompt again.",
+			d.whyUnknown(o), o.certainAt.UTC().Format(time.RFC3339))
 	case stateUnknown:
 		v.Status, v.Confirmed = "unconfirmed", false
 		certainAt := o.certainAt
 		inSeconds := max(int(time.Until(certainAt).Seconds()+0.999), 0)
 		switch {
+		case o.lookErr != nil && (o.look == nil || len(o.look.candidates) == 0):
+			fmt.Fprintf(&b, "Whether a run was started is still not known: %s, and the account's run list could not be read (%s). "+
+				"Do not start the prompt again yet: ask the user to look in the account's runs of this prompt from around %s, "+
+				"or call get_run with run_id=%s later, which reads the list again.",
+				d.whyUnknown(o), briefError(o.lookErr), o.submittedAt().UTC().Format(time.RFC3339), o.handle)
 		case o.look == nil:
 			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. The account's run list has not been read yet; "+
 				"it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s, which reads it.",
@@ -132,6 +138,12 @@ func (d *Toolset) renderNoRun(o waitOutcome) tools.Result[RunView] {
 	}
 	v.Message = b.String()
 	return tools.Result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
+}
+
+// submittedAt is when the run was submitted, as its handle says.
+func (o waitOutcome) submittedAt() time.Time {
+	at, _ := handleTime(o.handle)
+	return at
 }
 
 // whyUnknown says in a few words why a call does not know its run.

@@ -101,7 +101,7 @@ func TestTransient404WhilePolling(t *testing.T) {
 // A run whose POST was cut off after it was created is found in the run
 // list even when many newer runs push it off the first page.
 func TestUnknownOutcomeRunFoundPastTheFirstPage(t *testing.T) {
-	e := newEnv(t, withSyncWindow(100*time.Millisecond), withDeps(func(d *betterprompt.Toolset) { d.ExclusiveKey = true }),
+	e := newEnv(t, withSyncWindow(100*time.Millisecond), withExclusiveKey(),
 		withClient(func(o *bpapi.Options) { o.MaxRetryWait, o.RateLimit = time.Second, -1 }),
 		withFake(func(o *fakeapi.Options) { o.RateLimit = -1 }))
 	e.fake.InjectFault("POST /v1/runs", fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})

@@ -267,7 +267,7 @@ func TestRunPromptCreateFaults(t *testing.T) {
 		}
 	})
 	t.Run("run created, then the connection dropped; the key is this server's alone", func(t *testing.T) {
-		e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.ExclusiveKey = true }))
+		e := newEnv(t, withExclusiveKey())
 		e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate})
 		res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 		mustOK(t, res) // the run is found in the run list and followed

@@ -441,6 +441,8 @@ func (d *Toolset) foreignHandle(ctx context.Context, c *bpapi.Client, runID stri
 			"(or before a restart), and the account's runs could not be listed to find it (%s). Do not start the run again: "+
 			"call get_run with it later.", runID, briefError(err))
 	}
+	// A run this process knows to be another call's is not this one's.
+	rows = d.runs.unclaimed(rows)
 	lk.candidates = rows[:min(len(rows), maxCandidates)]
 	state := stateUnknown
 	if len(rows) == 0 && lk.final {

@@ -55,8 +55,11 @@ type runTracker struct {
 	// server uses, so a run found in the run list can be this process's
 	// only (Toolset.ExclusiveKey).
 	exclusive bool
-	// startBound is WaitConfig.StartBound.
-	startBound time.Duration
+	// startBound and createTimeout are WaitConfig's.
+	startBound, createTimeout time.Duration
+	// started is when this process began keeping runs: before it, a
+	// previous instance may have sent POSTs that this one knows nothing of.
+	started time.Time
 
 	mu        sync.Mutex
 	byHandle  map[string]*submission // local handle → submission
@@ -89,6 +92,7 @@ type submission struct {
 	abandoned bool      // no tool call waits for it any more
 	look      *look     // recovery's latest look at the run list
 	lastSent  time.Time // when the latest POST was sent (a 429 may have it sent again)
+	watched   bool      // background recovery watches the run list for it
 	changed   chan struct{}
 }
 
@@ -215,6 +219,12 @@ func (t *runTracker) post(ctx context.Context, d *Toolset, c *bpapi.Client, s *s
 			s.log.Info("the API answered 429 and no run of the prompt shows in the run list; not sending the POST again", "resends", resends)
 			return nil, err
 		}
+		if time.Since(s.submitted) > t.resendSpan() {
+			// The look took too long: a POST sent now could create its run
+			// outside the window that a handle promises (foreignWindow).
+			s.log.Info("the API answered 429 and no run of the prompt shows in the run list; too late to send the POST again", "resends", resends)
+			return nil, err
+		}
 		s.log.Info("the API answered 429 and no run was started; sending the POST again", "retry_after", wait)
 	}
 }
@@ -325,6 +335,7 @@ type snapshot struct {
 	look  *look
 	// certainAt is when the absence of a run becomes definitive.
 	certainAt time.Time
+	watched   bool            // background recovery watches the run list
 	changed   <-chan struct{} // closed at the next change
 }
 
@@ -334,7 +345,7 @@ func (t *runTracker) read(s *submission) snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, certainAt := t.windowLocked(s)
-	snap := snapshot{state: s.state, runID: s.runID, run: s.run, err: s.err, look: s.look, certainAt: certainAt, changed: s.changed}
+	snap := snapshot{state: s.state, runID: s.runID, run: s.run, err: s.err, look: s.look, certainAt: certainAt, watched: s.watched, changed: s.changed}
 	s.run = nil
 	return snap
 }

@@ -44,7 +44,10 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 		d.Slots = state.NewSlots()
 	}
 	d.runs.exclusive = d.ExclusiveKey
-	d.runs.startBound = d.Wait.StartBound
+	d.runs.startBound, d.runs.createTimeout = d.Wait.StartBound, d.Wait.CreateTimeout
+	if d.runs.started.IsZero() {
+		d.runs.started = time.Now()
+	}
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }

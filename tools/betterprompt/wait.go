@@ -22,6 +22,7 @@ type waitOutcome struct {
 	// certainAt is when the absence of a run becomes definitive.
 	certainAt time.Time
 	cause     error // why the outcome is unknown: the POST's failure
+	lookErr   error // why the run list could not be read, when a look was due
 	stopping  bool  // the server is shutting down
 	foreign   bool  // a handle this process does not know (a restart, another replica)
 }
@@ -72,6 +73,10 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (waitOutcom
 		case stateUnknown:
 			if snap.look != nil && snap.look.final {
 				return w.finalLook(ctx, s, snap), nil
+			}
+			if !snap.watched {
+				// Recovery gave up (the list stayed unreadable): look now.
+				return w.lookNow(ctx, s), nil
 			}
 		}
 		if first {
@@ -173,11 +178,27 @@ func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) wa
 	return w.noRun(s, snap, false)
 }
 
+// lookNow reads the run list for a submission whose outcome is unknown and
+// that no background recovery watches any more, and answers with what it
+// shows, or with why it could not be read.
+func (w *waiter) lookNow(ctx context.Context, s *submission) waitOutcome {
+	t := &w.d.runs
+	lctx, cancel := w.bounded(ctx)
+	lk, err := t.lookUp(lctx, w.d, w.c, s)
+	cancel()
+	if err == nil {
+		t.settle(w.d, s, lk)
+	}
+	out := w.noRun(s, t.read(s), false)
+	out.lookErr = err
+	return out
+}
+
 // refusedError is the error of a POST the API refused, or that never
 // reached it: nothing was started.
 func refusedError(err error) error {
 	if bpapi.IsRateLimited(err) {
-		return tools.Failf(err, "BetterPrompt's rate limit refused to start the run several times (429); nothing was started "+
+		return tools.Failf(err, "BetterPrompt's rate limit refused to start the run (429); nothing was started "+
 			"and no credits were spent. Wait a few seconds, then call run_prompt again.")
 	}
 	return tools.Failf(err, "%s Nothing was run and no credits were spent.", describeError(err))
