@@ -155,7 +155,7 @@ func TestNotStartedAfterTheBound(t *testing.T) {
 		t.Fatalf("state %d before the bound; want still unknown", state)
 	}
 	s.submitted = time.Now().Add(-2 * time.Second) // the bound has passed
-	s.finished = s.submitted                      // since the POST failed
+	s.finished = s.submitted                       // since the POST failed
 	e.settleOnce(t, s)
 	if state, _, _ := e.d.runs.peek(s); state != stateNotStarted {
 		t.Errorf("state %d after the bound; want not started", state)
