@@ -356,6 +356,7 @@ func TestCallerToken(t *testing.T) {
 // In multi-tenant mode each caller's own key is used, the server's never,
 // and one caller's run handles are invisible to another.
 func TestPerRequestKeys(t *testing.T) {
+	t.Parallel()
 	e := newHTTPEnv(t, HTTPOptions{PerRequestKeys: true})
 	anon := e.mcpClient(t, nil)
 	if res := callTool(t, anon, "get_credits", nil); !res.IsError || !strings.Contains(resultText(res), betterprompt.KeyHeader) {
@@ -421,6 +422,7 @@ func TestBodyLimit(t *testing.T) {
 
 // Shutdown lets an in-flight call finish before the server stops.
 func TestGracefulDrain(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, fakeapi.Options{TimeScale: 0.03}, nil, HTTPOptions{ShutdownGrace: 10 * time.Second})
 	deps, cancel, served := srv.deps, srv.cancel, srv.served
 	url := "http://" + srv.addr + "/mcp"
@@ -457,6 +459,7 @@ func TestGracefulDrain(t *testing.T) {
 // and a task-augmented call is processed as a plain call, as the spec
 // allows a receiver without task support to do.
 func TestTasksAreOffOverHTTP(t *testing.T) {
+	t.Parallel()
 	for _, stateless := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stateless=%v", stateless), func(t *testing.T) {
 			e := newHTTPEnv(t, HTTPOptions{Stateless: stateless, PerRequestKeys: stateless})
@@ -558,6 +561,7 @@ func TestOwnOriginsAreAllowed(t *testing.T) {
 // the id to follow the run with, and the run id still reaches the log once
 // the API answers.
 func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv := serve(t, fakeapi.Options{TimeScale: 0.1}, logger, HTTPOptions{ShutdownGrace: 500 * time.Millisecond}) // deep research: 3 s

@@ -25,6 +25,7 @@ const researchArgs = `{"prompt_version_id":"` + deepResearchVer + `","inputs":{"
 // session (an HTTP-level retry does this) starts one paid run, and every
 // delivery is answered with it.
 func TestReplayedRequestStartsOneRun(t *testing.T) {
+	t.Parallel()
 	e := newHTTPEnv(t, HTTPOptions{})
 	init := e.post(t, map[string]string{"MCP-Protocol-Version": "2025-11-25"}, "")
 	session := init.Header.Get("Mcp-Session-Id")
@@ -64,6 +65,7 @@ func TestReplayedRequestStartsOneRun(t *testing.T) {
 // grace is answered with its run id before its stream closes, and the run
 // id reaches the log once the API answers.
 func TestShutdownAnswersWaitingCalls(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv := serve(t, fakeapi.Options{TimeScale: 0.1}, logger, HTTPOptions{ShutdownGrace: 2 * time.Second}) // deep research: 3 s
@@ -192,6 +194,7 @@ func callText(m map[string]any) (string, bool) {
 // SIGTERM on stdio: a call waiting for a run is answered with its run id
 // before the server exits.
 func TestStdioShutdownAnswersWaitingCalls(t *testing.T) {
+	t.Parallel()
 	s := startStdio(t, 0.1, StdioOptions{}) // deep research: 3 s
 	s.send(t, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","arguments":`+researchArgs+`,"wait_seconds":55}}}`)
 	time.Sleep(300 * time.Millisecond) // the POST is in flight
@@ -211,6 +214,7 @@ func TestStdioShutdownAnswersWaitingCalls(t *testing.T) {
 // The input closing (`printf … | bpmcp`) is not a cancellation: the calls
 // already received are answered before the server exits.
 func TestStdioEOFAnswersPendingCalls(t *testing.T) {
+	t.Parallel()
 	s := startStdio(t, 0.02, StdioOptions{EOFGrace: 20 * time.Second}) // deep research: 0.6 s
 	s.send(t, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","arguments":`+researchArgs+`,"wait_seconds":10}}}`)
 	s.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_credits","arguments":{}}}`)
