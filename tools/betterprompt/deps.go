@@ -2,12 +2,14 @@ package betterprompt
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/tools"
 )
@@ -42,9 +44,12 @@ type Toolset struct {
 
 	configs   configCache
 	verified  verifiedKeys
-	runs      runTracker
 	resources resourceCache
 	adapter   tools.Adapter
+
+	engineOnce sync.Once
+	engine     *runs.Engine // the run lifecycle; made once, by runEngine
+	upSince    time.Time    // when the engine counts this process as started; zero: when it is made
 }
 
 // WaitSlots bounds, per API key, the calls waiting for runs. Slots are
@@ -64,7 +69,7 @@ const slotMargin = 30 * time.Second
 
 // acquireWait takes a wait slot for tenant, for a wait of up to wait.
 func (d *Toolset) acquireWait(ctx context.Context, tenant string, wait time.Duration) (release func(), ok bool, err error) {
-	return d.Slots.Acquire(ctx, tenant, d.MaxWaitsPerKey, wait+lateWork+slotMargin)
+	return d.Slots.Acquire(ctx, tenant, d.MaxWaitsPerKey, wait+runs.LateWork+slotMargin)
 }
 
 // WaitConfig bounds how long run_prompt and get_run wait for a run.
@@ -125,6 +130,33 @@ func (w WaitConfig) withDefaults() WaitConfig {
 		w.StartBound = def.StartBound
 	}
 	return w
+}
+
+// runEngine returns the run engine, made on first use with the settings of
+// d: the run lifecycle (submit once, waits, recovery, drain) lives there.
+func (d *Toolset) runEngine() *runs.Engine {
+	d.engineOnce.Do(func() {
+		w := d.Wait.withDefaults()
+		d.engine = runs.New(runs.Config{
+			StartBound: w.StartBound, CreateTimeout: w.CreateTimeout,
+			PollMin: w.PollMin, PollMax: w.PollMax, ProgressEvery: w.ProgressEvery,
+			Exclusive: d.ExclusiveKey, Started: d.upSince, Logger: d.Logger,
+			KindKey: "prompt_version_id", KindNoun: "prompt", Narrate: narrate, Held: d.heldWaits,
+		})
+	})
+	return d.engine
+}
+
+// heldWaits counts the calls waiting with tenant's key.
+func (d *Toolset) heldWaits(ctx context.Context, tenant string) (int, error) {
+	if d.Slots == nil {
+		return 1, nil
+	}
+	n, err := d.Slots.Held(ctx, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("counting the waits of a key: %w", err)
+	}
+	return n, nil
 }
 
 func (d *Toolset) logger() *slog.Logger {

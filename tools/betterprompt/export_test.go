@@ -8,4 +8,4 @@ type SyncBuffer = lockedBuffer
 
 // UpSince makes d behave as a server that started at: long enough ago, no
 // POST of a previous instance can still create a run.
-func UpSince(d *Toolset, at time.Time) { d.runs.started = at }
+func UpSince(d *Toolset, at time.Time) { d.upSince = at }

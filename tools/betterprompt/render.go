@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -22,11 +23,11 @@ const outputURLLifetime = 24 * time.Hour
 // text output and, for each image or video, a text line with its URL and
 // expiry (hosts that drop other content types still get it) plus a
 // resource_link.
-func (d *Toolset) renderOutcome(o waitOutcome) tools.Result[RunView] {
-	if o.run == nil {
+func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
+	if o.Job == nil {
 		return d.renderNoRun(o)
 	}
-	run := o.run
+	run := runOf(o.Job)
 	v := RunView{
 		RunID: run.RunID, PromptVersionID: run.PromptVersionID, Status: string(run.Status), Confirmed: true,
 		Outputs: make([]OutputView, 0, len(run.Outputs)), Credits: run.Cost(),
@@ -42,7 +43,7 @@ func (d *Toolset) renderOutcome(o waitOutcome) tools.Result[RunView] {
 	}
 	if !run.Status.Final() {
 		v.Message = fmt.Sprintf("The run is %s. Call get_run with run_id=%s to wait for the result.", run.Status, run.RunID)
-		if o.stopping {
+		if o.Stopping {
 			v.Message = fmt.Sprintf("The server is shutting down; the run is %s and goes on. Call get_run with run_id=%s to wait for the result.", run.Status, run.RunID)
 		}
 	}
@@ -84,75 +85,70 @@ func (d *Toolset) renderOutcome(o waitOutcome) tools.Result[RunView] {
 // renderNoRun renders what is known of a run that is not known for
 // certain: submitted and still held by the API, not started, or
 // unconfirmed (with the runs that may be the call's own).
-func (d *Toolset) renderNoRun(o waitOutcome) tools.Result[RunView] {
-	v := RunView{RunID: o.handle, PromptVersionID: o.version, Outputs: []OutputView{}, Confirmed: true}
+func (d *Toolset) renderNoRun(o runs.Outcome) tools.Result[RunView] {
+	v := RunView{RunID: o.Handle, PromptVersionID: o.Kind, Outputs: []OutputView{}, Confirmed: true}
 	isError := false
 	var b strings.Builder
-	switch o.state {
-	case stateNotStarted:
+	switch o.State {
+	case runs.StateNotStarted:
 		v.Status, isError = "not_started", true
 		fmt.Fprintf(&b, "No run was started: %s, and no run of this prompt showed in the account's run list by %s, when "+
 			"any run it started would show. Nothing was charged; it is safe to call run_prompt again.",
-			d.whyUnknown(o), o.certainAt.UTC().Format(time.RFC3339))
-	case stateUnknown:
+			d.whyUnknown(o), o.CertainAt.UTC().Format(time.RFC3339))
+	case runs.StateUnknown:
 		v.Status, v.Confirmed = "unconfirmed", false
-		certainAt := o.certainAt
+		certainAt := o.CertainAt
 		inSeconds := max(int(time.Until(certainAt).Seconds()+0.999), 0)
 		switch {
-		case o.lookErr != nil && (o.look == nil || len(o.look.candidates) == 0):
+		case o.LookErr != nil && (o.Look == nil || len(o.Look.Candidates) == 0):
 			fmt.Fprintf(&b, "Whether a run was started is still not known: %s, and the account's run list could not be read (%s). "+
 				"Do not start the prompt again yet: ask the user to look in the account's runs of this prompt from around %s, "+
 				"or call get_run with run_id=%s later, which reads the list again.",
-				d.whyUnknown(o), briefError(o.lookErr), o.submittedAt().UTC().Format(time.RFC3339), o.handle)
-		case o.look == nil:
+				d.whyUnknown(o), briefError(o.LookErr), o.Submitted.UTC().Format(time.RFC3339), o.Handle)
+		case o.Look == nil:
 			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. The account's run list has not been read yet; "+
 				"it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s, which reads it.",
-				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.handle)
-		case len(o.look.candidates) == 0:
+				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.Handle)
+		case len(o.Look.Candidates) == 0:
 			fmt.Fprintf(&b, "It is not known yet whether a run was started: %s. No run of this prompt shows in the account's "+
 				"run list yet; it will be certain at %s (in %d s). Do not start the prompt again before then: call get_run with run_id=%s then.",
-				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.handle)
+				d.whyUnknown(o), certainAt.UTC().Format(time.RFC3339), inSeconds, o.Handle)
 		default:
 			fmt.Fprintf(&b, "Whether this call started one of the runs below cannot be told: %s, and other clients using the same "+
 				"API key may have started runs of the same prompt (the run list does not say who started a run). ", d.whyUnknown(o))
-			if o.look.final {
+			if o.Look.Final {
 				b.WriteString("Do not start the prompt again: ask the user which run is theirs, or read one with get_run and its run_id.")
 			} else {
 				fmt.Fprintf(&b, "Do not start the prompt again: ask the user, or read one with get_run and its run_id; call get_run "+
-					"with run_id=%s after %s for the final list.", o.handle, certainAt.UTC().Format(time.RFC3339))
+					"with run_id=%s after %s for the final list.", o.Handle, certainAt.UTC().Format(time.RFC3339))
 			}
-			v.Candidates = make([]CandidateView, 0, len(o.look.candidates))
-			for _, r := range o.look.candidates[:min(len(o.look.candidates), maxCandidates)] {
+			v.Candidates = make([]CandidateView, 0, len(o.Look.Candidates))
+			for i := range o.Look.Candidates[:min(len(o.Look.Candidates), maxCandidates)] {
+				r := runOf(&o.Look.Candidates[i])
 				v.Candidates = append(v.Candidates, CandidateView{RunID: r.RunID, CreatedAt: r.CreatedAt, Status: string(r.Status)})
 				fmt.Fprintf(&b, "\n- run_id=%s created %s, %s", r.RunID, r.CreatedAt, r.Status)
 			}
 		}
 	default: // submitted; the API still holds the request
 		v.Status = string(bpapi.RunQueued)
-		fmt.Fprintf(&b, "The run was submitted and BetterPrompt is still working on it. Call get_run with run_id=%s to wait for the result.", o.handle)
-		if o.stopping {
+		fmt.Fprintf(&b, "The run was submitted and BetterPrompt is still working on it. Call get_run with run_id=%s to wait for the result.", o.Handle)
+		if o.Stopping {
 			b.Reset()
 			fmt.Fprintf(&b, "The server is shutting down; the run was submitted and goes on. Call get_run with run_id=%s to wait for "+
-				"the result (if this server instance no longer knows it, get_run lists the runs started at that moment). Do not call run_prompt again for it.", o.handle)
+				"the result (if this server instance no longer knows it, get_run lists the runs started at that moment). Do not call run_prompt again for it.", o.Handle)
 		}
 	}
 	v.Message = b.String()
 	return tools.Result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
 }
 
-// submittedAt is when the run was submitted, as its handle says.
-func (o waitOutcome) submittedAt() time.Time {
-	at, _ := handleTime(o.handle)
-	return at
-}
-
 // whyUnknown says in a few words why a call does not know its run.
-func (d *Toolset) whyUnknown(o waitOutcome) string {
+func (d *Toolset) whyUnknown(o runs.Outcome) string {
 	switch {
-	case o.foreign:
-		return "this server instance does not know run_id " + o.handle + " (it was handed out before a restart, or by another instance)"
-	case o.cause != nil:
-		return "the request that starts it failed after it may have reached BetterPrompt (" + briefError(o.cause) + ")"
+	case o.Foreign:
+		return "this server instance does not know run_id " + o.Handle + " (it was handed out before a restart, or by another instance)"
+	case o.Cause != nil:
+		return "the request that starts it failed after it may have reached BetterPrompt (" + briefError(o.Cause) + ")"
 	}
 	return "the request that starts it got no usable answer"
 }

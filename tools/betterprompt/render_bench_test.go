@@ -12,11 +12,18 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 )
 
 // Benchmarks of the server's own work per call, without any transport:
 //
 //	go test -run '^$' -bench . -benchmem ./tools/betterprompt/
+
+// benchFinishedJob is benchFinishedRun as the run engine hands it over.
+func benchFinishedJob() *runs.Job {
+	job := jobOf(benchFinishedRun())
+	return &job
+}
 
 // benchFinishedRun is a finished run with one text output and two images,
 // shaped like the fake's answers (family-portrait-trio).
@@ -46,7 +53,7 @@ func benchFinishedRun() *bpapi.Run {
 // into the tool result: structuredContent and 6 content items.
 func BenchmarkRenderOutcome(b *testing.B) {
 	d := &Toolset{}
-	o := waitOutcome{run: benchFinishedRun()}
+	o := runs.Outcome{Job: benchFinishedJob()}
 	b.ReportAllocs()
 	for b.Loop() {
 		res := d.renderOutcome(o)
@@ -60,7 +67,7 @@ func BenchmarkRenderOutcome(b *testing.B) {
 // goes on the wire, which mcp-go does after the handler returns.
 func BenchmarkRenderOutcomeJSON(b *testing.B) {
 	d := &Toolset{}
-	o := waitOutcome{run: benchFinishedRun()}
+	o := runs.Outcome{Job: benchFinishedJob()}
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {

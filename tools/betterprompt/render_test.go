@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 )
 
 // Output types stay within the four the output schema promises, whatever
@@ -39,15 +40,15 @@ func TestUnknownOutcomeSaysWhetherTheRunListWasRead(t *testing.T) {
 	at := time.Now().Add(time.Minute)
 	cases := []struct {
 		name       string
-		look       *look
+		look       *runs.Look
 		want, deny string
 	}{
 		{name: "not read yet", look: nil, want: "has not been read yet", deny: "shows in the account's run list"},
-		{name: "read, nothing there", look: &look{at: time.Now()}, want: "No run of this prompt shows in the account's run list yet", deny: "has not been read"},
+		{name: "read, nothing there", look: &runs.Look{At: time.Now()}, want: "No run of this prompt shows in the account's run list yet", deny: "has not been read"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := waitOutcome{handle: newHandle(time.Now(), "v"), state: stateUnknown, look: tc.look, certainAt: at, cause: errors.New("HTTP 502")}
+			o := runs.Outcome{Handle: runs.NewHandle(time.Now(), "v"), State: runs.StateUnknown, Look: tc.look, CertainAt: at, Cause: errors.New("HTTP 502")}
 			msg := d.renderNoRun(o).Value.Message
 			if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.deny) {
 				t.Errorf("message = %q; want %q and not %q", msg, tc.want, tc.deny)

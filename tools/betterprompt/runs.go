@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/tools"
 )
@@ -190,14 +191,19 @@ func runPrompt(d *Toolset) server.ServerTool {
 				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
 		}
 		defer release()
-		w := &waiter{d: d, c: c, tenant: tenant, deadline: deadline, progress: tools.NewProgress(ctx, d.logger())}
-		s, _, err := d.runs.submit(ctx, d, c, tenant, req)
-		if err != nil {
-			return tools.Result[RunView]{}, err
+		up := upstream{c}
+		call := runs.Call{Tenant: tenant, Kind: req.PromptVersionID, Key: tools.CallKey(ctx)}
+		start := func(ctx context.Context) (*runs.Job, error) {
+			run, err := c.CreateRun(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			job := jobOf(run)
+			return &job, nil
 		}
-		outcome, err := w.awaitSubmission(ctx, s)
+		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, tools.NewProgress(ctx, d.logger()))
 		if err != nil {
-			return tools.Result[RunView]{}, err
+			return tools.Result[RunView]{}, engineError(err)
 		}
 		return d.renderOutcome(outcome), nil
 	})
@@ -348,7 +354,7 @@ func (d *Toolset) waitFor(ctx context.Context, seconds *float64) time.Duration {
 // ends it, so the run id is logged before the process exits.
 func (d *Toolset) taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := d.runs.stopping()
+	stop := d.runEngine().Stopping()
 	go func() {
 		select {
 		case <-stop:
@@ -399,18 +405,10 @@ func getRun(d *Toolset) server.ServerTool {
 			}
 			wait = 0 // too many waits for this key: answer with the current state
 		}
-		w := &waiter{d: d, c: c, tenant: tenant, deadline: time.Now().Add(wait), progress: tools.NewProgress(ctx, d.logger())}
-		var outcome waitOutcome
-		if s := d.runs.lookup(in.RunID, tenant); s != nil {
-			outcome, err = w.awaitSubmission(ctx, s)
-		} else {
-			outcome, err = w.awaitRun(ctx, in.RunID, "", nil)
-			if bpapi.IsNotFound(err) {
-				outcome, err = d.foreignHandle(ctx, c, in.RunID, err)
-			}
-		}
+		progress := tools.NewProgress(ctx, d.logger())
+		outcome, err := d.runEngine().Follow(ctx, upstream{c}, tenant, in.RunID, time.Now().Add(wait), progress)
 		if err != nil {
-			return tools.Result[RunView]{}, err
+			return tools.Result[RunView]{}, engineError(err)
 		}
 		return d.renderOutcome(outcome), nil
 	})
@@ -418,39 +416,3 @@ func getRun(d *Toolset) server.ServerTool {
 
 // maxCandidates bounds the candidate runs listed in one result.
 const maxCandidates = 20
-
-// foreignHandle answers for a run id the API does not know. A local handle
-// from a server instance that no longer knows it (a restart, another
-// replica) says when its run was submitted and of which prompt version: the
-// runs of that version started then are listed as candidates, so the agent
-// can pick its run instead of starting it again, and once the start bound
-// has passed without any, the run was certainly not started.
-func (d *Toolset) foreignHandle(ctx context.Context, c *bpapi.Client, runID string, cause error) (waitOutcome, error) {
-	at, isHandle := handleTime(runID)
-	if !isHandle {
-		return waitOutcome{}, tools.Failf(cause, "No run with id %s exists for this account. Run ids come from run_prompt; "+
-			"runs started by another account are not visible.", runID)
-	}
-	from, to := d.runs.foreignWindow(at)
-	lk := &look{at: time.Now()}
-	lk.final = lk.at.After(to)
-	matches := handleVersionMatcher(runID)
-	rows, err := listRuns(ctx, c, from, to, func(r bpapi.Run) bool { return matches(r.PromptVersionID) })
-	if err != nil {
-		return waitOutcome{}, tools.Failf(cause, "Run id %s is a temporary handle from a run_prompt call served by another instance of this server "+
-			"(or before a restart), and the account's runs could not be listed to find it (%s). Do not start the run again: "+
-			"call get_run with it later.", runID, briefError(err))
-	}
-	// A run this process knows to be another call's is not this one's.
-	rows = d.runs.unclaimed(rows)
-	lk.candidates = rows[:min(len(rows), maxCandidates)]
-	state := stateUnknown
-	if len(rows) == 0 && lk.final {
-		state = stateNotStarted
-	}
-	for _, r := range lk.candidates {
-		d.logger().Info("a run that may belong to a handle this process does not know shows in the run list",
-			"handle", runID, "run_id", r.RunID, "created_at", r.CreatedAt, "status", r.Status)
-	}
-	return waitOutcome{handle: runID, state: state, look: lk, certainAt: to, foreign: true}, nil
-}

@@ -43,11 +43,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.Slots == nil {
 		d.Slots = state.NewSlots()
 	}
-	d.runs.exclusive = d.ExclusiveKey
-	d.runs.startBound, d.runs.createTimeout = d.Wait.StartBound, d.Wait.CreateTimeout
-	if d.runs.started.IsZero() {
-		d.runs.started = time.Now()
-	}
+	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
 }
@@ -56,12 +52,14 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 // every call still waiting for a run answer with what it knows (the run id
 // or a handle for get_run), so that each call is answered before the
 // transport closes. Call it when the shutdown starts, then Drain.
-func (d *Toolset) BeginShutdown(answerWithin time.Duration) { d.runs.beginShutdown(answerWithin) }
+func (d *Toolset) BeginShutdown(answerWithin time.Duration) {
+	d.runEngine().BeginShutdown(answerWithin)
+}
 
 // Drain stops new runs, makes every waiting call answer now, and blocks
 // until every run this process started has been answered by the API (so
 // its id is known and logged), or ctx ends. Call it on shutdown.
-func (d *Toolset) Drain(ctx context.Context) error { return d.runs.wait(ctx) }
+func (d *Toolset) Drain(ctx context.Context) error { return d.runEngine().Drain(ctx) }
 
 // redactor returns the function that redacts the call's API key, in every
 // form bpapi.Client.Redact knows, or nil when the call has no key.

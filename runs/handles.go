@@ -1,4 +1,4 @@
-package betterprompt
+package runs
 
 import (
 	"crypto/rand"
@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// A local run handle is a UUID (version 8, a custom layout) that says, even
-// to a process that never saw it (after a restart, or another replica),
-// when its run was submitted and of which prompt version:
+// A local handle is a UUID (version 8, a custom layout) that says, even to
+// a process that never saw it (after a restart, or another replica), when
+// its job was submitted and of which kind:
 //
 //	bytes 0-5    submission time, Unix milliseconds
 //	byte  6      version 8, 4 random bits
@@ -19,28 +19,29 @@ import (
 //	byte  8      RFC 9562 variant, 6 random bits
 //	byte  9      handleMark: this layout
 //	bytes 10-11  random
-//	bytes 12-15  the first 4 bytes of sha256(prompt version id)
+//	bytes 12-15  the first 4 bytes of sha256(kind)
 //
-// The version tag lets the run list be filtered to runs of the same prompt
-// version when the handle is all that is left.
+// The kind tag lets the job list be filtered to jobs of the same kind when
+// the handle is all that is left.
 const handleMark = 0xb7
 
-// newHandle makes a local run handle for a run of versionID submitted at.
-func newHandle(at time.Time, versionID string) string {
+// NewHandle makes a local handle for a job of kind submitted at.
+func NewHandle(at time.Time, kind string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	binary.BigEndian.PutUint64(b[:8], uint64(at.UnixMilli())<<16|uint64(binary.BigEndian.Uint16(b[6:8])))
 	b[6] = 0x80 | b[6]&0x0f // version 8
 	b[8] = 0x80 | b[8]&0x3f // RFC 9562 variant
 	b[9] = handleMark
-	tag := sha256.Sum256([]byte(versionID))
+	tag := sha256.Sum256([]byte(kind))
 	copy(b[12:], tag[:4])
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// handleTime returns the submission time in a handle made by newHandle.
-func handleTime(id string) (time.Time, bool) {
+// HandleTime returns the submission time in a handle made by NewHandle; ok
+// is false for any other id.
+func HandleTime(id string) (time.Time, bool) {
 	if len(id) != 36 || id[14] != '8' || !strings.ContainsRune("89abAB", rune(id[19])) {
 		return time.Time{}, false
 	}
@@ -56,16 +57,15 @@ func handleTime(id string) (time.Time, bool) {
 	return at, true
 }
 
-// handleVersionMatcher returns a test for prompt version ids that fit the
-// version tag of handle id; handles made before the tag existed match every
-// version.
-func handleVersionMatcher(id string) func(versionID string) bool {
+// HandleKindMatcher returns a test for kinds that fit the kind tag of handle
+// id; handles made before the tag existed match every kind.
+func HandleKindMatcher(id string) func(kind string) bool {
 	if len(id) != 36 || !strings.EqualFold(id[21:23], hex.EncodeToString([]byte{handleMark})) {
 		return func(string) bool { return true }
 	}
 	tag := strings.ToLower(id[28:36])
-	return func(versionID string) bool {
-		sum := sha256.Sum256([]byte(versionID))
+	return func(kind string) bool {
+		sum := sha256.Sum256([]byte(kind))
 		return hex.EncodeToString(sum[:4]) == tag
 	}
 }

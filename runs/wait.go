@@ -1,0 +1,237 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// waiter waits for one job within a deadline, sending progress.
+type waiter struct {
+	e        *Engine
+	up       Upstream
+	tenant   string
+	deadline time.Time
+	progress Progress
+}
+
+// lateWork bounds what a call still does after its deadline (looking the
+// job up once), so that it answers before the host gives up.
+const lateWork = 5 * time.Second
+
+// LateWork is how long a wait may go on past its deadline to read the job
+// once more: hold what bounds a wait (a lease, a slot) that much longer.
+const LateWork = lateWork
+
+// staleLook is how old a final look at the job list may be before a call
+// reads the list again, so that the candidates' statuses are current.
+const staleLook = 10 * time.Second
+
+// bounded returns ctx limited to the call's deadline plus lateWork: no
+// upstream call made while waiting may keep the caller past it.
+func (w *waiter) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, w.deadline.Add(lateWork))
+}
+
+func (w *waiter) send(ctx context.Context, n Note) {
+	if w.progress != nil {
+		w.progress.Send(ctx, w.e.cfg.Narrate(n))
+	}
+}
+
+// Follow waits until deadline for the job behind id: a handle of a job this
+// engine submitted for tenant, a job id of tenant's upstream, or a handle
+// this process does not know (Outcome.Foreign: the jobs of its kind created
+// when it was minted are listed as candidates).
+func (e *Engine) Follow(ctx context.Context, up Upstream, tenant, id string, deadline time.Time, progress Progress) (Outcome, error) {
+	w := &waiter{e: e, up: up, tenant: tenant, deadline: deadline, progress: progress}
+	if s := e.lookup(id, tenant); s != nil {
+		return w.awaitSubmission(ctx, s)
+	}
+	out, err := w.awaitRun(ctx, id, "", nil)
+	var re *ReadError
+	if errors.As(err, &re) && re.Kind == NotFound {
+		return e.foreignHandle(ctx, up, id, re.Err)
+	}
+	return out, err
+}
+
+// awaitSubmission waits for a job submitted by this engine.
+func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (Outcome, error) {
+	e := w.e
+	timer := time.NewTimer(time.Until(w.deadline))
+	defer timer.Stop()
+	tick := time.NewTicker(e.cfg.ProgressEvery)
+	defer tick.Stop()
+	stop := e.Stopping()
+	for first := true; ; first = false {
+		snap := e.read(s)
+		switch snap.state {
+		case StateStarted:
+			if snap.job != nil && snap.job.Status.Final() {
+				return Outcome{Job: snap.job}, nil
+			}
+			return w.awaitRun(ctx, snap.jobID, s.kind, s)
+		case StateRefused:
+			return Outcome{}, &RefusedError{Err: snap.err}
+		case StateNotStarted:
+			return w.noRun(s, snap, false), nil
+		case StateUnknown:
+			if snap.look != nil && snap.look.Final {
+				return w.finalLook(ctx, s, snap), nil
+			}
+			if !snap.watched {
+				// Recovery gave up (the list stayed unreadable): look now.
+				return w.lookNow(ctx, s), nil
+			}
+		}
+		if first {
+			// At once, so that the host sees the call is alive, and with the
+			// id to follow: a call cut off by its host keeps it.
+			w.send(ctx, startingNote(s, snap.state))
+		}
+		select {
+		case <-snap.changed:
+		case <-tick.C:
+			w.send(ctx, startingNote(s, snap.state))
+		case <-timer.C:
+			return w.atDeadline(ctx, s, false)
+		case <-stop:
+			return w.atDeadline(ctx, s, true)
+		case <-ctx.Done():
+			e.abandon(s, context.Cause(ctx))
+			return Outcome{}, w.cancelledAfterStart(s)
+		}
+	}
+}
+
+func startingNote(s *submission, state State) Note {
+	if state == StateUnknown {
+		return Note{Phase: PhaseRecovering, ID: s.handle}
+	}
+	return Note{Phase: PhaseStarting, ID: s.handle}
+}
+
+// atDeadline answers when the wait ends, or when the engine shuts down,
+// before the job is known to be final.
+func (w *waiter) atDeadline(ctx context.Context, s *submission, stopping bool) (Outcome, error) {
+	e := w.e
+	snap := e.read(s)
+	switch snap.state {
+	case StateStarted:
+		if snap.job != nil {
+			return Outcome{Job: snap.job, Stopping: stopping}, nil
+		}
+		// The id arrived at the deadline: one look at the job.
+		lctx, cancel := context.WithTimeout(ctx, lateWork)
+		job, err := w.get(lctx, snap.jobID, s.kind)
+		cancel()
+		if ctx.Err() != nil {
+			e.abandon(s, context.Cause(ctx))
+			return Outcome{}, w.cancelledAfterStart(s)
+		}
+		if err != nil { // known but unreadable just now: the id is what matters
+			job = &Job{ID: snap.jobID, Kind: s.kind, Status: Running}
+		}
+		return Outcome{Job: job, Stopping: stopping}, nil
+	case StateRefused:
+		return Outcome{}, &RefusedError{Err: snap.err}
+	case StatePending:
+		// The upstream still holds the start request. If the job shows in
+		// the job list for certain, hand out its id (it survives a restart
+		// of this process); otherwise the local handle, which Follow
+		// resolves.
+		if e.cfg.Exclusive && !stopping {
+			if job, ok := w.confirmNow(ctx, s); ok {
+				return Outcome{Job: job}, nil
+			}
+			if ctx.Err() != nil {
+				e.abandon(s, context.Cause(ctx))
+				return Outcome{}, w.cancelledAfterStart(s)
+			}
+		}
+	}
+	return w.noRun(s, e.read(s), stopping), nil
+}
+
+// confirmNow reads the job list once for a pending submission and confirms
+// its job when it can be told apart for certain.
+func (w *waiter) confirmNow(ctx context.Context, s *submission) (*Job, bool) {
+	lctx, cancel := context.WithTimeout(ctx, lateWork)
+	lk, err := w.e.lookUp(lctx, w.up, s)
+	cancel()
+	if err != nil {
+		return nil, false
+	}
+	job, ok := w.e.confirmPending(s, lk)
+	if ok && job.Kind == "" {
+		job.Kind = s.kind
+	}
+	return job, ok
+}
+
+// noRun is the outcome of a submission without a job known for certain.
+func (w *waiter) noRun(s *submission, snap snapshot, stopping bool) Outcome {
+	return Outcome{Handle: s.handle, Kind: s.kind, State: snap.state, Look: snap.look, Submitted: s.submitted,
+		CertainAt: snap.certainAt, Cause: snap.err, Stopping: stopping}
+}
+
+// finalLook answers for a submission whose candidates are final, reading
+// the job list again when the last reading is old, so that the candidates'
+// statuses are current.
+func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) Outcome {
+	e := w.e
+	if time.Since(snap.look.At) > staleLook {
+		lctx, cancel := w.bounded(ctx)
+		lk, err := e.lookUp(lctx, w.up, s)
+		cancel()
+		if err == nil {
+			e.settle(s, lk)
+			snap = e.read(s)
+		}
+	}
+	return w.noRun(s, snap, false)
+}
+
+// lookNow reads the job list for a submission whose outcome is unknown and
+// that no background recovery watches any more, and answers with what it
+// shows, or with why it could not be read.
+func (w *waiter) lookNow(ctx context.Context, s *submission) Outcome {
+	e := w.e
+	lctx, cancel := w.bounded(ctx)
+	lk, err := e.lookUp(lctx, w.up, s)
+	cancel()
+	if err == nil {
+		e.settle(s, lk)
+	}
+	out := w.noRun(s, e.read(s), false)
+	out.LookErr = err
+	return out
+}
+
+// cancelledAfterStart is the failure of a call cancelled after its start
+// request was sent: the caller must not start the job again.
+func (w *waiter) cancelledAfterStart(s *submission) error {
+	state, jobID, err := w.e.peek(s)
+	if jobID == "" {
+		jobID = s.handle
+	}
+	ce := &CancelledError{ID: jobID, State: state}
+	if state == StateRefused {
+		ce.Err = err
+	}
+	return ce
+}
+
+// get reads a job once, filling in its kind when the upstream leaves it
+// empty.
+func (w *waiter) get(ctx context.Context, id, kind string) (*Job, error) {
+	job, err := w.up.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if job.Kind == "" {
+		job.Kind = kind
+	}
+	return job, nil
+}
