@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The tests here mostly wait for simulated runs rather than compute, so
+	// more of them wait at once than there are cores (-parallel still wins).
+	_ = flag.Set("test.parallel", "8")
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		// mcp-go keeps a finished task for its TTL in a sleeping goroutine.

@@ -3,6 +3,7 @@ package betterprompt_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +18,12 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestMain(m *testing.M) {
+	// The tests here mostly wait for simulated runs rather than compute, so
+	// more of them wait at once than there are cores (-parallel still wins).
+	_ = flag.Set("test.parallel", "8")
 	goleak.VerifyTestMain(m,
 		// The in-process client's transport keeps a reader goroutine until
 		// the process ends.
@@ -128,7 +131,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		SyncWindow: 2 * time.Second,
 		TimeScale:  0.01,
 	}
-	deps := &tools.Toolset{Wait: tools.WaitConfig{
+	deps := &betterprompt.Toolset{Wait: betterprompt.WaitConfig{
 		Default: 5 * time.Second, Max: 30 * time.Second, CreateTimeout: 20 * time.Second,
 		PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: 50 * time.Millisecond,
 	}}

@@ -63,6 +63,7 @@ func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
 // the start bound without any, as not started; an id that is no handle is
 // said not to exist. (runs.TestForeignHandle checks the rules.)
 func TestForeignHandle(t *testing.T) {
+	t.Parallel()
 	e := newLifecycleEnv(t, true)
 	follow := func(id string) (runs.Outcome, error) {
 		return e.d.runEngine().Follow(context.Background(), upstream{e.c}, e.c.KeyID(), id, time.Now(), nil)
@@ -95,6 +96,7 @@ const coldEmailVersionForTests = "6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7a11"
 // an empty list or as certain in 0 s. (runs.TestUnwatchedUnknownSubmission
 // IsLookedUpByTheCall checks that the call reads the list.)
 func TestUnreadableRunListIsSaid(t *testing.T) {
+	t.Parallel()
 	d := &Toolset{}
 	d.Tools(nil)
 	o := runs.Outcome{Handle: runs.NewHandle(time.Now().Add(-time.Hour), deepResearchVer), State: runs.StateUnknown,
@@ -107,6 +109,7 @@ func TestUnreadableRunListIsSaid(t *testing.T) {
 
 // A huge wait_seconds waits the maximum instead of overflowing to nothing.
 func TestWaitForClamps(t *testing.T) {
+	t.Parallel()
 	d := &Toolset{Wait: WaitConfig{Default: 45 * time.Second, Max: 10 * time.Minute}}
 	for _, s := range []float64{1e10, 1e300, 600, 601} {
 		if got := d.waitFor(context.Background(), &s); got != 10*time.Minute {
@@ -121,6 +124,7 @@ func TestWaitForClamps(t *testing.T) {
 
 // A task call stops at shutdown, and its run id is logged before exit.
 func TestTaskStopsAtShutdownAndLogsTheRunID(t *testing.T) {
+	t.Parallel()
 	cat, err := fakeapi.LoadCatalogueDir("../../testdata/catalogue")
 	if err != nil {
 		t.Fatal(err)

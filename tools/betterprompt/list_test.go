@@ -14,7 +14,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -52,7 +51,8 @@ type wireTool struct {
 // change to one is reviewed as a diff of its snapshot in testdata/toolsnaps
 // (go test ./tools/betterprompt -update rewrites them).
 func TestToolSnapshots(t *testing.T) {
-	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait = tools.WaitConfig{} })) // the production defaults
+	t.Parallel()
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait = betterprompt.WaitConfig{} })) // the production defaults
 	var list struct {
 		Tools []json.RawMessage `json:"tools"`
 	}
@@ -102,6 +102,7 @@ func TestToolSnapshots(t *testing.T) {
 }
 
 func TestToolSurface(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var list struct {
 		Tools []wireTool `json:"tools"`

@@ -19,7 +19,6 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // Tests of the money path under attack: runs that must never be lost,
@@ -38,7 +37,7 @@ type recoveryView struct {
 		CreatedAt string `json:"created_at"`
 		Status    string `json:"status"`
 	} `json:"candidates"`
-	Outputs []tools.OutputView `json:"outputs"`
+	Outputs []betterprompt.OutputView `json:"outputs"`
 }
 
 func recovery(t *testing.T, res *mcp.CallToolResult) recoveryView {
@@ -59,7 +58,7 @@ func (v recoveryView) hasCandidate(runID string) bool {
 }
 
 // withLogs captures the server's logs at info level.
-func withLogs(logs *tools.SyncBuffer) envOption {
+func withLogs(logs *betterprompt.SyncBuffer) envOption {
 	return withDeps(func(d *betterprompt.Toolset) {
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})
@@ -76,7 +75,8 @@ func withStartBound(d time.Duration) envOption {
 // created the run) look in the run list, log the run they find, and hand it
 // to neither call as certainly its own.
 func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
-	logs := &tools.SyncBuffer{}
+	t.Parallel()
+	logs := &betterprompt.SyncBuffer{}
 	e := newEnv(t, withLogs(logs), withStartBound(2500*time.Millisecond))
 	start := time.Now()
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 500, Latency: 100 * time.Millisecond})
@@ -133,11 +133,15 @@ func TestTwoUncertainStartsOfOnePrompt(t *testing.T) {
 	}
 }
 
-// newPeer starts a second server process on e's fake API and key: another
-// replica, or another program, using the same account.
-func newPeer(t *testing.T, e *env) *client.Client {
+// newPeer starts a second server process on e's fake API and key, with
+// e's wait settings: another replica, another program using the same
+// account, or this server after a restart.
+func newPeer(t *testing.T, e *env, opts ...func(*betterprompt.Toolset)) *client.Client {
 	t.Helper()
-	d := &tools.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: e.deps.Client.BaseURL(), APIKey: testKey}), Wait: e.deps.Wait}
+	d := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: e.deps.Client.BaseURL(), APIKey: testKey}), Wait: e.deps.Wait}
+	for _, o := range opts {
+		o(d)
+	}
 	c, err := client.NewInProcessClient(mcpserver.New("peer", d))
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +193,7 @@ func waitForCount(t *testing.T, f *fakeapi.Server, route string, n int) {
 // handed to this one's agent as its own, neither when this POST failed
 // without creating anything nor when it is merely slow.
 func TestAnotherProcesssRunIsNotHandedOut(t *testing.T) {
+	t.Parallel()
 	t.Run("this POST answered 502 and created nothing", func(t *testing.T) {
 		e := newEnv(t)
 		peer := newPeer(t, e)
@@ -243,6 +248,7 @@ func TestAnotherProcesssRunIsNotHandedOut(t *testing.T) {
 // A POST answered 429 after the API created the run (a proxy in between)
 // is not sent again; a plain 429 is, once the run list shows no run.
 func TestRunPromptAfterA429(t *testing.T) {
+	t.Parallel()
 	t.Run("429 after the run was created", func(t *testing.T) {
 		e := newEnv(t, withStartBound(time.Second))
 		e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultStatusAfterCreate, Status: 429, RetryAfter: "1"})
@@ -277,6 +283,7 @@ func TestRunPromptAfterA429(t *testing.T) {
 // A 4xx the API does not document, answered after the run was created,
 // does not make the server say that nothing was run.
 func TestUnknown4xxIsWordedHonestly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second))
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultStatusAfterCreate, Status: 409})
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 2})
@@ -295,13 +302,14 @@ func TestUnknown4xxIsWordedHonestly(t *testing.T) {
 // A caller with an invalid key learns nothing from the configurations that
 // other tenants' calls put in the cache.
 func TestConfigCacheNeedsAValidKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.PerRequestKeys = true }))
-	good := tools.WithAPIKey(context.Background(), testKey)
+	good := betterprompt.WithAPIKey(context.Background(), testKey)
 	ctx, cancel := context.WithTimeout(good, 30*time.Second)
 	defer cancel()
 	mustOK(t, e.callCtx(ctx, t, "get_prompt", map[string]any{"prompt_id": coldEmailPrompt}, nil))
 
-	bad, cancel2 := context.WithTimeout(tools.WithAPIKey(context.Background(), "bp_not_a_key"), 30*time.Second)
+	bad, cancel2 := context.WithTimeout(betterprompt.WithAPIKey(context.Background(), "bp_not_a_key"), 30*time.Second)
 	defer cancel2()
 	res := e.callCtx(bad, t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion,
 		"inputs": map[string]any{"textInputs": map[string]any{"nope": "x"}}}, nil)
@@ -315,6 +323,7 @@ func TestConfigCacheNeedsAValidKey(t *testing.T) {
 // arguments is answered at once and stores no task, and every task gets a
 // TTL, so that abandoned tasks do not pile up.
 func TestTaskCallsAreBounded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -354,6 +363,7 @@ func TestTaskCallsAreBounded(t *testing.T) {
 // 429 is checked against the run list as every earlier one is: the run it
 // may have created is named, not reported as never started.
 func TestLast429IsCheckedAgainstTheRunList(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		faults []fakeapi.Fault
@@ -398,6 +408,7 @@ func TestLast429IsCheckedAgainstTheRunList(t *testing.T) {
 // submission; the run list is searched up to the start bound after the
 // last POST sent, so such a run is never reported as not started.
 func TestAResentPostsRunIsNeverReportedNotStarted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second))
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 429, RetryAfter: "2"})
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultStatusAfterCreate, Status: 500})
@@ -419,6 +430,7 @@ func TestAResentPostsRunIsNeverReportedNotStarted(t *testing.T) {
 // never confirmed as one key's own while a submission of the other key may
 // have started it.
 func TestRunOfAnotherKeyOfTheSameAccountIsNotConfirmed(t *testing.T) {
+	t.Parallel()
 	const secondKey = "bp_second_key_same_account"
 	e := newEnv(t, withTimeScale(0.1), // deep research: 3 s
 		withFake(func(o *fakeapi.Options) { o.Keys[secondKey], o.RateLimit = fakeapi.Key{SameAccountAs: testKey}, -1 }),
@@ -426,7 +438,7 @@ func TestRunOfAnotherKeyOfTheSameAccountIsNotConfirmed(t *testing.T) {
 	research := map[string]any{"prompt_version_id": deepResearchVer,
 		"inputs": map[string]any{"textInputs": map[string]any{"question": "q?", "depth": "overview"}}}
 	call := func(key string, wait float64) *mcp.CallToolResult {
-		ctx, cancel := context.WithTimeout(tools.WithAPIKey(context.Background(), bpapi.APIKey(key)), 30*time.Second)
+		ctx, cancel := context.WithTimeout(betterprompt.WithAPIKey(context.Background(), bpapi.APIKey(key)), 30*time.Second)
 		defer cancel()
 		args := maps.Clone(research)
 		args["wait_seconds"] = wait

@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestSearchPrompts(t *testing.T) {
 	e := newEnv(t)
 	res := e.call(t, "search_prompts", map[string]any{"query": "  cold email  "})
 	mustOK(t, res)
-	var out tools.SearchOutput
+	var out betterprompt.SearchOutput
 	structured(t, res, &out)
 	if len(out.Prompts) == 0 {
 		t.Fatalf("no prompts found for 'cold email': %s", text(res))
@@ -150,7 +150,7 @@ func TestGetCredits(t *testing.T) {
 	e := newEnv(t)
 	res := e.call(t, "get_credits", nil)
 	mustOK(t, res)
-	var out tools.CreditsOutput
+	var out betterprompt.CreditsOutput
 	structured(t, res, &out)
 	if out.Credits != 100000 || !strings.Contains(text(res), "100000") {
 		t.Errorf("credits = %+v, %s", out, text(res))

@@ -13,6 +13,7 @@ import (
 // Output types stay within the four the output schema promises, whatever
 // the API sends.
 func TestOutputType(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   bpapi.Output
 		want bpapi.OutputType
@@ -35,6 +36,7 @@ func TestOutputType(t *testing.T) {
 // An unknown outcome says what was actually done: before the first look at
 // the run list it does not claim that the list shows nothing.
 func TestUnknownOutcomeSaysWhetherTheRunListWasRead(t *testing.T) {
+	t.Parallel()
 	d := &Toolset{}
 	d.Tools(nil)
 	at := time.Now().Add(time.Minute)

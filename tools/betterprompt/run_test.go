@@ -13,7 +13,6 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 const (
@@ -22,15 +21,16 @@ const (
 	routeList   = "GET /v1/runs"
 )
 
-func runView(t *testing.T, res *mcp.CallToolResult) tools.RunView {
+func runView(t *testing.T, res *mcp.CallToolResult) betterprompt.RunView {
 	t.Helper()
-	var v tools.RunView
+	var v betterprompt.RunView
 	structured(t, res, &v)
 	return v
 }
 
 // A fast run costs one POST and no polling.
 func TestRunPromptFast(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
 	mustOK(t, res)
@@ -59,6 +59,7 @@ func TestRunPromptFast(t *testing.T) {
 }
 
 func TestRunPromptByPromptID(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.call(t, "run_prompt", map[string]any{"prompt_id": emptyConfigPrompt})
 	mustOK(t, res)
@@ -69,6 +70,7 @@ func TestRunPromptByPromptID(t *testing.T) {
 
 // Invalid inputs are caught locally: an isError naming the field, and no POST.
 func TestRunPromptInvalidInputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cases := []struct {
 		name    string
@@ -150,6 +152,7 @@ func TestRunPromptImageOutputs(t *testing.T) {
 
 // A failed run is an isError result with the API's error text and the run_id.
 func TestRunPromptFailedRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res := e.call(t, "run_prompt", map[string]any{"prompt_id": failingPrompt, "inputs": map[string]any{"textInputs": map[string]any{"ticker": "ACME"}}})
 	v := runView(t, res)
@@ -284,6 +287,7 @@ func TestRunPromptCreateFaults(t *testing.T) {
 
 // Cancelling the call stops the wait at once; the run goes on upstream.
 func TestRunPromptCancelled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.1))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan time.Time, 1)
@@ -322,6 +326,7 @@ func TestRunPromptCancelled(t *testing.T) {
 // Progress notifications arrive while a run is waited for, with growing
 // progress values.
 func TestRunPromptProgress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(50*time.Millisecond), withTimeScale(0.02))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -395,12 +400,14 @@ func TestConcurrentRuns(t *testing.T) {
 }
 
 func TestGetRunUnknown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	mustError(t, e.call(t, "get_run", map[string]any{"run_id": "00000000-0000-4000-8000-000000000000", "wait_seconds": 0}), "No run", "run_prompt")
 }
 
 // Models sometimes send inputs as a JSON string holding the object.
 func TestRunPromptDoubleEncodedInputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	enc, _ := json.Marshal(coldEmailInputs)
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": string(enc)})

@@ -16,7 +16,6 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/leakcheck"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // The API key never appears in a log line at any level, an error or a tool
@@ -27,7 +26,8 @@ func TestKeyNeverLeaks(t *testing.T) {
 	const canary = "bp_CANARY_9f2c41d7e8"
 	for _, key := range []string{canary, canary + "_unknown"} {
 		t.Run(key, func(t *testing.T) {
-			var logs tools.SyncBuffer
+			t.Parallel()
+			var logs betterprompt.SyncBuffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			e := newEnv(t, withKey(key), withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
 				withFake(func(o *fakeapi.Options) { o.Keys[canary] = fakeapi.Key{Credits: 100000} }),

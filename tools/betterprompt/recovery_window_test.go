@@ -1,21 +1,16 @@
 package betterprompt_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
-	"github.com/bpmcp/bpmcp/mcpserver"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
-// Regression tests from the second review of the money path.
+// The window in which a submission's run must show in the run list, and
+// what another instance (or this one after a restart) may conclude from it.
 
 // waitForRuns waits until the fake holds n runs of testKey's account.
 func waitForRuns(t *testing.T, f *fakeapi.Server, n int, within time.Duration) []fakeapi.RunInfo {
@@ -35,6 +30,7 @@ func waitForRuns(t *testing.T, f *fakeapi.Server, n int, within time.Duration) [
 // server declares "No run was started ... safe to call run_prompt again"
 // at once, about a run that exists and is charged.
 func TestRunCreatedWhileThePostWasInFlightIsNotDeclaredNotStarted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second))
 	// The request reaches the API 1.5 s after it was sent (a slow upload, a
 	// queue in front of the API); the API creates the run, and the
@@ -54,38 +50,6 @@ func TestRunCreatedWhileThePostWasInFlightIsNotDeclaredNotStarted(t *testing.T) 
 	}
 }
 
-// newRestarted starts another server instance on e's fake API and key,
-// with the same wait settings: the same server after a restart, or
-// another replica.
-func newRestarted(t *testing.T, e *env, opts ...func(*tools.Toolset)) *client.Client {
-	t.Helper()
-	d := &tools.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: e.deps.Client.BaseURL(), APIKey: testKey}), Wait: e.deps.Wait}
-	for _, o := range opts {
-		o(d)
-	}
-	c, err := client.NewInProcessClient(mcpserver.New("restarted", d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = d.Drain(ctx)
-	})
-	return c
-}
-
 // resendSpan promises that a handle this process no longer knows has a
 // window holding every POST it may have sent. But the span is checked
 // before the Retry-After sleep and the look at the run list, and the look
@@ -95,6 +59,7 @@ func newRestarted(t *testing.T, e *env, opts ...func(*tools.Toolset)) *client.Cl
 // outside foreignWindow, and another instance (or this one after a
 // restart) answers get_run with "not_started" for a run that exists.
 func TestResentPostStaysInsideTheForeignWindow(t *testing.T) {
+	t.Parallel()
 	// StartBound 6 s: resendSpan 1.2 s, foreign window to submission + 7.2 s.
 	e := newEnv(t, withStartBound(6*time.Second))
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 429}) // no Retry-After: 1 s
@@ -123,7 +88,7 @@ func TestResentPostStaysInsideTheForeignWindow(t *testing.T) {
 	created := runs[0].RunID
 
 	// Another instance of the server, which does not know the handle.
-	other := newRestarted(t, e)
+	other := newPeer(t, e)
 	got := callWith(t, other, "get_run", map[string]any{"run_id": handle, "wait_seconds": 0})
 	v := recovery(t, got)
 	if v.Status == "not_started" || strings.Contains(text(got), "No run was started") {
@@ -140,6 +105,7 @@ func TestResentPostStaysInsideTheForeignWindow(t *testing.T) {
 // is handed it as its own (outputs of another caller's inputs), while the
 // first caller was told nothing was charged.
 func TestRunOfACallDeclaredNotStartedIsNotHandedToTheNext(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second), withExclusiveKey())
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate, Latency: 1500 * time.Millisecond})
 	first := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 4})
@@ -172,6 +138,7 @@ func TestRunOfACallDeclaredNotStartedIsNotHandedToTheNext(t *testing.T) {
 // while the caller who started it is told by get_run that it is one of the
 // runs that may be theirs.
 func TestRestartedExclusiveServerDoesNotConfirmThePreviousInstancesRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// The previous instance's POST is on its way (it reaches the API 1 s
 	// after it was sent); the instance then dies.
@@ -179,7 +146,7 @@ func TestRestartedExclusiveServerDoesNotConfirmThePreviousInstancesRun(t *testin
 	old := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 0.2})
 	handle := recovery(t, old).RunID
 
-	restarted := newRestarted(t, e, func(d *tools.Toolset) { d.ExclusiveKey = true })
+	restarted := newPeer(t, e, func(d *betterprompt.Toolset) { d.ExclusiveKey = true })
 	// A new call on the restarted instance; its POST fails before it
 	// reaches the API: it starts nothing.
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Status: 500})
@@ -205,6 +172,7 @@ func TestRestartedExclusiveServerDoesNotConfirmThePreviousInstancesRun(t *testin
 // reached the API is then told to pick among other callers' runs (and
 // reads their outputs) instead of being told that nothing was started.
 func TestForeignHandleDoesNotOfferRunsClaimedByOtherCalls(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second))
 	// Caller 1's start, on the instance that then goes away, fails before
 	// it reaches the API.
@@ -215,7 +183,7 @@ func TestForeignHandleDoesNotOfferRunsClaimedByOtherCalls(t *testing.T) {
 
 	// Caller 2 runs the same prompt on the instance that remains; the API
 	// answers with its run id.
-	other := newRestarted(t, e)
+	other := newPeer(t, e)
 	second := callWith(t, other, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion,
 		"inputs":       map[string]any{"textInputs": map[string]any{"company_name": "Other Co", "recipient_role": "CFO", "value_proposition": "Something else."}},
 		"wait_seconds": 5})
@@ -237,6 +205,7 @@ func TestForeignHandleDoesNotOfferRunsClaimedByOtherCalls(t *testing.T) {
 // moment its POST may have been in flight: a run created late in a long
 // POST is a candidate, never "not started".
 func TestForeignHandleWindowCoversALongPost(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withStartBound(time.Second))
 	e.fake.InjectFault(routeCreate, fakeapi.Fault{Kind: fakeapi.FaultDropAfterCreate, Latency: 1500 * time.Millisecond})
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs, "wait_seconds": 0.2})
@@ -246,7 +215,7 @@ func TestForeignHandleWindowCoversALongPost(t *testing.T) {
 		t.Fatalf("setup: %d runs", len(runs))
 	}
 	time.Sleep(500 * time.Millisecond) // past the start bound after the POST was sent
-	got := callWith(t, newRestarted(t, e), "get_run", map[string]any{"run_id": handle, "wait_seconds": 0})
+	got := callWith(t, newPeer(t, e), "get_run", map[string]any{"run_id": handle, "wait_seconds": 0})
 	if v := recovery(t, got); v.Status == "not_started" || !v.hasCandidate(runs[0].RunID) {
 		t.Errorf("run %s, created while the POST of handle %s was in flight, is not a candidate: %s", runs[0].RunID, handle, text(got))
 	}

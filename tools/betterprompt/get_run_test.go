@@ -11,7 +11,6 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
-	tools "github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // Regression tests for the second review of the run lifecycle.
@@ -19,7 +18,8 @@ import (
 // A run id handed out as a local handle reaches the info log once the API
 // answers, so it survives the process.
 func TestHandedOutHandleIsLogged(t *testing.T) {
-	logs := &tools.SyncBuffer{}
+	t.Parallel()
+	logs := &betterprompt.SyncBuffer{}
 	e := newEnv(t, withSyncWindow(500*time.Millisecond), withDeps(func(d *betterprompt.Toolset) {
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}))
@@ -40,6 +40,7 @@ func TestHandedOutHandleIsLogged(t *testing.T) {
 // get_run on a handle whose POST the API refused says that nothing ran, and
 // never that the handle belongs to another server.
 func TestGetRunOnARefusedHandle(t *testing.T) {
+	t.Parallel()
 	for _, f := range []fakeapi.Fault{
 		{Status: 404, Latency: 300 * time.Millisecond},
 		{Status: 429, RetryAfter: "1", Count: 100, Latency: 100 * time.Millisecond},
@@ -89,6 +90,7 @@ func TestGetRunKeepsItsDeadline(t *testing.T) {
 
 // One 404 while polling a run this process started is not "no such run".
 func TestTransient404WhilePolling(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(100*time.Millisecond))
 	e.fake.InjectFault("GET /v1/runs/{runId}", fakeapi.Fault{Status: 404})
 	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "inputs": researchInputs, "wait_seconds": 3})
@@ -101,6 +103,7 @@ func TestTransient404WhilePolling(t *testing.T) {
 // A run whose POST was cut off after it was created is found in the run
 // list even when many newer runs push it off the first page.
 func TestUnknownOutcomeRunFoundPastTheFirstPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withSyncWindow(100*time.Millisecond), withExclusiveKey(),
 		withClient(func(o *bpapi.Options) { o.MaxRetryWait, o.RateLimit = time.Second, -1 }),
 		withFake(func(o *fakeapi.Options) { o.RateLimit = -1 }))
