@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -118,5 +123,35 @@ func TestStdoutCarriesOnlyProtocol(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "SANDBOX MODE") {
 		t.Errorf("stderr lacks the sandbox banner: %s", stderr.String())
+	}
+}
+
+// The command line's defaults (config.go's tags, shown by --help and the
+// README) are the ones the packages apply to a zero setting: a default is
+// changed in the package, and this test says where else to change it.
+func TestConfigDefaultsMatchThePackages(t *testing.T) {
+	c, err := loadConfig(nil, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, http := betterprompt.DefaultWaitConfig(), mcpserver.DefaultHTTPOptions()
+	for _, d := range []struct {
+		setting  string
+		cli, pkg any
+	}{
+		{"--wait-default", c.WaitDefault, wait.Default},
+		{"--wait-max", c.WaitMax, wait.Max},
+		{"--max-waits-per-key", c.MaxWaitsPerKey, betterprompt.DefaultMaxWaitsPerKey},
+		{"--rate-limit", c.RateLimit, float64(bpapi.DefaultRateLimit)},
+		{"--request-timeout", c.RequestTimeout, bpapi.DefaultRequestTimeout},
+		{"--addr", c.Addr, http.Addr},
+		{"--session-idle-ttl", c.SessionIdleTTL, http.SessionIdleTTL},
+		{"--max-sessions", c.MaxSessions, http.MaxSessions},
+		{"--max-body-bytes", c.MaxBodyBytes, http.MaxBodyBytes},
+		{"--shutdown-grace", c.ShutdownGrace, http.ShutdownGrace},
+	} {
+		if d.cli != d.pkg {
+			t.Errorf("%s defaults to %v in config.go but to %v in its package", d.setting, d.cli, d.pkg)
+		}
 	}
 }

@@ -68,37 +68,44 @@ type HTTPOptions struct {
 	Logger        *slog.Logger
 }
 
+// DefaultHTTPOptions returns the defaults that HTTPOptions' zero fields
+// take; the command line's defaults are checked against them.
+func DefaultHTTPOptions() HTTPOptions {
+	return HTTPOptions{
+		Addr:              "127.0.0.1:8080",
+		SessionIdleTTL:    30 * time.Minute,
+		MaxSessions:       10000,
+		MaxStreams:        1000,
+		MaxBodyBytes:      16 << 20,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      11 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownGrace:     30 * time.Second,
+	}
+}
+
+// setDefault sets *v to def when it is zero or negative.
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (o HTTPOptions) withDefaults() HTTPOptions {
+	def := DefaultHTTPOptions()
 	if o.Addr == "" {
-		o.Addr = "127.0.0.1:8080"
+		o.Addr = def.Addr
 	}
-	if o.SessionIdleTTL <= 0 {
-		o.SessionIdleTTL = 30 * time.Minute
-	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = 10000
-	}
-	if o.MaxStreams <= 0 {
-		o.MaxStreams = 1000
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 16 << 20
-	}
-	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 60 * time.Second
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 11 * time.Minute
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 2 * time.Minute
-	}
-	if o.ShutdownGrace <= 0 {
-		o.ShutdownGrace = 30 * time.Second
-	}
+	setDefault(&o.SessionIdleTTL, def.SessionIdleTTL)
+	setDefault(&o.MaxSessions, def.MaxSessions)
+	setDefault(&o.MaxStreams, def.MaxStreams)
+	setDefault(&o.MaxBodyBytes, def.MaxBodyBytes)
+	setDefault(&o.ReadHeaderTimeout, def.ReadHeaderTimeout)
+	setDefault(&o.ReadTimeout, def.ReadTimeout)
+	setDefault(&o.WriteTimeout, def.WriteTimeout)
+	setDefault(&o.IdleTimeout, def.IdleTimeout)
+	setDefault(&o.ShutdownGrace, def.ShutdownGrace)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

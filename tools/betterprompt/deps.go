@@ -30,7 +30,7 @@ type Toolset struct {
 	Sandbox bool
 
 	// MaxWaitsPerKey bounds the calls waiting for runs at once per API key
-	// (default 64), so one caller cannot hold every worker.
+	// (default DefaultMaxWaitsPerKey), so one caller cannot hold every worker.
 	MaxWaitsPerKey int
 	// Slots holds those waits (default: in memory, state.NewSlots).
 	Slots WaitSlots

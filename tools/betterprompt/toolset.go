@@ -10,6 +10,9 @@ import (
 	"github.com/bpmcp/bpmcp/tools"
 )
 
+// DefaultMaxWaitsPerKey is Toolset.MaxWaitsPerKey's default.
+const DefaultMaxWaitsPerKey = 64
+
 // KeyHeader carries a caller's own BetterPrompt API key in HTTP mode.
 const KeyHeader = "X-BetterPrompt-Api-Key"
 
@@ -38,7 +41,7 @@ func (d *Toolset) KeyHeader() string { return KeyHeader }
 func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	d.Wait = d.Wait.withDefaults()
 	if d.MaxWaitsPerKey <= 0 {
-		d.MaxWaitsPerKey = 64
+		d.MaxWaitsPerKey = DefaultMaxWaitsPerKey
 	}
 	if d.Slots == nil {
 		d.Slots = state.NewSlots()
