@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 )
 
 // httpLoad is one row of part 3.
@@ -38,7 +39,7 @@ func (h httpLoad) perSecond() float64 { return float64(h.Calls) / h.Duration.Sec
 type httpServer struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 }
 
 func startHTTP(bin string, up *upstream, stateless bool) (*httpServer, error) {
@@ -55,7 +56,7 @@ func startHTTP(bin string, up *upstream, stateless bool) (*httpServer, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	h := &httpServer{cmd: cmd, stderr: &lockedBuffer{}}
+	h := &httpServer{cmd: cmd, stderr: &syncbuf.Buffer{}}
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(errPipe)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +10,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 )
 
 // stdioServer is the server binary driven over stdio by a minimal
@@ -23,26 +23,9 @@ type stdioServer struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Reader
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	nextID int
 	buf    []byte
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serverEnv is the environment the binary runs with: nothing inherited but
@@ -65,7 +48,7 @@ func startStdio(bin string, args, env []string) (*stdioServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stdioServer{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20), stderr: &lockedBuffer{}}
+	s := &stdioServer{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20), stderr: &syncbuf.Buffer{}}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
@@ -72,7 +73,7 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 		s := mcpserver.New("bench", newDeps())
 		_ = mcpserver.ServeStdio(ctx, s, inR, outW, io.Discard, mcpserver.StdioOptions{})
 	})
-	cl := &stdioServer{in: inW, out: bufio.NewReaderSize(outR, 1<<20), stderr: &lockedBuffer{}}
+	cl := &stdioServer{in: inW, out: bufio.NewReaderSize(outR, 1<<20), stderr: &syncbuf.Buffer{}}
 	stop := func() {
 		cancel()
 		_ = inW.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -66,7 +67,7 @@ func TestReplayedRequestStartsOneRun(t *testing.T) {
 // id reaches the log once the API answers.
 func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv := serve(t, fakeapi.Options{TimeScale: 0.1}, logger, HTTPOptions{ShutdownGrace: 2 * time.Second}) // deep research: 3 s
 	c := connect(t, "http://"+srv.addr+"/mcp", nil)

@@ -1,7 +1,6 @@
 package runs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 )
 
 const (
@@ -121,24 +122,6 @@ func (f *fakeUpstream) failLists(err error) {
 	f.listErr = err
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent log writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testEnv is an engine over a fake upstream in which one job of the
 // research kind was already started (by another client, or by a
 // submission whose outcome is unknown), with its logs captured.
@@ -146,14 +129,14 @@ type testEnv struct {
 	e    *Engine
 	up   *fakeUpstream
 	job  string // the upstream job's id
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
 
 func newTestEnv(t *testing.T, exclusive bool, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	up := &fakeUpstream{}
 	job := up.add(researchKind, time.Now())
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := Config{
 		StartBound: 150 * time.Second, CreateTimeout: 180 * time.Second,
 		PollMin: 50 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: time.Second,

@@ -1,12 +1,10 @@
 package betterprompt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/tools"
 )
@@ -33,7 +32,7 @@ type lifecycleEnv struct {
 	c    *bpapi.Client
 	fake *fakeapi.Server
 	run  string // the upstream run's id
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
 
 func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
@@ -49,7 +48,7 @@ func newLifecycleEnv(t *testing.T, exclusive bool) *lifecycleEnv {
 	if !ok {
 		t.Fatalf("want a 504 with a run id, got %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	d := &Toolset{Client: c, ExclusiveKey: exclusive, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	d.upSince = time.Now().Add(-time.Hour) // no previous instance's POST can create a run now
 	d.Tools(nil)
@@ -132,7 +131,7 @@ func TestTaskStopsAtShutdownAndLogsTheRunID(t *testing.T) {
 	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: cat, SyncWindow: 300 * time.Millisecond})
 	c := bpapi.New(bpapi.Options{BaseURL: base, APIKey: testKey})
 	t.Cleanup(c.CloseIdleConnections)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	d := &Toolset{Client: c, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Wait: WaitConfig{Max: 20 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 100 * time.Millisecond}}
 	var handler func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error)
@@ -184,22 +183,4 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5 s")
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent log writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/internal/leakcheck"
+	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -54,7 +55,7 @@ func TestAdapterRedactsKey(t *testing.T) {
 				ctx = WithAPIKey(ctx, tc.caller)
 			}
 			forms := leakcheck.Forms(want)
-			logs := &lockedBuffer{}
+			logs := &syncbuf.Buffer{}
 			d := &Toolset{
 				Client: bpapi.New(bpapi.Options{APIKey: tc.key, BaseURL: "http://fake.invalid/v1"}),
 				Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
