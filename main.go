@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	})
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
-	deps := &betterprompt.Toolset{
+	bp := &betterprompt.Toolset{
 		Client:         client,
 		PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
 		Wait:           wait,
@@ -108,12 +109,19 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
 		ExclusiveKey:   cfg.ExclusiveKey,
 	}
+	// Every toolset the server offers; a new one is registered here.
+	toolsets := []tools.Toolset{bp}
+	beginShutdown := func(answerWithin time.Duration) {
+		for _, set := range toolsets {
+			set.BeginShutdown(answerWithin)
+		}
+	}
 	switch cfg.Transport {
 	case "http":
-		srv := mcpserver.New(programVersion(), deps)
+		srv := newServer(toolsets)
 		err = mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
-			BeginShutdown:  deps.BeginShutdown,
-			Toolsets:       []tools.Toolset{deps},
+			BeginShutdown:  beginShutdown,
+			Toolsets:       toolsets,
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
 			AllowedOrigins: cfg.AllowedOrigins,
@@ -134,9 +142,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	default:
 		logger.Info("serving MCP over stdio", "version", programVersion())
 		// One client: MCP tasks are safe to offer (see mcpserver.WithTasks).
-		srv := mcpserver.New(programVersion(), deps, mcpserver.WithTasks())
+		srv := newServer(toolsets, mcpserver.WithTasks())
 		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
-			BeginShutdown: deps.BeginShutdown,
+			BeginShutdown: beginShutdown,
 			EOFGrace:      cfg.WaitDefault + 15*time.Second,
 		})
 	}
@@ -146,8 +154,10 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	// ended.
 	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
 	defer cancel()
-	if err := deps.Drain(drain); err != nil {
-		logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
+	for _, set := range toolsets {
+		if err := set.Drain(drain); err != nil {
+			logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
+		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 		logger.Error("server stopped", "err", err)
@@ -155,6 +165,14 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// newServer builds the MCP server with every toolset's tools.
+func newServer(toolsets []tools.Toolset, opts ...mcpserver.Option) *server.MCPServer {
+	for _, set := range toolsets[1:] {
+		opts = append(opts, mcpserver.WithToolset(set))
+	}
+	return mcpserver.New(programVersion(), toolsets[0], opts...)
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
