@@ -111,6 +111,29 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	// Every toolset the server offers; a new one is registered here.
 	toolsets := []tools.Toolset{bp}
+	err = serve(ctx, cfg, logger, toolsets, stdin, stdout, stderr)
+	// Runs whose POST is still held by the API would lose their id if the
+	// process exited now: wait for their answers (the ids are logged), up to
+	// a bound, and stop at a second signal. This happens however serving
+	// ended.
+	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
+	defer cancel()
+	for _, set := range toolsets {
+		if err := set.Drain(drain); err != nil {
+			logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		logger.Error("server stopped", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+// serve serves MCP on the configured transport until ctx ends or the
+// client goes away.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, stdin io.Reader, stdout, stderr io.Writer) error {
 	beginShutdown := func(answerWithin time.Duration) {
 		for _, set := range toolsets {
 			set.BeginShutdown(answerWithin)
@@ -119,7 +142,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	switch cfg.Transport {
 	case "http":
 		srv := newServer(toolsets)
-		err = mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
+		return mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
 			BeginShutdown:  beginShutdown,
 			Toolsets:       toolsets,
 			Addr:           cfg.Addr,
@@ -143,28 +166,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		logger.Info("serving MCP over stdio", "version", programVersion())
 		// One client: MCP tasks are safe to offer (see mcpserver.WithTasks).
 		srv := newServer(toolsets, mcpserver.WithTasks())
-		err = mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
+		return mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
 			BeginShutdown: beginShutdown,
 			EOFGrace:      cfg.WaitDefault + 15*time.Second,
 		})
 	}
-	// Runs whose POST is still held by the API would lose their id if the
-	// process exited now: wait for their answers (the ids are logged), up to
-	// a bound, and stop at a second signal. This happens however serving
-	// ended.
-	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
-	defer cancel()
-	for _, set := range toolsets {
-		if err := set.Drain(drain); err != nil {
-			logger.Warn("exiting before every started run reported its id; see the log lines above for the runs known so far")
-		}
-	}
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
-		logger.Error("server stopped", "err", err)
-		return 1
-	}
-	logger.Info("stopped")
-	return 0
 }
 
 // newServer builds the MCP server with every toolset's tools.
