@@ -301,22 +301,38 @@ func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start Sta
 		switch {
 		case lerr != nil:
 			s.log.Warn("the API answered 429 and the run list could not be read to check that nothing was started; not sending the POST again", "err", lerr)
-			return nil, Failure{Kind: OutcomeUnknown}, errors.Join(errOutcomeUnknown, err)
+			return nil, f.mayBeJob(), errors.Join(errOutcomeUnknown, err)
 		case len(found.Candidates) > 0:
 			s.log.Warn("the API answered 429, but a run that may be this one shows in the run list; not sending the POST again")
-			return nil, Failure{Kind: OutcomeUnknown}, errors.Join(errOutcomeUnknown, err)
+			return nil, f.mayBeJob(), errors.Join(errOutcomeUnknown, err)
 		case !again:
 			s.log.Info("the API answered 429 and no run of the "+e.cfg.KindNoun+" shows in the run list; not sending the POST again", "resends", resends)
-			return nil, f, err
+			return nil, f.final(), err
 		}
 		if time.Since(s.submitted) > e.resendSpan() {
 			// The look took too long: a request sent now could create its
 			// job outside the window that a handle promises (foreignWindow).
 			s.log.Info("the API answered 429 and no run of the "+e.cfg.KindNoun+" shows in the run list; too late to send the POST again", "resends", resends)
-			return nil, f, err
+			return nil, f.final(), err
 		}
 		s.log.Info("the API answered 429 and no run was started; sending the POST again", "retry_after", wait)
 	}
+}
+
+// final is what a rate-limited start means once it is not sent again
+// (Failure.Then): refused, a job the answer named, or an unknown outcome.
+func (f Failure) final() Failure {
+	return Failure{Kind: f.Then, JobID: f.JobID}
+}
+
+// mayBeJob is what a rate-limited start means when a job that may be its
+// own shows in the job list: the job the answer named, if it named one;
+// otherwise the outcome is unknown and recovery decides.
+func (f Failure) mayBeJob() Failure {
+	if f.Then == TimedOut && f.JobID != "" {
+		return Failure{Kind: TimedOut, JobID: f.JobID}
+	}
+	return Failure{Kind: OutcomeUnknown}
 }
 
 // noteSent records that a start request of s is being sent now: its job,

@@ -52,8 +52,14 @@ type Failure struct {
 	// RetryAfter is how long the upstream asked to wait (RateLimited); 0
 	// when it did not say.
 	RetryAfter time.Duration
-	// JobID is the job the upstream named while failing (TimedOut).
+	// JobID is the job the upstream named while failing (TimedOut, or
+	// RateLimited with Then TimedOut).
 	JobID string
+	// Then is, for RateLimited, what the failure means once the start is
+	// not sent again: OutcomeUnknown (the zero value) when the request may
+	// have created a job all the same (a 429 code in a 5xx answer),
+	// TimedOut when the answer named the job, Refused for a plain refusal.
+	Then FailureKind
 }
 
 // FailureKind classifies an upstream failure.
@@ -86,6 +92,9 @@ const (
 	Denied
 	// Invalid: any other refusal of the request itself (a 4xx).
 	Invalid
+	// Refused: the upstream refused the start before doing anything (a
+	// plain 429 once it is not sent again).
+	Refused
 )
 
 // Progress receives what a waiting call is doing. *tools.Progress fits.

@@ -57,18 +57,32 @@ func (u upstream) List(ctx context.Context, from, to time.Time) ([]runs.Job, err
 }
 
 // Classify reads a BetterPrompt failure. CreateRun wraps
-// bpapi.ErrOutcomeUnknown in every failure after which a run may exist.
+// bpapi.ErrOutcomeUnknown in every failure after which a run may exist. A
+// rate-limit answer (status 429 or the code TOO_MANY_REQUESTS_ERROR) is
+// RateLimited, so that the engine's 429 policy decides about a resend, and
+// Then says what it means when the start is not sent again.
 func (upstream) Classify(err error) runs.Failure {
+	f := classify(err)
+	if !bpapi.IsRateLimited(err) {
+		return f
+	}
+	rl := runs.Failure{Kind: runs.RateLimited, JobID: f.JobID, Then: runs.Refused}
+	if f.Kind == runs.OutcomeUnknown || f.Kind == runs.TimedOut {
+		rl.Then = f.Kind
+	}
 	var ae *bpapi.APIError
-	isAPI := errors.As(err, &ae)
+	if errors.As(err, &ae) {
+		rl.RetryAfter = ae.RetryAfter
+	}
+	return rl
+}
+
+// classify reads a failure regardless of any rate-limit code, in the order
+// that keeps a run id the API named, then an outcome that may be a run.
+func classify(err error) runs.Failure {
+	var ae *bpapi.APIError
 	id, timedOut := bpapi.TimedOutRunID(err)
 	switch {
-	case bpapi.IsRateLimited(err):
-		f := runs.Failure{Kind: runs.RateLimited}
-		if isAPI {
-			f.RetryAfter = ae.RetryAfter
-		}
-		return f
 	case timedOut:
 		return runs.Failure{Kind: runs.TimedOut, JobID: id}
 	case errors.Is(err, bpapi.ErrOutcomeUnknown):
@@ -79,7 +93,7 @@ func (upstream) Classify(err error) runs.Failure {
 		return runs.Failure{Kind: runs.NotFound}
 	case errors.Is(err, bpapi.ErrInvalidID):
 		return runs.Failure{Kind: runs.InvalidID}
-	case isAPI && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500:
+	case errors.As(err, &ae) && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500:
 		return runs.Failure{Kind: runs.Invalid}
 	}
 	return runs.Failure{Kind: runs.Transient}
