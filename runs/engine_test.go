@@ -323,3 +323,43 @@ func TestUnwatchedUnknownSubmissionIsLookedUpByTheCall(t *testing.T) {
 		t.Errorf("outcome %+v, %v; want the job list read and %s listed", out, err, v.job)
 	}
 }
+
+// Waiters read the records again every PollMin, so they need no wake-up
+// from the store: a second engine on the same records (another replica)
+// follows a handle the first one is still submitting, and learns its job
+// soon after the start request answers.
+func TestWaitersPollSharedRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := pollOnly{NewMemoryRecords()}
+		a := newTestEnv(t, false, func(c *Config) { c.Records = shared })
+		b := New(a.e.cfg) // another process on the same records
+		ctx := context.Background()
+		const hold = 3 * time.Second
+		start := func(context.Context) (*Job, error) {
+			time.Sleep(hold)
+			j := a.up.add(researchKind, time.Now())
+			a.up.succeed(j.ID)
+			j.Status = Succeeded
+			return &j, nil
+		}
+		began := time.Now()
+		out, err := a.e.Run(ctx, a.up, Call{Tenant: "t", Kind: researchKind}, start, began.Add(time.Second), nil)
+		if err != nil || out.Job != nil || out.State != StatePending || out.Handle == "" {
+			t.Fatalf("Run = %+v, %v; want the handle of a pending start", out, err)
+		}
+		handle := out.Handle
+		out, err = b.Follow(ctx, a.up, "t", handle, began.Add(time.Minute), nil)
+		if err != nil || out.Job == nil || out.Job.Status != Succeeded {
+			t.Fatalf("Follow on the other engine = %+v, %v; want the succeeded job", out, err)
+		}
+		if waited := time.Since(began); waited > hold+2*a.e.cfg.PollMin {
+			t.Errorf("the other engine learnt the job after %v; the start answered after %v", waited, hold)
+		}
+		// Another tenant's Follow never reaches the record: it reads the
+		// upstream, which does not know a handle.
+		if other, err := b.Follow(ctx, a.up, "other tenant", handle, time.Now().Add(time.Second), nil); other.Job != nil || (err == nil && !other.Foreign) {
+			t.Errorf("another tenant followed the handle: %+v, %v", other, err)
+		}
+		_ = a.e.Drain(ctx)
+	})
+}

@@ -220,3 +220,18 @@ func (v *testEnv) claimedBy(jobID string) string {
 	defer m.mu.Unlock()
 	return m.claimed[jobID]
 }
+
+// succeed makes job id final.
+func (f *fakeUpstream) succeed(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.ID == id {
+			j.Status = Succeeded
+		}
+	}
+}
+
+// pollOnly is Records without Notifier, as a store shared by processes
+// is: waiters can only read again.
+type pollOnly struct{ Records }
