@@ -174,7 +174,10 @@ func (e *Engine) submissionOf(rec Record) *submission {
 		log: e.log.With("handle", rec.Handle, e.cfg.KindKey, rec.Kind)}
 }
 
-// rules are the settings that the records' atomic steps apply.
+// rules are the settings that the records' atomic steps apply. A job may
+// have been started by this process's previous instance (before a
+// restart) until CreateTimeout and the start bound after this one started:
+// its requests were in flight until then.
 func (e *Engine) rules() Rules {
 	return Rules{StartBound: e.cfg.StartBound, Exclusive: e.cfg.Exclusive,
 		InheritedUntil: e.cfg.Started.Add(e.cfg.CreateTimeout + e.cfg.StartBound)}
