@@ -11,8 +11,15 @@
 // retried: a second request would be a second paid job), and the call waits
 // for it only as long as the caller asked. If the wait ends first, the
 // caller gets an id that Engine.Follow resolves: the upstream job id when it
-// is known for certain, or a local handle that this process maps to the job
-// id once the upstream answers (handles.go).
+// is known for certain, or a local handle that the engine's records map to
+// the job id once the upstream answers (handles.go).
+//
+// The records of the submissions and the jobs they claim are behind Records
+// (records.go): in memory by default (MemoryRecords), or on a store that
+// several processes share, so that any of them answers for a handle. Each
+// rule that guards money is one step of Records, which such a store makes
+// atomic, and waiters read the records again rather than rely on a wake-up
+// within the process.
 //
 // When the start request fails in a way that leaves it unknown whether a job
 // was created, the account's job list is the only witness, and it cannot say

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 )
@@ -65,21 +64,25 @@ type Config struct {
 	// their polls together stay within the upstream's rate limit. Nil
 	// counts one.
 	Held func(ctx context.Context, tenant string) (int, error)
+	// Records keeps the submissions and the jobs they claim. Nil: in
+	// memory (NewMemoryRecords), for a single process.
+	Records Records
 }
 
 // Engine keeps the jobs this process started: it submits each exactly
 // once, waits for it within each call's deadline, finds it in the job list
-// when its start failed halfway, and drains them on shutdown.
+// when its start failed halfway, and drains them on shutdown. What is known
+// of each submission is in Config.Records; the engine itself holds only
+// this process's work in flight.
 type Engine struct {
 	cfg Config
+	rec Records
 	log *slog.Logger
 
 	mu        sync.Mutex
-	byHandle  map[string]*submission // local handle → submission
-	byCall    map[string]*submission // call key → submission, for replays
-	claimed   map[string]string      // upstream job id → handle of the submission that certainly owns it
-	closing   bool                   // shutting down: no new jobs
-	stop      chan struct{}          // closed by stopWaits: waits answer with what they know (shutdown)
+	sending   map[string]*sending // handle → this process's start request
+	closing   bool                // shutting down: no new jobs
+	stop      chan struct{}       // closed by stopWaits: waits answer with what they know (shutdown)
 	stopOnce  sync.Once
 	lastSweep time.Time
 	posts     sync.WaitGroup // start requests in flight
@@ -120,10 +123,10 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Engine{
-		cfg: cfg, log: log, stop: make(chan struct{}),
-		byHandle: make(map[string]*submission), byCall: make(map[string]*submission), claimed: make(map[string]string),
+	if cfg.Records == nil {
+		cfg.Records = NewMemoryRecords()
 	}
+	return &Engine{cfg: cfg, rec: cfg.Records, log: log, stop: make(chan struct{}), sending: make(map[string]*sending)}
 }
 
 // narrate is the default wording of progress messages.
@@ -155,37 +158,30 @@ type Call struct {
 // from the call, on a context bounded by Config.CreateTimeout.
 type StartFunc func(ctx context.Context) (*Job, error)
 
-// submission is one start request and what became of it. The fields after
-// log are guarded by Engine.mu.
+// submission is the fixed part of a record, as the engine carries it while
+// it works for a handle, with its logger.
 type submission struct {
 	handle    string // local id handed out before the upstream id is known
 	tenant    string // the caller's key; handles are private to a key
 	kind      string
-	callKey   string // the call that made it, if any
 	submitted time.Time
-	done      chan struct{} // closed when the start request has answered or failed
 	log       *slog.Logger
-
-	state     State
-	jobID     string // upstream id, certain
-	job       *Job   // the start request's answer, until a waiter takes it
-	err       error  // the start request's failure
-	finished  time.Time
-	abandoned bool      // no call waits for it any more
-	look      *Look     // recovery's latest look at the job list
-	lastSent  time.Time // when the latest start request was sent (a 429 may have it sent again)
-	watched   bool      // background recovery watches the job list for it
-	changed   chan struct{}
 }
 
-// keepSubmissions is how long a handle stays resolvable; maxSubmissions
-// bounds the memory it takes, and minKeep protects recent handles from
-// eviction whatever the count.
-const (
-	keepSubmissions = 24 * time.Hour
-	maxSubmissions  = 10000
-	minKeep         = time.Hour
-)
+// submissionOf returns the fixed part of rec.
+func (e *Engine) submissionOf(rec Record) *submission {
+	return &submission{handle: rec.Handle, tenant: rec.Tenant, kind: rec.Kind, submitted: rec.Submitted,
+		log: e.log.With("handle", rec.Handle, e.cfg.KindKey, rec.Kind)}
+}
+
+// rules are the settings that the records' atomic steps apply. A job may
+// have been started by this process's previous instance (before a
+// restart) until CreateTimeout and the start bound after this one started:
+// its requests were in flight until then.
+func (e *Engine) rules() Rules {
+	return Rules{StartBound: e.cfg.StartBound, Exclusive: e.cfg.Exclusive,
+		InheritedUntil: e.cfg.Started.Add(e.cfg.CreateTimeout + e.cfg.StartBound)}
+}
 
 // ErrStopping refuses a job while the engine shuts down: nothing was
 // started.
@@ -197,12 +193,6 @@ var errOutcomeUnknown = errors.New("the job may have been created")
 
 // Stopping returns a channel closed when waits must end (shutdown).
 func (e *Engine) Stopping() <-chan struct{} { return e.stop }
-
-// notifyLocked wakes everyone waiting for a change of s.
-func (s *submission) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
 
 // Run starts a job for call with start, exactly once, and waits for it
 // until deadline. A call replayed with the same Call.Key and tenant gets the
@@ -219,28 +209,30 @@ func (e *Engine) Run(ctx context.Context, up Upstream, call Call, start StartFun
 // submit starts the start request in the background and returns at once.
 func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start StartFunc) (s *submission, replayed bool, err error) {
 	now := time.Now()
-	s = &submission{
-		handle: NewHandle(now, call.Kind), tenant: call.Tenant, kind: call.Kind,
-		callKey: call.Key, submitted: now, done: make(chan struct{}), changed: make(chan struct{}),
-	}
-	s.log = e.log.With("handle", s.handle, e.cfg.KindKey, s.kind)
+	rec := Record{Handle: NewHandle(now, call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: now}
+	// mu orders this process's shutdown against its own submissions (no
+	// start request after the drain, and the drain waits for every one
+	// sent); the record's rules do not depend on it.
 	e.mu.Lock()
-	if prev := e.byCall[s.callKey]; s.callKey != "" && prev != nil && prev.tenant == call.Tenant {
+	got, replayed, err := e.rec.Begin(ctx, rec, e.closing)
+	switch {
+	case err != nil:
 		e.mu.Unlock()
-		prev.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
-		return prev, true, nil
-	}
-	if e.closing {
+		return nil, false, fmt.Errorf("runs: recording the submission (nothing was started): %w", err)
+	case replayed:
+		e.mu.Unlock()
+		s = e.submissionOf(got)
+		s.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
+		return s, true, nil
+	case got.Handle == "":
 		e.mu.Unlock()
 		return nil, false, ErrStopping
 	}
-	e.sweepLocked(now)
-	e.byHandle[s.handle] = s
-	if s.callKey != "" {
-		e.byCall[s.callKey] = s
-	}
+	e.sweepSendingLocked(now)
+	e.sending[rec.Handle] = &sending{done: make(chan struct{})}
 	e.posts.Add(1) // under mu, so that Drain cannot miss it
 	e.mu.Unlock()
+	s = e.submissionOf(got)
 
 	// On record before anything is sent: if the process dies while the
 	// upstream holds the request, the log still says what was submitted,
@@ -250,13 +242,14 @@ func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start Start
 	// The start request must outlive the call (a cancelled request loses
 	// the job id), so it runs on a context the call's cancellation does
 	// not reach.
-	postCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CreateTimeout)
+	detached := context.WithoutCancel(ctx)
+	postCtx, cancel := context.WithTimeout(detached, e.cfg.CreateTimeout)
 	go func() {
 		defer e.posts.Done()
 		defer cancel()
 		job, f, err := e.post(postCtx, up, s, start)
-		if e.finish(s, job, f, err) == StateUnknown {
-			e.recoverInBackground(context.WithoutCancel(ctx), up, s)
+		if rec, ok := e.finish(detached, s, job, f, err); ok && rec.State == StateUnknown {
+			e.recoverInBackground(detached, up, s, rec)
 		}
 	}()
 	return s, false, nil
@@ -274,7 +267,10 @@ const maxResends = 3
 // was started. f classifies err.
 func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start StartFunc) (*Job, Failure, error) {
 	for resends := 0; ; resends++ {
-		e.noteSent(s)
+		if err := e.noteSent(ctx, s); err != nil {
+			// The job's window would not cover this request: send nothing.
+			return nil, Failure{Kind: Transient}, fmt.Errorf("runs: recording the start request (it was not sent): %w", err)
+		}
 		job, err := start(ctx)
 		if err == nil {
 			return job, Failure{}, nil
@@ -338,166 +334,125 @@ func (f Failure) mayBeJob() Failure {
 // noteSent records that a start request of s is being sent now: its job,
 // if it creates one, must show in the job list within the start bound from
 // now.
-func (e *Engine) noteSent(s *submission) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s.lastSent = time.Now()
+func (e *Engine) noteSent(ctx context.Context, s *submission) error {
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	return e.rec.Sent(sctx, s.handle, time.Now())
+}
+
+// storeContext bounds a write to the records that must happen even when
+// the call, or the start request's time, has ended.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), lateWork)
 }
 
 // finish records the start request's answer (job, or err classified as f),
-// logs it, and returns the new state.
-func (e *Engine) finish(s *submission, job *Job, f Failure, err error) State {
+// logs it, and returns the record; ok is false when it could not be
+// recorded.
+func (e *Engine) finish(ctx context.Context, s *submission, job *Job, f Failure, err error) (rec Record, ok bool) {
+	a := answerOf(job, f, err)
 	e.mu.Lock()
-	previous := s.jobID
-	switch {
-	case err == nil:
-		s.state, s.job, s.jobID = StateStarted, job, job.ID
-	case f.Kind == TimedOut && f.JobID != "":
-		s.state, s.jobID = StateStarted, f.JobID
-	case f.Kind == OutcomeUnknown || f.Kind == TimedOut:
-		s.err = err
-		if s.state != StateStarted { // the job list may have settled it already
-			s.state = StateUnknown
-		}
-	default:
-		s.state, s.err, s.jobID = StateRefused, err, "" // nothing was started
-	}
-	if previous != "" && s.jobID != previous {
-		// The job list suggested another job; the upstream's answer is the
-		// truth.
-		e.unclaimLocked(previous, s)
-	}
-	if s.jobID != "" {
-		e.claimed[s.jobID] = s.handle
-	}
-	s.finished = time.Now()
-	state, jobID, abandoned := s.state, s.jobID, s.abandoned
-	s.notifyLocked()
+	p := e.sending[s.handle]
+	// Before the record says started, so that the first waiter to see it
+	// takes the answer.
+	p.answer, p.finished = job, a.At
 	e.mu.Unlock()
-	close(s.done)
+
+	rec, previous, serr := e.recordFinish(ctx, s, a)
+
+	e.mu.Lock()
+	close(p.done)
+	if p.answer == nil {
+		delete(e.sending, s.handle)
+	}
+	e.mu.Unlock()
 
 	switch {
-	case previous != "" && jobID != previous:
-		s.log.Warn("the API's answer contradicts the run the run list suggested; following the API", "run_id", jobID, "suggested_run_id", previous)
-	case state == StateRefused:
+	case serr != nil:
+		// The id is on record in the log, whatever the store says.
+		s.log.Error("the start request's answer could not be recorded; waiters will not learn it", "run_id", a.JobID, "answer_err", err, "err", serr)
+		return rec, false
+	case previous != "" && rec.JobID != previous:
+		s.log.Warn("the API's answer contradicts the run the run list suggested; following the API", "run_id", rec.JobID, "suggested_run_id", previous)
+	case rec.State == StateRefused:
 		s.log.Warn("starting a run failed; nothing was started", "err", err)
-	case state == StateUnknown:
+	case rec.State == StateUnknown:
 		s.log.Warn("starting a run failed after the request may have reached the API; looking for the run in the run list", "err", err)
-	case abandoned:
-		s.log.Info("run started after its tool call ended; it continues upstream", "run_id", jobID)
+	case rec.Abandoned:
+		s.log.Info("run started after its tool call ended; it continues upstream", "run_id", rec.JobID)
 	default:
 		// Every paid job is on record, whatever happens to the call or the
 		// process afterwards.
-		s.log.Info("run started", "run_id", jobID)
+		s.log.Info("run started", "run_id", rec.JobID)
 	}
-	return state
+	return rec, true
 }
 
-// unclaimLocked releases a job id unless another submission holds it.
-func (e *Engine) unclaimLocked(jobID string, except *submission) {
-	for _, o := range e.byHandle {
-		if o != except && o.jobID == jobID {
-			e.claimed[jobID] = o.handle
-			return
-		}
+// answerOf is what the start request's outcome says for the record.
+func answerOf(job *Job, f Failure, err error) Answer {
+	a := Answer{At: time.Now()}
+	switch {
+	case err == nil:
+		a.JobID = job.ID
+	case f.Kind == TimedOut && f.JobID != "":
+		a.JobID = f.JobID
+	case f.Kind == OutcomeUnknown || f.Kind == TimedOut:
+		a.Unknown, a.Err = true, err
+	default:
+		a.Err = err // nothing was started
 	}
-	delete(e.claimed, jobID)
+	return a
+}
+
+// finishTries bounds the attempts to record a start request's answer.
+const finishTries = 5
+
+// recordFinish records a, trying again a few times: the answer of a paid
+// start is what every waiter needs.
+func (e *Engine) recordFinish(ctx context.Context, s *submission, a Answer) (rec Record, previous string, err error) {
+	for try := 1; ; try++ {
+		sctx, cancel := storeContext(ctx)
+		rec, previous, err = e.rec.Finish(sctx, s.handle, a)
+		cancel()
+		if err == nil && rec.Handle == "" {
+			return rec, previous, errForgotten
+		}
+		if err == nil || try == finishTries {
+			return rec, previous, err
+		}
+		s.log.Warn("recording the start request's answer failed; trying again", "run_id", a.JobID, "err", err)
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+	}
 }
 
 // abandon records that no call waits for s any more and logs what is known,
 // so that an id handed to no one is still on record.
-func (e *Engine) abandon(s *submission, reason error) {
-	e.mu.Lock()
-	s.abandoned = true
-	jobID, state := s.jobID, s.state
-	e.mu.Unlock()
+func (e *Engine) abandon(ctx context.Context, s *submission, reason error) {
+	sctx, cancel := storeContext(ctx)
+	rec, err := e.rec.Abandon(sctx, s.handle)
+	cancel()
 	switch {
-	case jobID != "":
-		s.log.Info("tool call ended before the run did; the run goes on upstream", "run_id", jobID, "reason", reason)
-	case state == StatePending:
+	case err != nil:
+		s.log.Info("tool call ended; what became of the run could not be read", "reason", reason, "err", err)
+	case rec.JobID != "":
+		s.log.Info("tool call ended before the run did; the run goes on upstream", "run_id", rec.JobID, "reason", reason)
+	case rec.State == StatePending:
 		s.log.Info("tool call ended while the API still held the request that starts the run; its id will be logged when it answers", "reason", reason)
-	case state == StateUnknown:
+	case rec.State == StateUnknown:
 		s.log.Info("tool call ended while it was still unknown whether the run started; the run list is still being watched", "reason", reason)
 	}
 }
 
 // lookup returns the submission behind a local handle, for the same key.
-func (e *Engine) lookup(handle, tenant string) *submission {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.byHandle[handle]
-	if s == nil || s.tenant != tenant {
+func (e *Engine) lookup(ctx context.Context, handle, tenant string) *submission {
+	rec, ok, err := e.rec.Get(ctx, handle, tenant)
+	if err != nil {
+		e.log.Warn("reading the record of a handle failed; treating it as unknown", "handle", handle, "err", err)
+	}
+	if !ok || err != nil {
 		return nil
 	}
-	return s
-}
-
-// snapshot is what a waiter reads of a submission at one moment.
-type snapshot struct {
-	state State
-	jobID string
-	job   *Job // the start request's answer, handed to one caller only
-	err   error
-	look  *Look
-	// certainAt is when the absence of a job becomes definitive.
-	certainAt time.Time
-	watched   bool            // background recovery watches the job list
-	changed   <-chan struct{} // closed at the next change
-}
-
-// read reads what is known of a submission. The start request's answer is
-// handed to one caller only; later ones read the job upstream by its id.
-func (e *Engine) read(s *submission) snapshot {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, certainAt := e.windowLocked(s)
-	snap := snapshot{state: s.state, jobID: s.jobID, job: s.job, err: s.err, look: s.look, certainAt: certainAt, watched: s.watched, changed: s.changed}
-	s.job = nil
-	return snap
-}
-
-// peek reads a submission's state without taking the start request's
-// answer.
-func (e *Engine) peek(s *submission) (State, string, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return s.state, s.jobID, s.err
-}
-
-// sweepLocked forgets old submissions so memory stays bounded: those done
-// for a day, and past the count limit the oldest done ones, but never one
-// finished within minKeep, whose handle a caller may be about to use.
-func (e *Engine) sweepLocked(now time.Time) {
-	if len(e.byHandle) < maxSubmissions && now.Sub(e.lastSweep) < time.Minute {
-		return
-	}
-	e.lastSweep = now
-	var evictable []*submission
-	for _, s := range e.byHandle {
-		switch {
-		case s.finished.IsZero() || now.Sub(s.finished) < minKeep:
-		case now.Sub(s.finished) > keepSubmissions:
-			e.forgetLocked(s)
-		default:
-			evictable = append(evictable, s)
-		}
-	}
-	if excess := len(e.byHandle) - maxSubmissions + 1; excess > 0 {
-		slices.SortFunc(evictable, func(a, b *submission) int { return a.finished.Compare(b.finished) })
-		for _, s := range evictable[:min(excess, len(evictable))] {
-			e.forgetLocked(s)
-		}
-	}
-}
-
-func (e *Engine) forgetLocked(s *submission) {
-	delete(e.byHandle, s.handle)
-	if e.byCall[s.callKey] == s {
-		delete(e.byCall, s.callKey)
-	}
-	if s.jobID != "" && e.claimed[s.jobID] == s.handle {
-		e.unclaimLocked(s.jobID, s)
-	}
+	return e.submissionOf(rec)
 }
 
 // BeginShutdown refuses new jobs at once and, after answerWithin, makes

@@ -33,8 +33,8 @@ func TestRecoveryRules(t *testing.T) {
 		{name: "the job is another submission's", exclusive: true,
 			setup: func(v *testEnv) {
 				o := v.pending(StateStarted, nil)
-				o.jobID = v.job
-				v.e.claimed[v.job] = o.handle
+				v.edit(o, func(r *Record) { r.JobID = v.job })
+				v.claim(v.job, o.handle)
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,12 +44,11 @@ func TestRecoveryRules(t *testing.T) {
 			}
 			s := v.pending(StateUnknown, errUnknown)
 			v.settleOnce(t, s)
-			state, jobID, _ := v.e.peek(s)
-			if got := state == StateStarted && jobID == v.job && v.claimedBy(v.job) == s.handle; got != tc.confirmed {
-				t.Errorf("confirmed = %v (state %d, job %q), want %v", got, state, jobID, tc.confirmed)
+			rec := v.record(t, s)
+			if got := rec.State == StateStarted && rec.JobID == v.job && v.claimedBy(v.job) == s.handle; got != tc.confirmed {
+				t.Errorf("confirmed = %v (state %d, job %q), want %v", got, rec.State, rec.JobID, tc.confirmed)
 			}
-			snap := v.e.read(s)
-			listed := snap.look != nil && len(snap.look.Candidates) == 1 && snap.look.Candidates[0].ID == v.job
+			listed := rec.Look != nil && len(rec.Look.Candidates) == 1 && rec.Look.Candidates[0].ID == v.job
 			if listed != (tc.candidate || tc.confirmed) {
 				t.Errorf("listed as a candidate = %v, want %v", listed, tc.candidate || tc.confirmed)
 			}
@@ -62,8 +61,8 @@ func TestRecoveryRules(t *testing.T) {
 		v := newTestEnv(t, true)
 		s := v.pending(StateRefused, &fakeErr{f: Failure{Kind: Denied}, msg: "402"})
 		v.settleOnce(t, s)
-		if state, jobID, _ := v.e.peek(s); state != StateRefused || jobID != "" {
-			t.Errorf("state %d job %q for a job the upstream refused", state, jobID)
+		if rec := v.record(t, s); rec.State != StateRefused || rec.JobID != "" {
+			t.Errorf("state %d job %q for a job the upstream refused", rec.State, rec.JobID)
 		}
 	})
 }
@@ -73,17 +72,21 @@ func TestRecoveryRules(t *testing.T) {
 func TestNotStartedAfterTheBound(t *testing.T) {
 	v := newTestEnv(t, false, func(c *Config) { c.StartBound = time.Second })
 	s := v.pending(StateUnknown, errUnknown)
-	s.kind = coldEmailKind // no job of this kind exists
-	s.submitted = time.Now()
+	v.edit(s, func(r *Record) {
+		r.Kind = coldEmailKind // no job of this kind exists
+		r.Submitted = time.Now()
+	})
 	v.settleOnce(t, s)
-	if state, _, _ := v.e.peek(s); state != StateUnknown {
-		t.Fatalf("state %d before the bound; want still unknown", state)
+	if rec := v.record(t, s); rec.State != StateUnknown {
+		t.Fatalf("state %d before the bound; want still unknown", rec.State)
 	}
-	s.submitted = time.Now().Add(-2 * time.Second) // the bound has passed
-	s.finished = s.submitted                       // since the start failed
+	v.edit(s, func(r *Record) {
+		r.Submitted = time.Now().Add(-2 * time.Second) // the bound has passed
+		r.Finished = r.Submitted                       // since the start failed
+	})
 	v.settleOnce(t, s)
-	if state, _, _ := v.e.peek(s); state != StateNotStarted {
-		t.Errorf("state %d after the bound; want not started", state)
+	if rec := v.record(t, s); rec.State != StateNotStarted {
+		t.Errorf("state %d after the bound; want not started", rec.State)
 	}
 }
 
@@ -110,15 +113,16 @@ func TestSubmitAfterDrainIsRefused(t *testing.T) {
 func TestAbandonLogsTheRunID(t *testing.T) {
 	v := newTestEnv(t, false)
 	known := v.pending(StateStarted, nil)
-	known.jobID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e02"
-	v.e.abandon(known, context.Canceled)
-	if !strings.Contains(v.logs.String(), "run_id="+known.jobID) {
+	const knownID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e02"
+	v.edit(known, func(r *Record) { r.JobID = knownID })
+	v.e.abandon(context.Background(), known, context.Canceled)
+	if !strings.Contains(v.logs.String(), "run_id="+knownID) {
 		t.Errorf("the known job id was not logged:\n%s", v.logs.String())
 	}
 	later := v.pending(StatePending, nil)
-	v.e.abandon(later, context.Canceled)
+	v.e.abandon(context.Background(), later, context.Canceled)
 	err := &fakeErr{f: Failure{Kind: TimedOut, JobID: v.job}, msg: "504"}
-	v.e.finish(later, nil, v.up.Classify(err), err)
+	v.e.finish(context.Background(), later, nil, v.up.Classify(err), err)
 	if !strings.Contains(v.logs.String(), "level=INFO msg=\"run started after its tool call ended; it continues upstream\"") ||
 		!strings.Contains(v.logs.String(), "run_id="+v.job) {
 		t.Errorf("the late job id was not logged at info level:\n%s", v.logs.String())
@@ -211,7 +215,7 @@ func TestAwaitRunFollowsTheAPIsRunID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		suggested, ok := v.e.confirmPending(s, lk)
+		suggested, ok := v.e.confirmPending(ctx, s, lk)
 		if !ok || suggested.ID != v.job {
 			t.Fatalf("setup: confirmPending = %v, %v", suggested, ok)
 		}
@@ -228,7 +232,7 @@ func TestAwaitRunFollowsTheAPIsRunID(t *testing.T) {
 		}()
 		synctest.Wait() // the waiter polls the suggested job
 		timedOut := &fakeErr{f: Failure{Kind: TimedOut, JobID: ours}, msg: "504"}
-		v.e.finish(s, nil, v.up.Classify(timedOut), timedOut)
+		v.e.finish(ctx, s, nil, v.up.Classify(timedOut), timedOut)
 		r := <-done
 		if r.err != nil || r.out.Job == nil || r.out.Job.ID != ours {
 			t.Errorf("waiter returned %+v, %v; want our job %s, not %s", r.out.Job, r.err, ours, suggested.ID)
@@ -244,7 +248,7 @@ func TestAwaitRunFollowsTheAPIsRunID(t *testing.T) {
 func TestSubmissionsMadeWhileListingCount(t *testing.T) {
 	v := newTestEnv(t, true)
 	s := v.pending(StateUnknown, errUnknown)
-	s.submitted = time.Now()
+	v.edit(s, func(r *Record) { r.Submitted = time.Now() })
 	entered, release := v.up.hold()
 	defer release()
 	settled := make(chan struct{})
@@ -252,7 +256,7 @@ func TestSubmissionsMadeWhileListingCount(t *testing.T) {
 		defer close(settled)
 		lk, err := v.e.lookUp(context.Background(), v.up, s)
 		if err == nil {
-			v.e.settle(s, lk)
+			v.e.settle(context.Background(), s, lk)
 		}
 	}()
 	<-entered // the list is being read
@@ -260,11 +264,11 @@ func TestSubmissionsMadeWhileListingCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-o.done
+	v.e.posts.Wait() // o's start request has answered
 	release()
 	<-settled
-	_, claimed, _ := v.e.peek(s)
-	if _, oid, _ := v.e.peek(o); claimed != "" && claimed == oid {
+	claimed := v.record(t, s).JobID
+	if oid := v.record(t, o).JobID; claimed != "" && claimed == oid {
 		t.Errorf("s claimed o's job %s", claimed)
 	}
 	_ = v.e.Drain(context.Background())
@@ -275,7 +279,7 @@ func TestSubmissionsMadeWhileListingCount(t *testing.T) {
 func TestRefusalWhileListingClaimsNothing(t *testing.T) {
 	v := newTestEnv(t, true)
 	s := v.pending(StatePending, nil)
-	s.submitted = time.Now()
+	v.edit(s, func(r *Record) { r.Submitted = time.Now() })
 	entered, release := v.up.hold()
 	defer release()
 	got := make(chan bool, 1)
@@ -285,12 +289,12 @@ func TestRefusalWhileListingClaimsNothing(t *testing.T) {
 			got <- false
 			return
 		}
-		_, ok := v.e.confirmPending(s, lk)
+		_, ok := v.e.confirmPending(context.Background(), s, lk)
 		got <- ok
 	}()
 	<-entered
 	refusal := &fakeErr{f: Failure{Kind: Denied}, msg: "402"}
-	v.e.finish(s, nil, v.up.Classify(refusal), refusal)
+	v.e.finish(context.Background(), s, nil, v.up.Classify(refusal), refusal)
 	release()
 	if <-got {
 		t.Errorf("claimed a job for a start the upstream refused (402)")
@@ -318,4 +322,44 @@ func TestUnwatchedUnknownSubmissionIsLookedUpByTheCall(t *testing.T) {
 	if err != nil || out.LookErr != nil || out.Look == nil || len(out.Look.Candidates) != 1 || out.Look.Candidates[0].ID != v.job {
 		t.Errorf("outcome %+v, %v; want the job list read and %s listed", out, err, v.job)
 	}
+}
+
+// Waiters read the records again every PollMin, so they need no wake-up
+// from the store: a second engine on the same records (another replica)
+// follows a handle the first one is still submitting, and learns its job
+// soon after the start request answers.
+func TestWaitersPollSharedRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := pollOnly{NewMemoryRecords()}
+		a := newTestEnv(t, false, func(c *Config) { c.Records = shared })
+		b := New(a.e.cfg) // another process on the same records
+		ctx := context.Background()
+		const hold = 3 * time.Second
+		start := func(context.Context) (*Job, error) {
+			time.Sleep(hold)
+			j := a.up.add(researchKind, time.Now())
+			a.up.succeed(j.ID)
+			j.Status = Succeeded
+			return &j, nil
+		}
+		began := time.Now()
+		out, err := a.e.Run(ctx, a.up, Call{Tenant: "t", Kind: researchKind}, start, began.Add(time.Second), nil)
+		if err != nil || out.Job != nil || out.State != StatePending || out.Handle == "" {
+			t.Fatalf("Run = %+v, %v; want the handle of a pending start", out, err)
+		}
+		handle := out.Handle
+		out, err = b.Follow(ctx, a.up, "t", handle, began.Add(time.Minute), nil)
+		if err != nil || out.Job == nil || out.Job.Status != Succeeded {
+			t.Fatalf("Follow on the other engine = %+v, %v; want the succeeded job", out, err)
+		}
+		if waited := time.Since(began); waited > hold+2*a.e.cfg.PollMin {
+			t.Errorf("the other engine learnt the job after %v; the start answered after %v", waited, hold)
+		}
+		// Another tenant's Follow never reaches the record: it reads the
+		// upstream, which does not know a handle.
+		if other, err := b.Follow(ctx, a.up, "other tenant", handle, time.Now().Add(time.Second), nil); other.Job != nil || (err == nil && !other.Foreign) {
+			t.Errorf("another tenant followed the handle: %+v, %v", other, err)
+		}
+		_ = a.e.Drain(ctx)
+	})
 }

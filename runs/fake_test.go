@@ -154,15 +154,45 @@ func newTestEnv(t *testing.T, exclusive bool, tweak ...func(*Config)) *testEnv {
 // pending registers a submission in the given state, as if its start
 // request were in flight (StatePending) or had ended with err.
 func (v *testEnv) pending(state State, err error) *submission {
-	s := &submission{handle: NewHandle(time.Now(), researchKind), kind: researchKind, submitted: time.Now().Add(-2 * time.Second),
-		done: make(chan struct{}), changed: make(chan struct{}), log: v.e.log, state: state, err: err}
+	now := time.Now()
+	rec := Record{Handle: NewHandle(now, researchKind), Kind: researchKind, Submitted: now.Add(-2 * time.Second), State: state, Err: err}
 	if state != StatePending {
-		s.finished = time.Now()
+		rec.Finished = now
 	}
-	v.e.mu.Lock()
-	v.e.byHandle[s.handle] = s
-	v.e.mu.Unlock()
-	return s
+	m := v.mem()
+	m.mu.Lock()
+	m.byHandle[rec.Handle] = &rec
+	m.mu.Unlock()
+	if state == StatePending {
+		v.e.mu.Lock()
+		v.e.sending[rec.Handle] = &sending{done: make(chan struct{})}
+		v.e.mu.Unlock()
+	}
+	return v.e.submissionOf(rec)
+}
+
+// mem is the engine's records.
+func (v *testEnv) mem() *MemoryRecords { return v.e.rec.(*MemoryRecords) }
+
+// edit changes s's record with f, as if it had been made so.
+func (v *testEnv) edit(s *submission, f func(r *Record)) {
+	m := v.mem()
+	m.mu.Lock()
+	r := m.byHandle[s.handle]
+	f(r)
+	rec := *r
+	m.mu.Unlock()
+	*s = *v.e.submissionOf(rec)
+}
+
+// record reads s's record.
+func (v *testEnv) record(t *testing.T, s *submission) Record {
+	t.Helper()
+	rec, ok, err := v.e.rec.Get(context.Background(), s.handle, s.tenant)
+	if err != nil || !ok {
+		t.Fatalf("no record of %s: %v", s.handle, err)
+	}
+	return rec
 }
 
 var errUnknown = &fakeErr{f: Failure{Kind: OutcomeUnknown}, msg: "connection reset"}
@@ -174,11 +204,34 @@ func (v *testEnv) settleOnce(t *testing.T, s *submission) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.e.settle(s, lk)
+	v.e.settle(context.Background(), s, lk)
+}
+
+func (v *testEnv) claim(jobID, handle string) {
+	m := v.mem()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.claimed[jobID] = handle
 }
 
 func (v *testEnv) claimedBy(jobID string) string {
-	v.e.mu.Lock()
-	defer v.e.mu.Unlock()
-	return v.e.claimed[jobID]
+	m := v.mem()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.claimed[jobID]
 }
+
+// succeed makes job id final.
+func (f *fakeUpstream) succeed(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.ID == id {
+			j.Status = Succeeded
+		}
+	}
+}
+
+// pollOnly is Records without Notifier, as a store shared by processes
+// is: waiters can only read again.
+type pollOnly struct{ Records }

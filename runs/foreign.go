@@ -27,8 +27,10 @@ func (e *Engine) foreignHandle(ctx context.Context, up Upstream, id string, caus
 	if err != nil {
 		return Outcome{}, &ReadError{ID: id, Kind: NotFound, Err: cause, ListErr: err}
 	}
-	// A job this process knows to be another call's is not this one's.
-	rows = e.unclaimed(rows)
+	// A job known to be another call's is not this one's.
+	if rows, err = e.rec.Unclaimed(ctx, rows, ""); err != nil {
+		return Outcome{}, &ReadError{ID: id, Kind: NotFound, Err: cause, ListErr: err}
+	}
 	lk.Candidates = rows[:min(len(rows), maxForeignCandidates)]
 	state := StateUnknown
 	if len(rows) == 0 && lk.Final {

@@ -13,11 +13,11 @@ import (
 func (w *waiter) awaitRun(ctx context.Context, jobID, kind string, s *submission) (Outcome, error) {
 	p := &poll{jobID: jobID, kind: kind, s: s, interval: w.e.cfg.PollMin}
 	if s != nil {
-		p.posted = s.done
+		p.posted = w.e.posted(s.handle)
 	}
 	stop := w.e.Stopping()
 	for {
-		if final := p.takePOSTAnswer(w.e); final != nil {
+		if final := p.takePOSTAnswer(ctx, w.e); final != nil {
 			return Outcome{Job: final}, nil
 		}
 		if out, done, err := w.readOnce(ctx, p); done {
@@ -45,7 +45,8 @@ func (w *waiter) awaitRun(ctx context.Context, jobID, kind string, s *submission
 type poll struct {
 	jobID, kind string
 	s           *submission
-	posted      <-chan struct{} // the start request's answer, while this process still waits for it
+	posted      <-chan struct{} // closed when this process's start request answers, until then
+	answered    bool            // the start request's answer was used
 	interval    time.Duration
 	last        *Job  // the latest reading
 	lastErr     error // the latest failure to read it
@@ -54,18 +55,22 @@ type poll struct {
 
 // takePOSTAnswer uses the start request's answer once it has come: the
 // final job it carries, or the job id the upstream named (not the job
-// list's guess).
-func (p *poll) takePOSTAnswer(e *Engine) *Job {
-	if p.posted == nil {
+// list's guess). The record is read at every round, not only when this
+// process's request answers: another process may be the one sending it.
+func (p *poll) takePOSTAnswer(ctx context.Context, e *Engine) *Job {
+	if p.s == nil || p.answered {
 		return nil
 	}
 	select {
 	case <-p.posted:
+		p.posted = nil // a closed channel must not end every sleep
 	default:
+	}
+	snap, err := e.read(ctx, p.s)
+	if err != nil || !snap.answered {
 		return nil
 	}
-	p.posted = nil
-	snap := e.read(p.s)
+	p.answered = true
 	if snap.job != nil && snap.job.Status.Final() {
 		return snap.job
 	}
@@ -136,8 +141,8 @@ func (w *waiter) pollInterval(ctx context.Context, base time.Duration) time.Dura
 // ended is the failure of a call that ends while polling: the job goes on.
 func (w *waiter) ended(ctx context.Context, jobID string, s *submission) error {
 	if s != nil {
-		w.e.abandon(s, context.Cause(ctx))
-		return w.cancelledAfterStart(s)
+		w.e.abandon(ctx, s, context.Cause(ctx))
+		return w.cancelledAfterStart(ctx, s)
 	}
 	w.e.log.Info("tool call ended while waiting; the run goes on upstream", "run_id", jobID, "reason", context.Cause(ctx))
 	return ctx.Err()

@@ -31,22 +31,6 @@ type Look struct {
 // clockSlack allows for the upstream's clock being a little behind this one.
 const clockSlack = 2 * time.Second
 
-// windowLocked is the interval in which s's job must have been created, if
-// it was: from its submission (less the upstream's clock slack) to the
-// start bound after the last moment a request of it was in flight (its
-// latest sending, or its failure, whichever is later: the upstream may
-// create the job at any moment before the request fails).
-func (e *Engine) windowLocked(s *submission) (from, to time.Time) {
-	last := s.submitted
-	if s.lastSent.After(last) {
-		last = s.lastSent
-	}
-	if s.finished.After(last) {
-		last = s.finished
-	}
-	return s.submitted.Add(-clockSlack), last.Add(e.cfg.StartBound)
-}
-
 // resendSpan is how long after a submission its request may still be sent
 // again after a 429: a fifth of the start bound.
 func (e *Engine) resendSpan() time.Duration { return e.cfg.StartBound / 5 }
@@ -56,15 +40,6 @@ func (e *Engine) resendSpan() time.Duration { return e.cfg.StartBound / 5 }
 // at the latest.
 func (e *Engine) foreignWindow(submitted time.Time) (from, to time.Time) {
 	return submitted.Add(-clockSlack), submitted.Add(e.cfg.CreateTimeout + e.cfg.StartBound)
-}
-
-// inheritedLocked reports whether a job in s's window may have been
-// started by this process's previous instance (before a restart): its
-// requests may have created jobs until CreateTimeout and the start bound
-// after this process started. Such a job is never confirmed as s's.
-func (e *Engine) inheritedLocked(s *submission) bool {
-	from, _ := e.windowLocked(s)
-	return from.Before(e.cfg.Started.Add(e.cfg.CreateTimeout + e.cfg.StartBound))
 }
 
 // listJobs reads the jobs created in [from, to] whose kind matches keep,
@@ -85,90 +60,55 @@ func listJobs(ctx context.Context, up Upstream, from, to time.Time, keep func(ki
 
 // lookUp reads the job list for the jobs that may be s's.
 func (e *Engine) lookUp(ctx context.Context, up Upstream, s *submission) (*Look, error) {
-	e.mu.Lock()
-	from, to := e.windowLocked(s)
-	e.mu.Unlock()
+	rec, ok, err := e.rec.Get(ctx, s.handle, s.tenant)
+	if err == nil && !ok {
+		err = errForgotten
+	}
+	if err != nil {
+		return nil, err
+	}
+	from, to := rec.Window(e.cfg.StartBound)
 	lk := &Look{At: time.Now()}
 	lk.Final = lk.At.After(to)
 	rows, err := listJobs(ctx, up, from, to, func(kind string) bool { return kind == s.kind })
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, j := range rows {
-		if owner, ok := e.claimed[j.ID]; !ok || owner == s.handle {
-			lk.Candidates = append(lk.Candidates, j)
-		}
+	// Settle and ConfirmPending drop again what was claimed meanwhile.
+	if lk.Candidates, err = e.rec.Unclaimed(ctx, rows, s.handle); err != nil {
+		return nil, err
 	}
 	return lk, nil
 }
 
-// confirmableLocked reports whether the only candidate of lk can be s's
-// job for certain.
-func (e *Engine) confirmableLocked(s *submission, lk *Look) bool {
-	return len(lk.Candidates) == 1 && e.cfg.Exclusive && !e.competitorLocked(s) && !e.inheritedLocked(s)
-}
-
-// competitorLocked reports whether another submission of the same kind,
-// whose window overlaps s's, may have created a job that this process does
-// not know: its request has not answered, or its outcome is unknown. Every
-// key counts, not only s's: the job list may be an account's, which
-// several keys share.
-func (e *Engine) competitorLocked(s *submission) bool {
-	from, to := e.windowLocked(s)
-	for _, o := range e.byHandle {
-		if o == s || o.kind != s.kind || (o.state != StatePending && o.state != StateUnknown) {
-			continue
-		}
-		if oFrom, oTo := e.windowLocked(o); oFrom.After(to) || from.After(oTo) {
-			continue
-		}
-		return true
-	}
-	return false
-}
-
 // settle records a look for a submission whose outcome is unknown and
 // reports whether the submission's fate is now settled: its job confirmed,
-// its absence certain, or the list of jobs that may be its own final.
-func (e *Engine) settle(s *submission, lk *Look) bool {
-	e.mu.Lock()
-	if s.state != StateUnknown {
-		e.mu.Unlock()
-		return true // the upstream answered meanwhile, or another look settled it
+// its absence certain, or the list of jobs that may be its own final. The
+// record's reading after the step is returned when ok.
+func (e *Engine) settle(ctx context.Context, s *submission, lk *Look) (settled bool, rec Record, ok bool) {
+	sctx, cancel := storeContext(ctx)
+	st, err := e.rec.Settle(sctx, s.handle, *lk, e.rules())
+	cancel()
+	if err != nil {
+		s.log.Warn("recording a look at the run list failed; will look again", "err", err)
+		return false, Record{}, false
 	}
-	// Claims may have changed while the list was read.
-	lk.Candidates = e.unclaimedLocked(s, lk.Candidates)
-	var seen map[string]bool
-	if s.look != nil {
-		seen = make(map[string]bool, len(s.look.Candidates))
-		for _, j := range s.look.Candidates {
-			seen[j.ID] = true
-		}
+	if !st.Applied {
+		return true, st.Record, true // the upstream answered meanwhile, or another look settled it
 	}
-	s.look = lk
-	settled := true
-	switch {
-	case e.confirmableLocked(s, lk):
-		s.state, s.jobID = StateStarted, lk.Candidates[0].ID
-		e.claimed[s.jobID] = s.handle
-	case len(lk.Candidates) == 0 && lk.Final:
-		s.state = StateNotStarted
-	default:
-		settled = lk.Final
-	}
-	state, jobID := s.state, s.jobID
-	s.notifyLocked()
-	e.mu.Unlock()
-
-	switch state {
+	switch st.State {
 	case StateStarted:
-		s.log.Info("found the run in the run list; no other client could have started it", "run_id", jobID)
+		s.log.Info("found the run in the run list; no other client could have started it", "run_id", st.JobID)
 	case StateNotStarted:
 		s.log.Info("no run of the "+e.cfg.KindNoun+" showed in the run list within the start bound: nothing was started", "bound", e.cfg.StartBound)
 	default:
-		for _, j := range lk.Candidates {
+		seen := make(map[string]bool)
+		if st.Previous != nil {
+			for _, j := range st.Previous.Candidates {
+				seen[j.ID] = true
+			}
+		}
+		for _, j := range st.Look.Candidates {
 			if !seen[j.ID] {
 				// Every job the engine learns of is on record, with the
 				// submission it may belong to.
@@ -177,25 +117,7 @@ func (e *Engine) settle(s *submission, lk *Look) bool {
 			}
 		}
 	}
-	return settled
-}
-
-// unclaimed drops the jobs that a submission this process knows owns.
-func (e *Engine) unclaimed(rows []Job) []Job {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.unclaimedLocked(nil, rows)
-}
-
-// unclaimedLocked drops the jobs owned by a submission other than s.
-func (e *Engine) unclaimedLocked(s *submission, rows []Job) []Job {
-	kept := rows[:0:0]
-	for _, j := range rows {
-		if owner, ok := e.claimed[j.ID]; !ok || (s != nil && owner == s.handle) {
-			kept = append(kept, j)
-		}
-	}
-	return kept
+	return st.State != StateUnknown || st.Look.Final, st.Record, true
 }
 
 // maxRecoveryTime bounds how long the job list is watched for a submission
@@ -203,23 +125,24 @@ func (e *Engine) unclaimedLocked(s *submission, rows []Job) []Job {
 const maxRecoveryTime = 15 * time.Minute
 
 // recoverInBackground watches the job list for a submission whose outcome
-// is unknown until its fate is settled, whether or not a call still waits
-// for it, so that every job the engine may have started is found and
-// logged. It stops at shutdown, logging what is known.
-func (e *Engine) recoverInBackground(ctx context.Context, up Upstream, s *submission) {
+// is unknown (rec, as the start request's failure left it) until its fate
+// is settled, whether or not a call still waits for it, so that every job
+// the engine may have started is found and logged. It stops at shutdown,
+// logging what is known. The record was marked watched when its outcome
+// became unknown (Records.Finish), so that no waiter takes it for
+// unwatched meanwhile.
+func (e *Engine) recoverInBackground(ctx context.Context, up Upstream, s *submission, rec Record) {
 	e.lookups.Add(1)
 	stop := e.Stopping()
-	e.mu.Lock()
-	s.watched = true
-	_, bound := e.windowLocked(s)
-	e.mu.Unlock()
+	_, bound := rec.Window(e.cfg.StartBound)
 	go func() {
 		defer e.lookups.Done()
 		defer func() {
-			e.mu.Lock()
-			s.watched = false
-			s.notifyLocked()
-			e.mu.Unlock()
+			sctx, cancel := storeContext(ctx)
+			defer cancel()
+			if _, err := e.rec.Watch(sctx, s.handle, false); err != nil {
+				s.log.Warn("recording that the run list is no longer watched failed", "err", err)
+			}
 		}()
 		e.watch(ctx, up, s, bound, stop)
 	}()
@@ -234,10 +157,11 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 		lctx, cancel := context.WithTimeout(ctx, lateWork)
 		lk, err := e.lookUp(lctx, up, s)
 		cancel()
-		switch {
-		case err == nil && e.settle(s, lk):
-			return
-		case err != nil:
+		if err == nil {
+			if settled, _, _ := e.settle(ctx, s, lk); settled {
+				return
+			}
+		} else {
 			s.log.Debug("looking for the run in the run list failed; will look again", "err", err)
 		}
 		if time.Now().After(give) {
@@ -266,20 +190,17 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 // whose start request the upstream still holds, when it can be told apart
 // for certain, so that the caller gets an id that survives this process.
 // It returns the job and whether it did.
-func (e *Engine) confirmPending(s *submission, lk *Look) (*Job, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s.state != StatePending {
+func (e *Engine) confirmPending(ctx context.Context, s *submission, lk *Look) (*Job, bool) {
+	sctx, cancel := storeContext(ctx)
+	_, job, err := e.rec.ConfirmPending(sctx, s.handle, *lk, e.rules())
+	cancel()
+	if err != nil {
+		s.log.Warn("confirming the run through the run list failed", "err", err)
 		return nil, false
 	}
-	lk.Candidates = e.unclaimedLocked(s, lk.Candidates)
-	if !e.confirmableLocked(s, lk) {
+	if job == nil {
 		return nil, false
 	}
-	job := lk.Candidates[0]
-	s.state, s.jobID = StateStarted, job.ID
-	e.claimed[s.jobID] = s.handle
-	s.notifyLocked()
 	s.log.Info("found the run in the run list while the API still held the request; no other client could have started it", "run_id", job.ID)
-	return &job, true
+	return job, true
 }

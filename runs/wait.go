@@ -45,7 +45,7 @@ func (w *waiter) send(ctx context.Context, n Note) {
 // when it was minted are listed as candidates).
 func (e *Engine) Follow(ctx context.Context, up Upstream, tenant, id string, deadline time.Time, progress Progress) (Outcome, error) {
 	w := &waiter{e: e, up: up, tenant: tenant, deadline: deadline, progress: progress}
-	if s := e.lookup(id, tenant); s != nil {
+	if s := e.lookup(ctx, id, tenant); s != nil {
 		return w.awaitSubmission(ctx, s)
 	}
 	out, err := w.awaitRun(ctx, id, "", nil)
@@ -56,34 +56,23 @@ func (e *Engine) Follow(ctx context.Context, up Upstream, tenant, id string, dea
 	return out, err
 }
 
-// awaitSubmission waits for a job submitted by this engine.
+// awaitSubmission waits for a job submitted by this engine. It reads the
+// record again at every change the records announce (Notifier), and every
+// PollMin in any case: a store shared by processes can only be polled.
 func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (Outcome, error) {
 	e := w.e
 	timer := time.NewTimer(time.Until(w.deadline))
 	defer timer.Stop()
 	tick := time.NewTicker(e.cfg.ProgressEvery)
 	defer tick.Stop()
+	reread := time.NewTicker(e.cfg.PollMin)
+	defer reread.Stop()
 	stop := e.Stopping()
+	snap := snapshot{state: StatePending}
 	for first := true; ; first = false {
-		snap := e.read(s)
-		switch snap.state {
-		case StateStarted:
-			if snap.job != nil && snap.job.Status.Final() {
-				return Outcome{Job: snap.job}, nil
-			}
-			return w.awaitRun(ctx, snap.jobID, s.kind, s)
-		case StateRefused:
-			return Outcome{}, &RefusedError{Err: snap.err}
-		case StateNotStarted:
-			return w.noRun(s, snap, false), nil
-		case StateUnknown:
-			if snap.look != nil && snap.look.Final {
-				return w.finalLook(ctx, s, snap), nil
-			}
-			if !snap.watched {
-				// Recovery gave up (the list stayed unreadable): look now.
-				return w.lookNow(ctx, s), nil
-			}
+		snap = e.readOr(ctx, s, snap)
+		if out, done, err := w.decided(ctx, s, snap); done {
+			return out, err
 		}
 		if first {
 			// At once, so that the host sees the call is alive, and with the
@@ -92,17 +81,43 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (Outcome, e
 		}
 		select {
 		case <-snap.changed:
+		case <-reread.C:
 		case <-tick.C:
 			w.send(ctx, startingNote(s, snap.state))
 		case <-timer.C:
-			return w.atDeadline(ctx, s, false)
+			return w.atDeadline(ctx, s, snap, false)
 		case <-stop:
-			return w.atDeadline(ctx, s, true)
+			return w.atDeadline(ctx, s, snap, true)
 		case <-ctx.Done():
-			e.abandon(s, context.Cause(ctx))
-			return Outcome{}, w.cancelledAfterStart(s)
+			e.abandon(ctx, s, context.Cause(ctx))
+			return Outcome{}, w.cancelledAfterStart(ctx, s)
 		}
 	}
+}
+
+// decided answers when snap leaves nothing to wait for.
+func (w *waiter) decided(ctx context.Context, s *submission, snap snapshot) (out Outcome, done bool, err error) {
+	switch snap.state {
+	case StateStarted:
+		if snap.job != nil && snap.job.Status.Final() {
+			return Outcome{Job: snap.job}, true, nil
+		}
+		out, err = w.awaitRun(ctx, snap.jobID, s.kind, s)
+		return out, true, err
+	case StateRefused:
+		return Outcome{}, true, &RefusedError{Err: snap.err}
+	case StateNotStarted:
+		return w.noRun(s, snap, false), true, nil
+	case StateUnknown:
+		if snap.look != nil && snap.look.Final {
+			return w.finalLook(ctx, s, snap), true, nil
+		}
+		if !snap.watched {
+			// Recovery gave up (the list stayed unreadable): look now.
+			return w.lookNow(ctx, s, snap), true, nil
+		}
+	}
+	return Outcome{}, false, nil
 }
 
 func startingNote(s *submission, state State) Note {
@@ -113,10 +128,10 @@ func startingNote(s *submission, state State) Note {
 }
 
 // atDeadline answers when the wait ends, or when the engine shuts down,
-// before the job is known to be final.
-func (w *waiter) atDeadline(ctx context.Context, s *submission, stopping bool) (Outcome, error) {
+// before the job is known to be final; last is the latest reading.
+func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, stopping bool) (Outcome, error) {
 	e := w.e
-	snap := e.read(s)
+	snap := e.readOr(ctx, s, last)
 	switch snap.state {
 	case StateStarted:
 		if snap.job != nil {
@@ -127,8 +142,8 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, stopping bool) (
 		job, err := w.get(lctx, snap.jobID, s.kind)
 		cancel()
 		if ctx.Err() != nil {
-			e.abandon(s, context.Cause(ctx))
-			return Outcome{}, w.cancelledAfterStart(s)
+			e.abandon(ctx, s, context.Cause(ctx))
+			return Outcome{}, w.cancelledAfterStart(ctx, s)
 		}
 		if err != nil { // known but unreadable just now: the id is what matters
 			job = &Job{ID: snap.jobID, Kind: s.kind, Status: Running}
@@ -146,12 +161,12 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, stopping bool) (
 				return Outcome{Job: job}, nil
 			}
 			if ctx.Err() != nil {
-				e.abandon(s, context.Cause(ctx))
-				return Outcome{}, w.cancelledAfterStart(s)
+				e.abandon(ctx, s, context.Cause(ctx))
+				return Outcome{}, w.cancelledAfterStart(ctx, s)
 			}
 		}
 	}
-	return w.noRun(s, e.read(s), stopping), nil
+	return w.noRun(s, e.readOr(ctx, s, snap), stopping), nil
 }
 
 // confirmNow reads the job list once for a pending submission and confirms
@@ -163,7 +178,7 @@ func (w *waiter) confirmNow(ctx context.Context, s *submission) (*Job, bool) {
 	if err != nil {
 		return nil, false
 	}
-	job, ok := w.e.confirmPending(s, lk)
+	job, ok := w.e.confirmPending(ctx, s, lk)
 	if ok && job.Kind == "" {
 		job.Kind = s.kind
 	}
@@ -186,8 +201,9 @@ func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) Ou
 		lk, err := e.lookUp(lctx, w.up, s)
 		cancel()
 		if err == nil {
-			e.settle(s, lk)
-			snap = e.read(s)
+			if _, rec, ok := e.settle(ctx, s, lk); ok {
+				snap = e.snapshotOf(rec)
+			}
 		}
 	}
 	return w.noRun(s, snap, false)
@@ -196,29 +212,39 @@ func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) Ou
 // lookNow reads the job list for a submission whose outcome is unknown and
 // that no background recovery watches any more, and answers with what it
 // shows, or with why it could not be read.
-func (w *waiter) lookNow(ctx context.Context, s *submission) Outcome {
+func (w *waiter) lookNow(ctx context.Context, s *submission, snap snapshot) Outcome {
 	e := w.e
 	lctx, cancel := w.bounded(ctx)
 	lk, err := e.lookUp(lctx, w.up, s)
 	cancel()
 	if err == nil {
-		e.settle(s, lk)
+		if _, rec, ok := e.settle(ctx, s, lk); ok {
+			snap = e.snapshotOf(rec)
+		}
 	}
-	out := w.noRun(s, e.read(s), false)
+	out := w.noRun(s, snap, false)
 	out.LookErr = err
 	return out
 }
 
 // cancelledAfterStart is the failure of a call cancelled after its start
 // request was sent: the caller must not start the job again.
-func (w *waiter) cancelledAfterStart(s *submission) error {
-	state, jobID, err := w.e.peek(s)
+func (w *waiter) cancelledAfterStart(ctx context.Context, s *submission) error {
+	sctx, cancel := storeContext(ctx)
+	rec, _, err := w.e.rec.Get(sctx, s.handle, s.tenant)
+	cancel()
+	if err != nil {
+		// Nothing known for certain: the job may go on, and the handle
+		// follows it.
+		s.log.Warn("reading the submission's record failed", "err", err)
+	}
+	jobID := rec.JobID
 	if jobID == "" {
 		jobID = s.handle
 	}
-	ce := &CancelledError{ID: jobID, State: state}
-	if state == StateRefused {
-		ce.Err = err
+	ce := &CancelledError{ID: jobID, State: rec.State}
+	if rec.State == StateRefused {
+		ce.Err = rec.Err
 	}
 	return ce
 }

@@ -2,7 +2,9 @@
 // upstream APIs: the request-rate limit of each key, and the slots of the
 // calls that wait for runs. Each piece is an interface defined where it is
 // used (bpapi.Limiter, betterprompt.WaitSlots); this package holds the
-// in-memory implementations, the default for a single process.
+// in-memory implementations, the default for a single process. The run
+// engine's records (runs.Records) are the exception: their in-memory
+// implementation stays in runs, whose types and rules they carry.
 //
 // The interfaces are written so that an implementation on a shared store
 // (Redis, for replicas) can make every operation one atomic step: nothing

@@ -1,0 +1,134 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+)
+
+// sending is what only the process that sends a start request holds of it.
+// The upstream's 200 answer is handed to exactly one waiter, so that a fast
+// job costs no read; it stays here, not in the records, because no other
+// process needs it: a waiter without it reads the job upstream by the id
+// that the record holds. Fields are guarded by Engine.mu.
+type sending struct {
+	done     chan struct{} // closed when the start request has answered or failed
+	answer   *Job          // the start request's answer, until a waiter takes it
+	finished time.Time
+}
+
+// posted returns a channel closed when this process's start request of
+// handle has answered, or nil when this process is not sending one.
+func (e *Engine) posted(handle string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.sending[handle]; p != nil {
+		return p.done
+	}
+	return nil
+}
+
+// takeAnswer hands the start request's answer, when it named jobID, to its
+// first taker.
+func (e *Engine) takeAnswer(handle, jobID string) *Job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.sending[handle]
+	if p == nil || p.answer == nil || p.answer.ID != jobID {
+		return nil
+	}
+	job := p.answer
+	p.answer = nil
+	if !p.finished.IsZero() {
+		delete(e.sending, handle)
+	}
+	return job
+}
+
+// sweepSendingLocked drops the answers no waiter took (their calls ended before
+// the upstream answered) once their records may be gone, and past the
+// count limit the oldest: a waiter that comes later reads the job by its
+// id.
+func (e *Engine) sweepSendingLocked(now time.Time) {
+	if len(e.sending) < maxRecords && now.Sub(e.lastSweep) < time.Minute {
+		return
+	}
+	e.lastSweep = now
+	var answered []string
+	for h, p := range e.sending {
+		switch {
+		case p.finished.IsZero():
+		case now.Sub(p.finished) > KeepRecords:
+			delete(e.sending, h)
+		default:
+			answered = append(answered, h)
+		}
+	}
+	if excess := len(e.sending) - maxRecords + 1; excess > 0 {
+		slices.SortFunc(answered, func(a, b string) int { return e.sending[a].finished.Compare(e.sending[b].finished) })
+		for _, h := range answered[:min(excess, len(answered))] {
+			delete(e.sending, h)
+		}
+	}
+}
+
+// snapshot is what a waiter reads of a submission at one moment.
+type snapshot struct {
+	state State
+	jobID string
+	job   *Job // the start request's answer, handed to one caller only
+	err   error
+	look  *Look
+	// certainAt is when the absence of a job becomes definitive.
+	certainAt time.Time
+	watched   bool            // background recovery watches the job list
+	answered  bool            // the start request has answered or failed
+	changed   <-chan struct{} // closed at the next change, when the records can say so
+}
+
+// errForgotten is the failure to read a record the store no longer holds.
+var errForgotten = errors.New("runs: the submission's record is gone")
+
+// read reads what is known of a submission. The start request's answer is
+// handed to one caller only; later ones read the job upstream by its id.
+func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
+	var changed <-chan struct{}
+	if n, ok := e.rec.(Notifier); ok {
+		changed = n.Changed(s.handle) // before the reading, so that no change is missed
+	}
+	rec, ok, err := e.rec.Get(ctx, s.handle, s.tenant)
+	if err == nil && !ok {
+		err = errForgotten
+	}
+	if err != nil {
+		return snapshot{}, err
+	}
+	snap := e.snapshotOf(rec)
+	snap.changed = changed
+	if rec.State == StateStarted {
+		snap.job = e.takeAnswer(s.handle, rec.JobID)
+	}
+	return snap, nil
+}
+
+// snapshotOf is what rec says, without the start request's answer.
+func (e *Engine) snapshotOf(rec Record) snapshot {
+	_, certainAt := rec.Window(e.cfg.StartBound)
+	return snapshot{state: rec.State, jobID: rec.JobID, err: rec.Err, look: rec.Look, certainAt: certainAt,
+		watched: rec.Watched, answered: !rec.Finished.IsZero()}
+}
+
+// readOr reads a submission, or, when its record cannot be read, logs why
+// and returns last: the wait goes on with what it knew.
+func (e *Engine) readOr(ctx context.Context, s *submission, last snapshot) snapshot {
+	snap, err := e.read(ctx, s)
+	if err != nil {
+		if ctx.Err() == nil { // a call that ends says so itself
+			s.log.Warn("reading the submission's record failed; going on with what was known", "err", err)
+		}
+		last.changed, last.job = nil, nil
+		return last
+	}
+	return snap
+}
