@@ -44,14 +44,20 @@ func sessionHeaders(id string) map[string]string {
 // and signals nothing; it fails the test after 30 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	eventuallyWithin(t, 30*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with its own bound.
+func eventuallyWithin(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(bound)
 	for !cond() {
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("timed out waiting until %s", what)
+			t.Fatalf("timed out after %v waiting until %s", bound, what)
 		}
 	}
 }
