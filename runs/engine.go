@@ -266,9 +266,16 @@ const maxResends = 3
 // job's window stays short), and past that the 429 is the answer: nothing
 // was started. f classifies err.
 func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start StartFunc) (*Job, Failure, error) {
+	var last error // the previous 429, when this is a resend
+	var lastF Failure
 	for resends := 0; ; resends++ {
 		if err := e.noteSent(ctx, s); err != nil {
 			// The job's window would not cover this request: send nothing.
+			// A resend not sent leaves the previous 429 as the answer.
+			if last != nil {
+				s.log.Warn("the start request could not be recorded; not sending it again", "err", err)
+				return nil, lastF.final(), last
+			}
 			return nil, Failure{Kind: Transient}, fmt.Errorf("runs: recording the start request (it was not sent): %w", err)
 		}
 		job, err := start(ctx)
@@ -279,6 +286,12 @@ func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start Sta
 		if f.Kind != RateLimited {
 			return nil, f, err
 		}
+		if f.JobID != "" {
+			// The answer named the job it created: it goes on, and a
+			// resend would start a second one.
+			return nil, f.final(), err
+		}
+		last, lastF = err, f
 		wait := f.RetryAfter
 		if wait <= 0 {
 			wait = time.Second
@@ -404,11 +417,14 @@ func answerOf(job *Job, f Failure, err error) Answer {
 	return a
 }
 
-// finishTries bounds the attempts to record a start request's answer.
-const finishTries = 5
+// maxFinishBackoff bounds the pause between attempts to record a start
+// request's answer.
+const maxFinishBackoff = 5 * time.Second
 
-// recordFinish records a, trying again a few times: the answer of a paid
-// start is what every waiter needs.
+// recordFinish records a, trying again until the store takes it or the
+// engine stops: the answer of a paid start is what every waiter, and
+// recovery, needs. The first failure is logged with the job id, so that
+// the id is on record whatever the store does.
 func (e *Engine) recordFinish(ctx context.Context, s *submission, a Answer) (rec Record, previous string, err error) {
 	for try := 1; ; try++ {
 		sctx, cancel := storeContext(ctx)
@@ -417,11 +433,20 @@ func (e *Engine) recordFinish(ctx context.Context, s *submission, a Answer) (rec
 		if err == nil && rec.Handle == "" {
 			return rec, previous, errForgotten
 		}
-		if err == nil || try == finishTries {
-			return rec, previous, err
+		if err == nil {
+			if try > 1 {
+				s.log.Info("the start request's answer is recorded", "run_id", a.JobID, "tries", try)
+			}
+			return rec, previous, nil
 		}
-		s.log.Warn("recording the start request's answer failed; trying again", "run_id", a.JobID, "err", err)
-		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		if try == 1 {
+			s.log.Warn("recording the start request's answer failed; trying again until it is recorded", "run_id", a.JobID, "err", err)
+		}
+		select {
+		case <-time.After(min(time.Duration(try)*100*time.Millisecond, maxFinishBackoff)):
+		case <-e.stop:
+			return rec, previous, err // shutting down: the id is in the log
+		}
 	}
 }
 

@@ -82,7 +82,8 @@ type snapshot struct {
 	look  *Look
 	// certainAt is when the absence of a job becomes definitive.
 	certainAt time.Time
-	watched   bool            // background recovery watches the job list
+	watched   bool            // background recovery watches the job list, and has lately
+	sentAt    time.Time       // when the latest start request was sent
 	answered  bool            // the start request has answered or failed
 	changed   <-chan struct{} // closed at the next change, when the records can say so
 }
@@ -115,8 +116,33 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 // snapshotOf is what rec says, without the start request's answer.
 func (e *Engine) snapshotOf(rec Record) snapshot {
 	_, certainAt := rec.Window(e.cfg.StartBound)
+	sent := rec.Submitted
+	if rec.LastSent.After(sent) {
+		sent = rec.LastSent
+	}
 	return snapshot{state: rec.State, jobID: rec.JobID, err: rec.Err, look: rec.Look, certainAt: certainAt,
-		watched: rec.Watched, answered: !rec.Finished.IsZero()}
+		watched: rec.Watched && !e.watchLapsed(rec), answered: !rec.Finished.IsZero(), sentAt: sent}
+}
+
+// watchLapsed reports whether the recovery that watches rec has not
+// recorded a look for so long that it is presumed gone (its process died):
+// a live watch records one at least every PollMax while the list can be
+// read. A waiter then looks itself, as for a record nobody watches.
+func (e *Engine) watchLapsed(rec Record) bool {
+	last := rec.Finished
+	if rec.Look != nil && rec.Look.At.After(last) {
+		last = rec.Look.At
+	}
+	return time.Since(last) > 4*e.cfg.PollMax+lateWork
+}
+
+// sendingHere reports whether this process is sending handle's start
+// request (it is then not an orphan, however long it takes).
+func (e *Engine) sendingHere(handle string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.sending[handle]
+	return ok
 }
 
 // readOr reads a submission, or, when its record cannot be read, logs why

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -179,6 +180,23 @@ func (m *MemoryRecords) Watch(_ context.Context, handle string, watched bool) (R
 	return m.update(handle, func(r *Record) { r.Watched = watched })
 }
 
+// Orphan implements Records.
+func (m *MemoryRecords) Orphan(_ context.Context, handle string, createTimeout time.Duration) (Record, error) {
+	return m.update(handle, func(r *Record) {
+		sent := r.Submitted
+		if r.LastSent.After(sent) {
+			sent = r.LastSent
+		}
+		if r.State == StatePending && time.Since(sent) > createTimeout {
+			r.State, r.Finished, r.Err = StateUnknown, sent.Add(createTimeout), errOrphaned
+		}
+	})
+}
+
+// errOrphaned is the failure of a start request whose sender went away
+// before it answered.
+var errOrphaned = errors.New("the server instance that sent the request went away before it answered")
+
 // update applies f to handle's record and wakes its waiters.
 func (m *MemoryRecords) update(handle string, f func(*Record)) (Record, error) {
 	m.mu.Lock()
@@ -267,12 +285,25 @@ func (m *MemoryRecords) competitorLocked(r *Record, startBound time.Duration) bo
 		if o == r || o.Kind != r.Kind || (o.State != StatePending && o.State != StateUnknown) {
 			continue
 		}
-		if oFrom, oTo := o.Window(startBound); oFrom.After(to) || from.After(oTo) {
+		oFrom, oTo := o.Window(startBound)
+		if o.State == StatePending {
+			// Still in flight: it may create its job at any moment, so its
+			// window has no end yet.
+			oTo = maxTime(oTo, to)
+		}
+		if oFrom.After(to) || from.After(oTo) {
 			continue
 		}
 		return true
 	}
 	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // sweepLocked forgets old records so memory stays bounded: those finished

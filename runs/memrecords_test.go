@@ -335,3 +335,32 @@ func TestMemoryRecordsExpire(t *testing.T) {
 		}
 	})
 }
+
+// A submission whose start request is still in flight may create its job
+// at any moment, however long ago it was sent: it stays a competitor of
+// every later submission of the kind.
+func TestALongPendingRequestStaysACompetitor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := NewMemoryRecords()
+		rules := Rules{StartBound: time.Second, Exclusive: true}
+		old := Record{Handle: NewHandle(time.Now(), "k"), Tenant: "a", Kind: "k", Submitted: time.Now(), State: StatePending}
+		if _, _, err := m.Begin(ctx, old, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // the old request is still held
+		now := time.Now()
+		r := Record{Handle: NewHandle(now, "k"), Tenant: "b", Kind: "k", Submitted: now, State: StatePending}
+		if _, _, err := m.Begin(ctx, r, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.Finish(ctx, r.Handle, Answer{At: now, Unknown: true, Err: errors.New("reset")}); err != nil {
+			t.Fatal(err)
+		}
+		job := Job{ID: "j1", Kind: "k", Status: Running, CreatedAt: now}
+		st, err := m.Settle(ctx, r.Handle, Look{At: now, Candidates: []Job{job}}, rules)
+		if err != nil || st.State == StateStarted {
+			t.Errorf("Settle = %+v, %v; the job may be the long-pending request's and must not be confirmed", st.Record, err)
+		}
+	})
+}

@@ -70,7 +70,9 @@ func (p *poll) takePOSTAnswer(ctx context.Context, e *Engine) *Job {
 	if err != nil || !snap.answered {
 		return nil
 	}
-	p.answered = true
+	// The record has the answer: the channel has nothing more to say, and
+	// once closed it would end every sleep.
+	p.answered, p.posted = true, nil
 	if snap.job != nil && snap.job.Status.Final() {
 		return snap.job
 	}

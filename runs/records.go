@@ -134,6 +134,12 @@ type Records interface {
 	// Watch records whether a background recovery watches the job list for
 	// handle.
 	Watch(ctx context.Context, handle string, watched bool) (Record, error)
+	// Orphan marks handle's record StateUnknown when it is still pending
+	// although its latest request was sent more than createTimeout ago:
+	// its sender would have recorded an answer by then, so it is gone (a
+	// process that died while the upstream held the request). The request
+	// counts as in flight until createTimeout after it was sent.
+	Orphan(ctx context.Context, handle string, createTimeout time.Duration) (Record, error)
 	// Unclaimed returns rows without the jobs claimed by a record other
 	// than handle ("" for any record).
 	Unclaimed(ctx context.Context, rows []Job, handle string) ([]Job, error)

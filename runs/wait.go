@@ -113,11 +113,30 @@ func (w *waiter) decided(ctx context.Context, s *submission, snap snapshot) (out
 			return w.finalLook(ctx, s, snap), true, nil
 		}
 		if !snap.watched {
-			// Recovery gave up (the list stayed unreadable): look now.
+			// Recovery gave up (the list stayed unreadable), or its
+			// process is gone: look now.
 			return w.lookNow(ctx, s, snap), true, nil
+		}
+	case StatePending:
+		if time.Since(snap.sentAt) > w.e.cfg.CreateTimeout && !w.e.sendingHere(s.handle) {
+			return w.orphaned(ctx, s, snap)
 		}
 	}
 	return Outcome{}, false, nil
+}
+
+// orphaned answers for a record still pending past the time its start
+// request can have been in flight, whose sender is not this process: the
+// sender went away, so the outcome is unknown and the job list decides.
+func (w *waiter) orphaned(ctx context.Context, s *submission, snap snapshot) (Outcome, bool, error) {
+	sctx, cancel := storeContext(ctx)
+	rec, err := w.e.rec.Orphan(sctx, s.handle, w.e.cfg.CreateTimeout)
+	cancel()
+	if err != nil || rec.State == StatePending {
+		return Outcome{}, false, nil // the wait goes on; the next reading tries again
+	}
+	s.log.Warn("the process that sent the start request went away before it answered; looking for the run in the run list")
+	return w.decided(ctx, s, w.e.snapshotOf(rec))
 }
 
 func startingNote(s *submission, state State) Note {

@@ -1,0 +1,264 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// Regression tests for the records behind runs.Records (review of the store
+// merge): each fails on the code as merged.
+
+// slowFinish is a store whose answer to Finish comes back a moment after
+// the write took effect (a network round trip): a waiter may read the new
+// record before the sender hears back.
+type slowFinish struct {
+	*MemoryRecords
+	delay time.Duration
+}
+
+func (s slowFinish) Finish(ctx context.Context, handle string, a Answer) (Record, string, error) {
+	rec, prev, err := s.MemoryRecords.Finish(ctx, handle, a)
+	time.Sleep(s.delay)
+	return rec, prev, err
+}
+
+// countingUpstream counts the reads of a job, and ends a runaway loop by
+// making the job final after many of them.
+type countingUpstream struct {
+	*fakeUpstream
+	gets atomic.Int64
+}
+
+func (c *countingUpstream) Get(ctx context.Context, id string) (*Job, error) {
+	if c.gets.Add(1) == 500 {
+		c.succeed(id)
+	}
+	return c.fakeUpstream.Get(ctx, id)
+}
+
+// A waiter that reads the record as answered before this process's start
+// request has closed its channel keeps that closed channel as its wake-up,
+// and then reads the job upstream without pausing: a busy loop against the
+// upstream's rate limit until the deadline.
+func TestWaiterDoesNotSpinOnceTheStartAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := newTestEnv(t, false, func(c *Config) {
+			c.Records = slowFinish{NewMemoryRecords(), 20 * time.Millisecond}
+		})
+		up := &countingUpstream{fakeUpstream: v.up}
+		ctx := context.Background()
+		// The upstream stops holding the request and names the job (504),
+		// which runs on.
+		out, err := v.e.Run(ctx, up, Call{Tenant: "t", Kind: researchKind}, up.start(researchKind, true), time.Now().Add(2*time.Second), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = out
+		// Over a 2 s wait at PollMin 50 ms (stretched to 250 ms per key),
+		// about 10 reads are due.
+		if n := up.gets.Load(); n > 50 {
+			t.Errorf("the job was read %d times within a 2 s wait: the waiter spins", n)
+		}
+		_ = v.e.Drain(ctx)
+	})
+}
+
+// sentFails is a store whose Sent fails from the nth call on.
+type sentFails struct {
+	*MemoryRecords
+	n     int
+	calls atomic.Int64
+}
+
+func (s *sentFails) Sent(ctx context.Context, handle string, at time.Time) error {
+	if int(s.calls.Add(1)) >= s.n {
+		return errors.New("store unavailable")
+	}
+	return s.MemoryRecords.Sent(ctx, handle, at)
+}
+
+// A 429 that may have created a job (a 429 code in a 5xx answer), after
+// which the store fails to record the resend, means what that 429 means
+// once it is not sent again: the outcome is unknown. Recording it as
+// refused tells the agent that nothing was started, and nobody watches the
+// job list for the job the first request may have created.
+func TestStoreFailureBeforeAResendKeepsTheFirstRequestsMeaning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &sentFails{MemoryRecords: NewMemoryRecords(), n: 2}
+		v := newTestEnv(t, false, func(c *Config) { c.Records = store })
+		var starts atomic.Int64
+		start := func(context.Context) (*Job, error) {
+			starts.Add(1)
+			return nil, &fakeErr{f: Failure{Kind: RateLimited, RetryAfter: 100 * time.Millisecond, Then: OutcomeUnknown}, msg: "502 TOO_MANY_REQUESTS_ERROR"}
+		}
+		ctx := context.Background()
+		// coldEmailKind: the job list shows nothing of the kind at the
+		// first 429, so the engine means to send again.
+		out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now().Add(time.Second), nil)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			t.Errorf("Run = %v: a start whose 429 may have created a job is reported as refused (nothing started)", err)
+		} else if err != nil || out.State != StateUnknown {
+			t.Errorf("Run = %+v, %v; want an unknown outcome", out, err)
+		}
+		if n := starts.Load(); n != 1 {
+			t.Fatalf("%d start requests; want 1", n)
+		}
+		_ = v.e.Drain(ctx)
+	})
+}
+
+// A 429 whose answer names the job it created (Then TimedOut) is never
+// sent again: the job exists. The job list may not show it in the
+// submission's window (the upstream's clock a few seconds behind, a list
+// that lags), and the second request is a second paid job.
+func TestA429ThatNamesItsJobIsNeverSentAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := newTestEnv(t, false)
+		var starts atomic.Int64
+		start := func(context.Context) (*Job, error) {
+			if starts.Add(1) > 1 {
+				j := v.up.add(coldEmailKind, time.Now())
+				return &j, nil
+			}
+			// The upstream's clock is 10 s behind this one's.
+			j := v.up.add(coldEmailKind, time.Now().Add(-10*time.Second))
+			return nil, &fakeErr{f: Failure{Kind: RateLimited, RetryAfter: 100 * time.Millisecond, Then: TimedOut, JobID: j.ID}, msg: "504 TOO_MANY_REQUESTS_ERROR " + j.ID}
+		}
+		ctx := context.Background()
+		if _, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now().Add(time.Second), nil); err != nil {
+			t.Log(err)
+		}
+		_ = v.e.Drain(ctx)
+		if n := starts.Load(); n != 1 {
+			t.Errorf("%d start requests after a 429 that named its job; want 1 (each is a paid job)", n)
+		}
+	})
+}
+
+// finishFails is a store whose Finish fails while down is set.
+type finishFails struct {
+	*MemoryRecords
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *finishFails) Finish(ctx context.Context, handle string, a Answer) (Record, string, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return Record{}, "", errors.New("store unavailable")
+	}
+	return f.MemoryRecords.Finish(ctx, handle, a)
+}
+
+func (f *finishFails) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// When the start request's answer cannot be recorded for a couple of
+// seconds (a store failing over), the submission must still end: the
+// answer is recorded once the store is back, so the handle resolves to the
+// job id this process holds, and an unknown outcome is still recovered
+// through the job list. As merged, the engine gives up after about a
+// second: the record stays pending for ever, the handle never yields the
+// paid job, and an unknown outcome is never looked for.
+func TestStartAnswerIsRecordedOnceTheStoreIsBack(t *testing.T) {
+	t.Run("the upstream named the job", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &finishFails{MemoryRecords: NewMemoryRecords(), down: true}
+			v := newTestEnv(t, false, func(c *Config) { c.Records = store })
+			ctx := context.Background()
+			out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: researchKind}, v.up.start(researchKind, false), time.Now().Add(500*time.Millisecond), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handle := out.Handle
+			if out.Job != nil {
+				handle = ""
+			}
+			time.Sleep(5 * time.Second) // the store is down for 5 s
+			store.setDown(false)
+			if handle != "" {
+				out, err = v.e.Follow(ctx, v.up, "t", handle, time.Now().Add(30*time.Second), nil)
+				if err != nil || out.Job == nil {
+					t.Errorf("Follow(%s) once the store is back = state %d job %v, %v; want the job the upstream named", handle, out.State, out.Job, err)
+				}
+			}
+			_ = v.e.Drain(ctx)
+		})
+	})
+	t.Run("the outcome is unknown", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &finishFails{MemoryRecords: NewMemoryRecords(), down: true}
+			v := newTestEnv(t, false, func(c *Config) { c.Records = store; c.StartBound = 10 * time.Second })
+			ctx := context.Background()
+			start := func(context.Context) (*Job, error) {
+				v.up.add(coldEmailKind, time.Now()) // the request created a job, then the connection broke
+				return nil, errUnknown
+			}
+			out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now().Add(500*time.Millisecond), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Second)
+			store.setDown(false)
+			time.Sleep(time.Minute) // well past the start bound
+			out, err = v.e.Follow(ctx, v.up, "t", out.Handle, time.Now().Add(10*time.Second), nil)
+			if err != nil || out.State != StateUnknown || out.Look == nil || len(out.Look.Candidates) != 1 {
+				t.Errorf("Follow once the store is back = state %d look %+v, %v; want the unknown outcome and its candidate", out.State, out.Look, err)
+			}
+			if !strings.Contains(v.logs.String(), "a run that may be this submission's shows in the run list") {
+				t.Errorf("the job the request may have created was never looked for nor logged:\n%s", v.logs.String())
+			}
+			_ = v.e.Drain(ctx)
+		})
+	})
+}
+
+// On a store that processes share, a record outlives the process that made
+// it. A process that dies while the upstream holds its start request, or
+// while it watches the job list, leaves a record that says "pending" or
+// "watched" for ever: every other process then waits on it and never
+// decides, where a handle nobody knew would be resolved from the job list
+// (foreignHandle). Past the time the request can have been in flight
+// (CreateTimeout), and past the start bound, the answer must be
+// definitive.
+func TestOrphanedRecordsOnASharedStoreResolve(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  func(submitted time.Time) Record
+	}{
+		{name: "pending, its sender died", rec: func(at time.Time) Record {
+			return Record{Kind: coldEmailKind, Submitted: at, LastSent: at, State: StatePending}
+		}},
+		{name: "unknown, its watcher died", rec: func(at time.Time) Record {
+			return Record{Kind: coldEmailKind, Submitted: at, LastSent: at, Finished: at.Add(time.Minute), State: StateUnknown, Watched: true}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				shared := NewMemoryRecords()
+				v := newTestEnv(t, false, func(c *Config) { c.Records = pollOnly{shared} })
+				at := time.Now().Add(-time.Hour) // the other process died an hour ago
+				rec := tc.rec(at)
+				rec.Handle, rec.Tenant = NewHandle(at, coldEmailKind), "t"
+				put(shared, rec)
+				out, err := v.e.Follow(context.Background(), v.up, "t", rec.Handle, time.Now().Add(5*time.Second), nil)
+				if err != nil || out.State != StateNotStarted {
+					t.Errorf("Follow = state %d (look %+v), %v; want not started: no job of the kind in the window, which closed long ago",
+						out.State, out.Look, err)
+				}
+			})
+		})
+	}
+}
