@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Regression tests for the records behind runs.Records (review of the store
-// merge): each fails on the code as merged.
+// The engine over records that answer late, fail, or outlive the process
+// that wrote them, as a store shared by processes may.
 
 // slowFinish is a store whose answer to Finish comes back a moment after
 // the write took effect (a network round trip): a waiter may read the new
