@@ -1,10 +1,13 @@
 package fakeapi
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/pipenet"
 )
 
 // NewTestServer starts [New](opts) on an httptest server that is closed
@@ -19,6 +22,44 @@ func NewTestServer(t testing.TB, opts Options) (*Server, string) {
 		ts.Close()
 	})
 	return s, ts.URL + "/v1"
+}
+
+// PipeHost is the host of [NewPipeServer]'s base URL. It never resolves:
+// the client it returns dials the fake whatever the address.
+const PipeHost = "fakeapi.invalid"
+
+// NewPipeServer serves [New](opts) over an in-memory network of net.Pipe
+// connections instead of loopback TCP, for tests inside a testing/synctest
+// bubble (call it there): a goroutine blocked on a real socket is not
+// durably blocked, so the bubble's clock would never advance, while one
+// blocked on a pipe is. It returns the fake, the API base URL including /v1
+// ("http://fakeapi.invalid/v1"), and the only client that reaches it: set it
+// as bpapi.Options.HTTPClient. Like the default bpapi client it keeps idle
+// connections and follows no redirects. t.Cleanup closes the fake, the
+// server and the client's idle connections, so that no goroutine outlives
+// the bubble.
+func NewPipeServer(t testing.TB, opts Options) (*Server, string, *http.Client) {
+	t.Helper()
+	s := New(opts)
+	ln := pipenet.Listen()
+	hs := &http.Server{Handler: s}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln) // ErrServerClosed once the cleanup below runs
+	}()
+	tr := &http.Transport{DialContext: ln.Dial, MaxIdleConnsPerHost: 128}
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(func() {
+		s.Close() // first: held POSTs answer, so their handlers return
+		_ = hs.Close()
+		tr.CloseIdleConnections()
+		<-served
+	})
+	return s, "http://" + PipeHost + "/v1", client
 }
 
 // Clock is a test clock for [Options.Now]: real time shifted by an offset

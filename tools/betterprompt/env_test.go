@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -86,22 +87,30 @@ type env struct {
 	progress []mcp.JSONRPCNotification
 }
 
-type envOption func(*fakeapi.Options, *betterprompt.Toolset, *bpapi.Options)
+// envConfig is what the options of newEnv set before anything is built.
+type envConfig struct {
+	fake   fakeapi.Options
+	deps   *betterprompt.Toolset
+	client bpapi.Options
+	pipe   bool // serve the fake over pipenet: see withPipe
+}
+
+type envOption func(*envConfig)
 
 func withSyncWindow(d time.Duration) envOption {
-	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { o.SyncWindow = d }
+	return func(c *envConfig) { c.fake.SyncWindow = d }
 }
 
 func withTimeScale(s float64) envOption {
-	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { o.TimeScale = s }
+	return func(c *envConfig) { c.fake.TimeScale = s }
 }
 
 func withKey(key string) envOption {
-	return func(_ *fakeapi.Options, _ *betterprompt.Toolset, b *bpapi.Options) { b.APIKey = bpapi.APIKey(key) }
+	return func(c *envConfig) { c.client.APIKey = bpapi.APIKey(key) }
 }
 
 func withDeps(f func(*betterprompt.Toolset)) envOption {
-	return func(_ *fakeapi.Options, d *betterprompt.Toolset, _ *bpapi.Options) { f(d) }
+	return func(c *envConfig) { f(c.deps) }
 }
 
 // withExclusiveKey tells the server that no other client uses the key, and
@@ -116,31 +125,46 @@ func withExclusiveKey() envOption {
 }
 
 func withClient(f func(*bpapi.Options)) envOption {
-	return func(_ *fakeapi.Options, _ *betterprompt.Toolset, b *bpapi.Options) { f(b) }
+	return func(c *envConfig) { f(&c.client) }
 }
 
 func withFake(f func(*fakeapi.Options)) envOption {
-	return func(o *fakeapi.Options, _ *betterprompt.Toolset, _ *bpapi.Options) { f(o) }
+	return func(c *envConfig) { f(&c.fake) }
+}
+
+// withPipe serves the fake over an in-memory network (fakeapi.NewPipeServer)
+// instead of loopback TCP, so that the env can live in a synctest bubble
+// (see inBubble): a goroutine blocked on a socket would keep the bubble's
+// clock from advancing.
+func withPipe() envOption {
+	return func(c *envConfig) { c.pipe = true }
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	fo := fakeapi.Options{
-		Catalogue:  loadCatalogue(t),
-		Keys:       map[string]fakeapi.Key{testKey: {Credits: 100000}, "bp_lapsed_key": {Credits: 100, Lapsed: true}, "bp_poor_key": {Credits: 1}},
-		SyncWindow: 2 * time.Second,
-		TimeScale:  0.01,
+	cfg := envConfig{
+		fake: fakeapi.Options{
+			Catalogue:  loadCatalogue(t),
+			Keys:       map[string]fakeapi.Key{testKey: {Credits: 100000}, "bp_lapsed_key": {Credits: 100, Lapsed: true}, "bp_poor_key": {Credits: 1}},
+			SyncWindow: 2 * time.Second,
+			TimeScale:  0.01,
+		},
+		deps: &betterprompt.Toolset{Wait: betterprompt.WaitConfig{
+			Default: 5 * time.Second, Max: 30 * time.Second, CreateTimeout: 20 * time.Second,
+			PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: 50 * time.Millisecond,
+		}},
+		client: bpapi.Options{APIKey: testKey},
 	}
-	deps := &betterprompt.Toolset{Wait: betterprompt.WaitConfig{
-		Default: 5 * time.Second, Max: 30 * time.Second, CreateTimeout: 20 * time.Second,
-		PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, ProgressEvery: 50 * time.Millisecond,
-	}}
-	bo := bpapi.Options{APIKey: testKey}
 	for _, o := range opts {
-		o(&fo, deps, &bo)
+		o(&cfg)
 	}
-	fake, base := fakeapi.NewTestServer(t, fo)
-	bo.BaseURL = base
+	deps, bo := cfg.deps, cfg.client
+	var fake *fakeapi.Server
+	if cfg.pipe {
+		fake, bo.BaseURL, bo.HTTPClient = fakeapi.NewPipeServer(t, cfg.fake)
+	} else {
+		fake, bo.BaseURL = fakeapi.NewTestServer(t, cfg.fake)
+	}
 	deps.Client = bpapi.New(bo)
 	srv := mcpserver.New("test", deps, mcpserver.WithTasks()) // one client, as on stdio
 
@@ -176,6 +200,23 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 	return e
+}
+
+// inBubble runs f in a synctest bubble, where time is virtual: it advances
+// only when every goroutine of the bubble waits, so tests that sleep through
+// retry backoffs, Retry-After and simulated runs take no real time, and
+// time.Since measures exactly what the code waited. f builds its env there
+// with withPipe. The bubble's clock starts at 2000-01-01; it is moved to the
+// real time first, because the code under test dates things against real
+// dates (a local run handle carries its submission time and is only taken
+// for one when it is later than 2026-01-01).
+func inBubble(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	now := time.Now()
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(time.Until(now))
+		f(t)
+	})
 }
 
 // call invokes a tool and fails the test on a protocol error.

@@ -27,58 +27,62 @@ func TestKeyNeverLeaks(t *testing.T) {
 	for _, key := range []string{canary, canary + "_unknown"} {
 		t.Run(key, func(t *testing.T) {
 			t.Parallel()
-			var logs betterprompt.SyncBuffer
-			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			e := newEnv(t, withKey(key), withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
-				withFake(func(o *fakeapi.Options) { o.Keys[canary] = fakeapi.Key{Credits: 100000} }),
-				withClient(func(o *bpapi.Options) { o.Logger = logger; o.MaxRetryWait = 2 * time.Second }),
-				withDeps(func(d *betterprompt.Toolset) { d.Logger = logger }))
-			var results []string
-			call := func(tool string, args map[string]any) *mcp.CallToolResult {
-				res := e.call(t, tool, args)
-				wire, err := json.Marshal(res) // text, links and structuredContent
-				if err != nil {
-					t.Fatal(err)
+			// Inside a bubble the client's retry backoffs, Retry-After and the
+			// simulated runs pass on the virtual clock: no real waiting.
+			inBubble(t, func(t *testing.T) {
+				var logs betterprompt.SyncBuffer
+				logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				e := newEnv(t, withPipe(), withKey(key), withSyncWindow(50*time.Millisecond), withTimeScale(0.02),
+					withFake(func(o *fakeapi.Options) { o.Keys[canary] = fakeapi.Key{Credits: 100000} }),
+					withClient(func(o *bpapi.Options) { o.Logger = logger; o.MaxRetryWait = 2 * time.Second }),
+					withDeps(func(d *betterprompt.Toolset) { d.Logger = logger }))
+				var results []string
+				call := func(tool string, args map[string]any) *mcp.CallToolResult {
+					res := e.call(t, tool, args)
+					wire, err := json.Marshal(res) // text, links and structuredContent
+					if err != nil {
+						t.Fatal(err)
+					}
+					results = append(results, text(res), string(wire))
+					return res
 				}
-				results = append(results, text(res), string(wire))
-				return res
-			}
-			call("search_prompts", map[string]any{"query": "email"})
-			call("get_prompt", map[string]any{"prompt_id": coldEmailPrompt})
-			call("get_credits", nil)
-			call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
-			call("run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.05,
-				"inputs": researchInputs})
-			call("run_prompt", map[string]any{"prompt_id": failingPrompt, "inputs": map[string]any{"textInputs": map[string]any{"ticker": "X"}}})
-			call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": map[string]any{}})
-			call("get_run", map[string]any{"run_id": "00000000-0000-4000-8000-000000000000", "wait_seconds": 0})
-			for _, f := range []fakeapi.Fault{{Status: 500, Count: 10}, {Kind: fakeapi.FaultHTML, Count: 10}, {Status: 429, RetryAfter: "1", Count: 10}} {
-				e.fake.InjectFault("*", f)
+				call("search_prompts", map[string]any{"query": "email"})
+				call("get_prompt", map[string]any{"prompt_id": coldEmailPrompt})
 				call("get_credits", nil)
 				call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
-				e.fake.ClearFaults()
-			}
-			// Answers that echo the key in other forms; each result must show
-			// the placeholder, so that the echo is known to have arrived.
-			for _, ec := range keyEchoes(t, e.fake, key) {
-				e.fake.InjectFault(ec.route, ec.fault)
-				res := call(ec.tool, ec.args)
-				e.fake.ClearFaults()
-				if got := results[len(results)-2] + results[len(results)-1]; !strings.Contains(got, "[redacted]") {
-					t.Errorf("%s: the result does not show [redacted], so the echo did not arrive: %s", ec.name, text(res))
+				call("run_prompt", map[string]any{"prompt_version_id": deepResearchVer, "wait_seconds": 0.05,
+					"inputs": researchInputs})
+				call("run_prompt", map[string]any{"prompt_id": failingPrompt, "inputs": map[string]any{"textInputs": map[string]any{"ticker": "X"}}})
+				call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": map[string]any{}})
+				call("get_run", map[string]any{"run_id": "00000000-0000-4000-8000-000000000000", "wait_seconds": 0})
+				for _, f := range []fakeapi.Fault{{Status: 500, Count: 10}, {Kind: fakeapi.FaultHTML, Count: 10}, {Status: 429, RetryAfter: "1", Count: 10}} {
+					e.fake.InjectFault("*", f)
+					call("get_credits", nil)
+					call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
+					e.fake.ClearFaults()
 				}
-			}
-			if logs.String() == "" {
-				t.Fatal("no logs were written; the test would prove nothing")
-			}
-			if form := leakcheck.Find(logs.String(), canary); form != "" {
-				t.Errorf("the key appears (%s) in the logs:\n%s", form, logs.String())
-			}
-			for _, r := range results {
-				if form := leakcheck.Find(r, canary); form != "" {
-					t.Errorf("the key appears (%s) in a result: %s", form, r)
+				// Answers that echo the key in other forms; each result must show
+				// the placeholder, so that the echo is known to have arrived.
+				for _, ec := range keyEchoes(t, e.fake, key) {
+					e.fake.InjectFault(ec.route, ec.fault)
+					res := call(ec.tool, ec.args)
+					e.fake.ClearFaults()
+					if got := results[len(results)-2] + results[len(results)-1]; !strings.Contains(got, "[redacted]") {
+						t.Errorf("%s: the result does not show [redacted], so the echo did not arrive: %s", ec.name, text(res))
+					}
 				}
-			}
+				if logs.String() == "" {
+					t.Fatal("no logs were written; the test would prove nothing")
+				}
+				if form := leakcheck.Find(logs.String(), canary); form != "" {
+					t.Errorf("the key appears (%s) in the logs:\n%s", form, logs.String())
+				}
+				for _, r := range results {
+					if form := leakcheck.Find(r, canary); form != "" {
+						t.Errorf("the key appears (%s) in a result: %s", form, r)
+					}
+				}
+			})
 		})
 	}
 }
