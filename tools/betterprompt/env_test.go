@@ -168,18 +168,29 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	deps.Client = bpapi.New(bo)
 	srv := mcpserver.New("test", deps, mcpserver.WithTasks()) // one client, as on stdio
 
-	c, err := client.NewInProcessClient(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{fake: fake, deps: deps, srv: srv, client: c}
-	c.OnNotification(func(n mcp.JSONRPCNotification) {
+	e := &env{fake: fake, deps: deps, srv: srv}
+	e.client = connect(t, srv, deps, func(n mcp.JSONRPCNotification) {
 		if n.Method == "notifications/progress" {
 			e.mu.Lock()
 			e.progress = append(e.progress, n)
 			e.mu.Unlock()
 		}
 	})
+	return e
+}
+
+// connect starts an in-process MCP client of srv, with onNotify (if any)
+// receiving its notifications, and initializes it. When the test ends, the
+// client closes and d's runs must drain.
+func connect(t *testing.T, srv *server.MCPServer, d *betterprompt.Toolset, onNotify func(mcp.JSONRPCNotification)) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onNotify != nil {
+		c.OnNotification(onNotify)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
@@ -195,11 +206,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		_ = c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := deps.Drain(ctx); err != nil {
+		if err := d.Drain(ctx); err != nil {
 			t.Errorf("background runs did not finish: %v", err)
 		}
 	})
-	return e
+	return c
 }
 
 // inBubble runs f in a synctest bubble, where time is virtual: it advances

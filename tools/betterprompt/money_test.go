@@ -142,27 +142,7 @@ func newPeer(t *testing.T, e *env, opts ...func(*betterprompt.Toolset)) *client.
 	for _, o := range opts {
 		o(d)
 	}
-	c, err := client.NewInProcessClient(mcpserver.New("peer", d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = d.Drain(ctx)
-	})
-	return c
+	return connect(t, mcpserver.New("peer", d), d, nil)
 }
 
 func callWith(t *testing.T, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
