@@ -214,24 +214,16 @@ func (w *waiter) noRun(s *submission, snap snapshot, stopping bool) Outcome {
 // the job list again when the last reading is old, so that the candidates'
 // statuses are current.
 func (w *waiter) finalLook(ctx context.Context, s *submission, snap snapshot) Outcome {
-	e := w.e
 	if time.Since(snap.look.At) > staleLook {
-		lctx, cancel := w.bounded(ctx)
-		lk, err := e.lookUp(lctx, w.up, s)
-		cancel()
-		if err == nil {
-			if _, rec, ok := e.settle(ctx, s, lk); ok {
-				snap = e.snapshotOf(rec)
-			}
-		}
+		snap, _ = w.lookAgain(ctx, s, snap)
 	}
 	return w.noRun(s, snap, false)
 }
 
-// lookNow reads the job list for a submission whose outcome is unknown and
-// that no background recovery watches any more, and answers with what it
-// shows, or with why it could not be read.
-func (w *waiter) lookNow(ctx context.Context, s *submission, snap snapshot) Outcome {
+// lookAgain reads the job list for s within the call's bound and settles
+// what it shows; it returns the record as it then is (snap when nothing
+// changed) and why the list could not be read.
+func (w *waiter) lookAgain(ctx context.Context, s *submission, snap snapshot) (snapshot, error) {
 	e := w.e
 	lctx, cancel := w.bounded(ctx)
 	lk, err := e.lookUp(lctx, w.up, s)
@@ -241,6 +233,14 @@ func (w *waiter) lookNow(ctx context.Context, s *submission, snap snapshot) Outc
 			snap = e.snapshotOf(rec)
 		}
 	}
+	return snap, err
+}
+
+// lookNow reads the job list for a submission whose outcome is unknown and
+// that no background recovery watches any more, and answers with what it
+// shows, or with why it could not be read.
+func (w *waiter) lookNow(ctx context.Context, s *submission, snap snapshot) Outcome {
+	snap, err := w.lookAgain(ctx, s, snap)
 	out := w.noRun(s, snap, false)
 	out.LookErr = err
 	return out
