@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/invopop/jsonschema"
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/bpmcp/bpmcp/bpapi"
 )
 
 // namedConfig is one prompt configuration used by the tests.

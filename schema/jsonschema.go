@@ -6,8 +6,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/invopop/jsonschema"
+
+	"github.com/bpmcp/bpmcp/bpapi"
 )
 
 // urlPattern is what an image URL must match: http(s), a host name (no user
