@@ -206,6 +206,27 @@ func (e *Engine) Run(ctx context.Context, up Upstream, call Call, start StartFun
 	return w.awaitSubmission(ctx, s)
 }
 
+// Rejoin answers a replay of call (the same Call.Key and tenant as a call
+// that already submitted) by waiting for that submission until deadline;
+// it starts nothing. joined is false when call is no replay. Run does the
+// same for a replay, but a caller that may not start a new job (no wait
+// slot is free) needs to tell a replay from a new call first.
+func (e *Engine) Rejoin(ctx context.Context, up Upstream, call Call, deadline time.Time, progress Progress) (out Outcome, joined bool, err error) {
+	if call.Key == "" {
+		return Outcome{}, false, nil
+	}
+	rec := Record{Handle: NewHandle(time.Now(), call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: time.Now()}
+	got, replayed, err := e.rec.Begin(ctx, rec, true) // closed: records nothing new
+	if err != nil || !replayed {
+		return Outcome{}, false, err
+	}
+	s := e.submissionOf(got)
+	s.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
+	w := &waiter{e: e, up: up, tenant: call.Tenant, deadline: deadline, progress: progress}
+	out, err = w.awaitSubmission(ctx, s)
+	return out, true, err
+}
+
 // submit starts the start request in the background and returns at once.
 func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start StartFunc) (s *submission, replayed bool, err error) {
 	now := time.Now()

@@ -51,7 +51,11 @@ func (e *Engine) Follow(ctx context.Context, up Upstream, tenant, id string, dea
 	out, err := w.awaitRun(ctx, id, "", nil)
 	var re *ReadError
 	if errors.As(err, &re) && re.Kind == NotFound {
-		return e.foreignHandle(ctx, up, id, re.Err)
+		// Bounded like every other upstream read after the deadline, so
+		// that the call ends within its wait slot's lease.
+		fctx, cancel := w.bounded(ctx)
+		defer cancel()
+		return e.foreignHandle(fctx, up, id, re.Err)
 	}
 	return out, err
 }

@@ -181,18 +181,27 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
+		up := upstream{c}
+		call := runs.Call{Tenant: tenant, Kind: req.PromptVersionID, Key: tools.CallKey(ctx)}
 		release, ok, err := d.acquireWait(ctx, tenant, wait)
 		switch {
 		case err != nil:
 			return tools.Result[RunView]{}, tools.Failf(err, "The server could not count the calls waiting with this API key "+
 				"(%v); nothing was run. Try again in a moment.", err)
 		case !ok:
+			// A replay of a call that started a run is answered with that
+			// run, without waiting; only a new call is refused.
+			outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, time.Now(), tools.NewProgress(ctx, d.logger()))
+			switch {
+			case err != nil:
+				return tools.Result[RunView]{}, engineError(err)
+			case joined:
+				return d.renderOutcome(outcome), nil
+			}
 			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
 				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
 		}
 		defer release()
-		up := upstream{c}
-		call := runs.Call{Tenant: tenant, Kind: req.PromptVersionID, Key: tools.CallKey(ctx)}
 		start := func(ctx context.Context) (*runs.Job, error) {
 			run, err := c.CreateRun(ctx, req)
 			if err != nil {
