@@ -89,7 +89,7 @@ func renderSearch(query string, out SearchOutput) string {
 		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words.", query)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d prompts match %q:\n", len(out.Prompts), query)
+	fmt.Fprintf(&b, "%s %q:\n", plural(len(out.Prompts), "prompt matches", "prompts match"), query)
 	for i, p := range out.Prompts {
 		fmt.Fprintf(&b, "%d. %s [%s, ~%d credits, %d uses] prompt_id=%s\n", i+1, p.Title, p.Modality, p.EstimatedCredits, p.Uses, p.PromptID)
 		if p.Description != "" {
@@ -200,20 +200,20 @@ func describeVariable(v schema.Variable) string {
 	b.WriteString(v.Key)
 	switch {
 	case v.Kind == schema.KindSelect && v.Multiple:
-		b.WriteString(" (choose")
-		switch {
-		case v.Min != nil && v.Max != nil:
-			fmt.Fprintf(&b, " %d to %d", *v.Min, *v.Max)
-		case v.Min != nil:
-			fmt.Fprintf(&b, " at least %d", *v.Min)
-		case v.Max != nil:
-			fmt.Fprintf(&b, " 1 to %d", *v.Max)
+		b.WriteString(" (required; choose ")
+		switch lo, hi := v.ItemBounds(); {
+		case hi == lo:
+			fmt.Fprintf(&b, "exactly %d", lo)
+		case hi >= 0:
+			fmt.Fprintf(&b, "%d to %d", lo, hi)
+		case lo != 1:
+			fmt.Fprintf(&b, "at least %d", lo)
 		default:
-			b.WriteString(" one or more")
+			b.WriteString("one or more")
 		}
 		b.WriteString(", as a JSON array of values)")
 	case v.Kind == schema.KindSelect:
-		b.WriteString(" (choose one)")
+		b.WriteString(" (required; choose one)")
 	case v.Required():
 		b.WriteString(" (required")
 		if v.AllowEmpty {
@@ -299,4 +299,12 @@ func orDash(s string) string {
 		return "(no description)"
 	}
 	return s
+}
+
+// plural returns "1 <one>" or "n <many>".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/runs"
+	"github.com/bpmcp/bpmcp/schema"
 )
 
 // Output types stay within the four the output schema promises, whatever
@@ -59,5 +60,33 @@ func TestUnknownOutcomeSaysWhetherTheRunListWasRead(t *testing.T) {
 				t.Errorf("message = %q; want the time the answer becomes certain", msg)
 			}
 		})
+	}
+}
+
+// Each input is described as a person would say it: whether it is
+// required, and how many choices a multi-select takes.
+func TestDescribeVariable(t *testing.T) {
+	n := func(i int) *int { return &i }
+	opts := []schema.Option{{Value: "a"}, {Value: "b"}, {Value: "c"}}
+	cases := []struct {
+		v    schema.Variable
+		want string
+	}{
+		{schema.Variable{Key: "tone", Kind: schema.KindSelect, Options: opts}, "tone (required; choose one)"},
+		{schema.Variable{Key: "pick", Kind: schema.KindSelect, Multiple: true, Min: n(2), Max: n(2), Options: opts}, "pick (required; choose exactly 2,"},
+		{schema.Variable{Key: "pick", Kind: schema.KindSelect, Multiple: true, Min: n(1), Max: n(3), Options: opts}, "pick (required; choose 1 to 3,"},
+		{schema.Variable{Key: "pick", Kind: schema.KindSelect, Multiple: true, Min: n(2), Options: opts}, "pick (required; choose at least 2,"},
+		{schema.Variable{Key: "pick", Kind: schema.KindSelect, Multiple: true, Options: opts}, "pick (required; choose one or more,"},
+	}
+	for _, tc := range cases {
+		if got := describeVariable(tc.v); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("describeVariable(%+v) = %q, want it to start with %q", tc.v, got, tc.want)
+		}
+	}
+	if got := plural(1, "prompt matches", "prompts match"); got != "1 prompt matches" {
+		t.Errorf("plural(1) = %q", got)
+	}
+	if got := plural(3, "prompt matches", "prompts match"); got != "3 prompts match" {
+		t.Errorf("plural(3) = %q", got)
 	}
 }

@@ -127,7 +127,7 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 	props.Set("inputs", inputsSchema())
 	props.Set("run_model", &jsonschema.Schema{Type: "string", Description: "Model override; default: the prompt's."})
 	props.Set("run_options", &jsonschema.Schema{Type: "object", AdditionalProperties: &jsonschema.Schema{Type: "string"},
-		Description: "Model options, e.g. {\"aspectRatio\":\"3:4\"}; default: the prompt's."})
+		Description: "Model options, as strings; default: the prompt's."})
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
 		Description: fmt.Sprintf("Seconds to wait for the result (default %d); then use get_run.", int(defaultWait.Seconds()))})
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
