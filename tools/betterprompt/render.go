@@ -30,7 +30,11 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 	run := runOf(o.Job)
 	v := RunView{
 		RunID: run.RunID, PromptVersionID: run.PromptVersionID, Status: string(run.Status), Confirmed: true,
-		Outputs: make([]OutputView, 0, len(run.Outputs)), Credits: run.Cost(),
+		Outputs: make([]OutputView, 0, len(run.Outputs)),
+	}
+	if run.Status.Final() {
+		cost := run.Cost()
+		v.Credits = &cost
 	}
 	expires := expiryOf(run)
 	for _, out := range run.Outputs {
@@ -47,6 +51,7 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 			v.Message = fmt.Sprintf("The server is shutting down; the run is %s and goes on. Call get_run with run_id=%s to wait for the result.", run.Status, run.RunID)
 		}
 	}
+	isError := run.Status == bpapi.RunFailed
 	content := []mcp.Content{mcp.NewTextContent(runHeadline(v, d.Sandbox))}
 	var errorsSeen []string
 	media := 0
@@ -65,12 +70,13 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 			content = append(content, link)
 		case string(bpapi.OutputError):
 			errorsSeen = append(errorsSeen, ov.Data)
-			content = append(content, mcp.NewTextContent("Error: "+ov.Data))
+			if !isError { // a failed run's message below says it once
+				content = append(content, mcp.NewTextContent("Error: "+ov.Data))
+			}
 		default:
 			content = append(content, mcp.NewTextContent(fmt.Sprintf("Output of type %q: %s", ov.Type, ov.Data)))
 		}
 	}
-	isError := run.Status == bpapi.RunFailed
 	if isError {
 		reason := "BetterPrompt reported no reason"
 		if len(errorsSeen) > 0 {
@@ -153,13 +159,21 @@ func (d *Toolset) whyUnknown(o runs.Outcome) string {
 	return "the request that starts it got no usable answer"
 }
 
+// deref returns *p, or 0 for nil.
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
 func runHeadline(v RunView, sandbox bool) string {
 	var s string
 	switch v.Status {
 	case string(bpapi.RunSucceeded):
-		s = fmt.Sprintf("Run %s succeeded (%d credits).", v.RunID, v.Credits)
+		s = fmt.Sprintf("Run %s succeeded (%d credits).", v.RunID, deref(v.Credits))
 	case string(bpapi.RunFailed):
-		s = fmt.Sprintf("Run %s failed (%d credits).", v.RunID, v.Credits)
+		s = fmt.Sprintf("Run %s failed (%d credits).", v.RunID, deref(v.Credits))
 	default:
 		s = v.Message
 	}

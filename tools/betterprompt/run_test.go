@@ -38,8 +38,8 @@ func TestRunPromptFast(t *testing.T) {
 	if v.Status != "succeeded" || v.RunID == "" || v.PromptVersionID != coldEmailVersion || len(v.Outputs) != 1 || v.Outputs[0].Type != "text" {
 		t.Fatalf("run view = %+v", v)
 	}
-	if v.Credits <= 0 {
-		t.Errorf("credits = %d, want the run's cost", v.Credits)
+	if v.Credits == nil || *v.Credits <= 0 {
+		t.Errorf("credits = %v, want the run's cost", v.Credits)
 	}
 	if !strings.Contains(text(res), v.Outputs[0].Data) || !strings.Contains(text(res), "succeeded") {
 		t.Errorf("text content lacks the output: %s", text(res))
@@ -160,6 +160,9 @@ func TestRunPromptFailedRun(t *testing.T) {
 	if v.Status != "failed" || v.RunID == "" {
 		t.Errorf("failed run view %+v", v)
 	}
+	if n := strings.Count(text(res), "the model refused"); n != 1 {
+		t.Errorf("the API's reason appears %d times, want once: %s", n, text(res))
+	}
 }
 
 // A run that outlasts the synchronous window: the POST answers 504 with the
@@ -213,6 +216,9 @@ func TestRunPromptWaitEndsDuringPolling(t *testing.T) {
 	v := runView(t, res)
 	if v.Status != "running" && v.Status != "queued" {
 		t.Fatalf("status %q", v.Status)
+	}
+	if v.Credits != nil {
+		t.Errorf("a running run shows credits %d; it must show none until it ends", *v.Credits)
 	}
 	runs := e.fake.Runs(testKey)
 	if len(runs) != 1 || runs[0].RunID != v.RunID {

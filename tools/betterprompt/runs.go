@@ -98,8 +98,10 @@ type RunView struct {
 	Confirmed  bool            `json:"confirmed"`
 	Candidates []CandidateView `json:"candidates,omitempty"`
 	Outputs    []OutputView    `json:"outputs"`
-	Credits    int             `json:"credits" jsonschema_description:"Credits the run consumed (0 until it ends)."`
-	Message    string          `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
+	// Credits is absent until the run ends, so that a running run does not
+	// read as free.
+	Credits *int   `json:"credits,omitempty" jsonschema_description:"Credits the run consumed; absent until it ends."`
+	Message string `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
 }
 
 // CandidateView is a run that may be the one a call started, when that
