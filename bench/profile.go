@@ -35,9 +35,9 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 	newDeps := func() *betterprompt.Toolset {
 		return &betterprompt.Toolset{
 			Client: bpapi.New(bpapi.Options{BaseURL: up.baseURL, APIKey: benchKey, UserAgent: "bpmcp/bench", RateLimit: -1,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}),
+				Logger: slog.New(slog.DiscardHandler)}),
 			Wait:   betterprompt.DefaultWaitConfig(),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Logger: slog.New(slog.DiscardHandler),
 		}
 	}
 

@@ -107,7 +107,7 @@ func (o HTTPOptions) withDefaults() HTTPOptions {
 	setDefault(&o.IdleTimeout, def.IdleTimeout)
 	setDefault(&o.ShutdownGrace, def.ShutdownGrace)
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -132,6 +132,7 @@ type httpTransport struct {
 func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	opts = opts.withDefaults()
 	t := &httpTransport{}
+	headers := keyHeaders(opts.Toolsets)
 	streamOpts := []server.StreamableHTTPOption{
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
@@ -140,7 +141,7 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 			if !opts.PerRequestKeys {
 				return ctx
 			}
-			for _, header := range keyHeaders(opts.Toolsets) {
+			for _, header := range headers {
 				if key := strings.TrimSpace(r.Header.Get(header)); key != "" {
 					ctx = tools.WithCallerKey(ctx, header, secret.String(key))
 				}
@@ -175,7 +176,7 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
 	}
 	origins := newOriginSet(opts.AllowedOrigins)
-	mcpHandler = allowCORS(origins, keyHeaders(opts.Toolsets), mcpHandler)
+	mcpHandler = allowCORS(origins, headers, mcpHandler)
 	mcpHandler = checkOrigin(origins, mcpHandler)
 
 	mux := http.NewServeMux()

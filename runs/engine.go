@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -121,7 +120,7 @@ func New(cfg Config) *Engine {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Records == nil {
 		cfg.Records = NewMemoryRecords()
@@ -325,7 +324,7 @@ func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start Sta
 			again = false // the request's time is up
 		}
 		// The request's context may be spent; the look must still happen.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lateWork)
+		lctx, cancel := lateContext(ctx)
 		found, lerr := e.lookUp(lctx, up, s)
 		cancel()
 		switch {
@@ -369,15 +368,16 @@ func (f Failure) mayBeJob() Failure {
 // if it creates one, must show in the job list within the start bound from
 // now.
 func (e *Engine) noteSent(ctx context.Context, s *submission) error {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	defer cancel()
 	return e.rec.Sent(sctx, s.handle, time.Now())
 }
 
-// storeContext bounds a write to the records that must happen even when
-// the call, or the start request's time, has ended.
-func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), lateWork)
+// lateContext bounds work that must happen even when the call, or the
+// start request's time, has ended: a write to the records, a last look at
+// the job list.
+func lateContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), LateWork)
 }
 
 // finish records the start request's answer (job, or err classified as f),
@@ -448,7 +448,7 @@ const maxFinishBackoff = 5 * time.Second
 // the id is on record whatever the store does.
 func (e *Engine) recordFinish(ctx context.Context, s *submission, a Answer) (rec Record, previous string, err error) {
 	for try := 1; ; try++ {
-		sctx, cancel := storeContext(ctx)
+		sctx, cancel := lateContext(ctx)
 		rec, previous, err = e.rec.Finish(sctx, s.handle, a)
 		cancel()
 		if err == nil && rec.Handle == "" {
@@ -474,7 +474,7 @@ func (e *Engine) recordFinish(ctx context.Context, s *submission, a Answer) (rec
 // abandon records that no call waits for s any more and logs what is known,
 // so that an id handed to no one is still on record.
 func (e *Engine) abandon(ctx context.Context, s *submission, reason error) {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	rec, err := e.rec.Abandon(sctx, s.handle)
 	cancel()
 	switch {

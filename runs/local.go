@@ -88,6 +88,15 @@ type snapshot struct {
 	changed   <-chan struct{} // closed at the next change, when the records can say so
 }
 
+// record reads s's record; a record the store no longer holds is an error.
+func (e *Engine) record(ctx context.Context, s *submission) (Record, error) {
+	rec, ok, err := e.rec.Get(ctx, s.handle, s.tenant)
+	if err == nil && !ok {
+		err = errForgotten
+	}
+	return rec, err
+}
+
 // errForgotten is the failure to read a record the store no longer holds.
 var errForgotten = errors.New("runs: the submission's record is gone")
 
@@ -98,10 +107,7 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 	if n, ok := e.rec.(Notifier); ok {
 		changed = n.Changed(s.handle) // before the reading, so that no change is missed
 	}
-	rec, ok, err := e.rec.Get(ctx, s.handle, s.tenant)
-	if err == nil && !ok {
-		err = errForgotten
-	}
+	rec, err := e.record(ctx, s)
 	if err != nil {
 		return snapshot{}, err
 	}
@@ -116,12 +122,8 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 // snapshotOf is what rec says, without the start request's answer.
 func (e *Engine) snapshotOf(rec Record) snapshot {
 	_, certainAt := rec.Window(e.cfg.StartBound)
-	sent := rec.Submitted
-	if rec.LastSent.After(sent) {
-		sent = rec.LastSent
-	}
 	return snapshot{state: rec.State, jobID: rec.JobID, err: rec.Err, look: rec.Look, certainAt: certainAt,
-		watched: rec.Watched && !e.watchLapsed(rec), answered: !rec.Finished.IsZero(), sentAt: sent}
+		watched: rec.Watched && !e.watchLapsed(rec), answered: !rec.Finished.IsZero(), sentAt: rec.SentAt()}
 }
 
 // watchLapsed reports whether the recovery that watches rec has not
@@ -133,7 +135,7 @@ func (e *Engine) watchLapsed(rec Record) bool {
 	if rec.Look != nil && rec.Look.At.After(last) {
 		last = rec.Look.At
 	}
-	return time.Since(last) > 4*e.cfg.PollMax+lateWork
+	return time.Since(last) > 4*e.cfg.PollMax+LateWork
 }
 
 // sendingHere reports whether this process is sending handle's start

@@ -183,10 +183,7 @@ func (m *MemoryRecords) Watch(_ context.Context, handle string, watched bool) (R
 // Orphan implements Records.
 func (m *MemoryRecords) Orphan(_ context.Context, handle string, createTimeout time.Duration) (Record, error) {
 	return m.update(handle, func(r *Record) {
-		sent := r.Submitted
-		if r.LastSent.After(sent) {
-			sent = r.LastSent
-		}
+		sent := r.SentAt()
 		if r.State == StatePending && time.Since(sent) > createTimeout {
 			r.State, r.Finished, r.Err = StateUnknown, sent.Add(createTimeout), errOrphaned
 		}

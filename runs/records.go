@@ -40,14 +40,20 @@ type Record struct {
 // or its failure, whichever is later: the upstream may create the job at
 // any moment before the request fails).
 func (r Record) Window(startBound time.Duration) (from, to time.Time) {
-	last := r.Submitted
-	if r.LastSent.After(last) {
-		last = r.LastSent
-	}
+	last := r.SentAt()
 	if r.Finished.After(last) {
 		last = r.Finished
 	}
 	return r.Submitted.Add(-clockSlack), last.Add(startBound)
+}
+
+// SentAt is when r's latest start request was sent (its submission, when
+// none is recorded).
+func (r Record) SentAt() time.Time {
+	if r.LastSent.After(r.Submitted) {
+		return r.LastSent
+	}
+	return r.Submitted
 }
 
 // Answer is what became of a start request, for Records.Finish.

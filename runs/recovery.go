@@ -60,10 +60,7 @@ func listJobs(ctx context.Context, up Upstream, from, to time.Time, keep func(ki
 
 // lookUp reads the job list for the jobs that may be s's.
 func (e *Engine) lookUp(ctx context.Context, up Upstream, s *submission) (*Look, error) {
-	rec, ok, err := e.rec.Get(ctx, s.handle, s.tenant)
-	if err == nil && !ok {
-		err = errForgotten
-	}
+	rec, err := e.record(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +83,7 @@ func (e *Engine) lookUp(ctx context.Context, up Upstream, s *submission) (*Look,
 // its absence certain, or the list of jobs that may be its own final. The
 // record's reading after the step is returned when ok.
 func (e *Engine) settle(ctx context.Context, s *submission, lk *Look) (settled bool, rec Record, ok bool) {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	st, err := e.rec.Settle(sctx, s.handle, *lk, e.rules())
 	cancel()
 	if err != nil {
@@ -138,7 +135,7 @@ func (e *Engine) recoverInBackground(ctx context.Context, up Upstream, s *submis
 	go func() {
 		defer e.lookups.Done()
 		defer func() {
-			sctx, cancel := storeContext(ctx)
+			sctx, cancel := lateContext(ctx)
 			defer cancel()
 			if _, err := e.rec.Watch(sctx, s.handle, false); err != nil {
 				s.log.Warn("recording that the run list is no longer watched failed", "err", err)
@@ -154,7 +151,7 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 	interval := e.cfg.PollMin
 	give := bound.Add(maxRecoveryTime)
 	for {
-		lctx, cancel := context.WithTimeout(ctx, lateWork)
+		lctx, cancel := context.WithTimeout(ctx, LateWork)
 		lk, err := e.lookUp(lctx, up, s)
 		cancel()
 		if err == nil {
@@ -191,7 +188,7 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 // for certain, so that the caller gets an id that survives this process.
 // It returns the job and whether it did.
 func (e *Engine) confirmPending(ctx context.Context, s *submission, lk *Look) (*Job, bool) {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	_, job, err := e.rec.ConfirmPending(sctx, s.handle, *lk, e.rules())
 	cancel()
 	if err != nil {

@@ -15,22 +15,19 @@ type waiter struct {
 	progress Progress
 }
 
-// lateWork bounds what a call still does after its deadline (looking the
-// job up once), so that it answers before the host gives up.
-const lateWork = 5 * time.Second
-
-// LateWork is how long a wait may go on past its deadline to read the job
-// once more: hold what bounds a wait (a lease, a slot) that much longer.
-const LateWork = lateWork
+// LateWork bounds what a call still does after its deadline (looking the
+// job up once), so that it answers before the host gives up: hold what
+// bounds a wait (a lease, a slot) that much longer.
+const LateWork = 5 * time.Second
 
 // staleLook is how old a final look at the job list may be before a call
 // reads the list again, so that the candidates' statuses are current.
 const staleLook = 10 * time.Second
 
-// bounded returns ctx limited to the call's deadline plus lateWork: no
+// bounded returns ctx limited to the call's deadline plus LateWork: no
 // upstream call made while waiting may keep the caller past it.
 func (w *waiter) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, w.deadline.Add(lateWork))
+	return context.WithDeadline(ctx, w.deadline.Add(LateWork))
 }
 
 func (w *waiter) send(ctx context.Context, n Note) {
@@ -93,8 +90,7 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (Outcome, e
 		case <-stop:
 			return w.atDeadline(ctx, s, snap, true)
 		case <-ctx.Done():
-			e.abandon(ctx, s, context.Cause(ctx))
-			return Outcome{}, w.cancelledAfterStart(ctx, s)
+			return Outcome{}, w.ended(ctx, "", s)
 		}
 	}
 }
@@ -133,7 +129,7 @@ func (w *waiter) decided(ctx context.Context, s *submission, snap snapshot) (out
 // request can have been in flight, whose sender is not this process: the
 // sender went away, so the outcome is unknown and the job list decides.
 func (w *waiter) orphaned(ctx context.Context, s *submission, snap snapshot) (Outcome, bool, error) {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	rec, err := w.e.rec.Orphan(sctx, s.handle, w.e.cfg.CreateTimeout)
 	cancel()
 	if err != nil || rec.State == StatePending {
@@ -161,12 +157,11 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, s
 			return Outcome{Job: snap.job, Stopping: stopping}, nil
 		}
 		// The id arrived at the deadline: one look at the job.
-		lctx, cancel := context.WithTimeout(ctx, lateWork)
+		lctx, cancel := context.WithTimeout(ctx, LateWork)
 		job, err := w.get(lctx, snap.jobID, s.kind)
 		cancel()
 		if ctx.Err() != nil {
-			e.abandon(ctx, s, context.Cause(ctx))
-			return Outcome{}, w.cancelledAfterStart(ctx, s)
+			return Outcome{}, w.ended(ctx, "", s)
 		}
 		if err != nil { // known but unreadable just now: the id is what matters
 			job = &Job{ID: snap.jobID, Kind: s.kind, Status: Running}
@@ -184,8 +179,7 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, s
 				return Outcome{Job: job}, nil
 			}
 			if ctx.Err() != nil {
-				e.abandon(ctx, s, context.Cause(ctx))
-				return Outcome{}, w.cancelledAfterStart(ctx, s)
+				return Outcome{}, w.ended(ctx, "", s)
 			}
 		}
 	}
@@ -195,7 +189,7 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, s
 // confirmNow reads the job list once for a pending submission and confirms
 // its job when it can be told apart for certain.
 func (w *waiter) confirmNow(ctx context.Context, s *submission) (*Job, bool) {
-	lctx, cancel := context.WithTimeout(ctx, lateWork)
+	lctx, cancel := context.WithTimeout(ctx, LateWork)
 	lk, err := w.e.lookUp(lctx, w.up, s)
 	cancel()
 	if err != nil {
@@ -253,7 +247,7 @@ func (w *waiter) lookNow(ctx context.Context, s *submission, snap snapshot) Outc
 // cancelledAfterStart is the failure of a call cancelled after its start
 // request was sent: the caller must not start the job again.
 func (w *waiter) cancelledAfterStart(ctx context.Context, s *submission) error {
-	sctx, cancel := storeContext(ctx)
+	sctx, cancel := lateContext(ctx)
 	rec, _, err := w.e.rec.Get(sctx, s.handle, s.tenant)
 	cancel()
 	if err != nil {

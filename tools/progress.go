@@ -3,7 +3,6 @@ package tools
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,7 +30,7 @@ type Progress struct {
 // (which may be nil) receives notifications that could not be sent.
 func NewProgress(ctx context.Context, logger *slog.Logger) *Progress {
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Progress{token: progressToken(ctx), srv: server.ServerFromContext(ctx), start: time.Now(), logger: logger}
 }

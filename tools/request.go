@@ -39,14 +39,20 @@ func NoteRequestID(ctx context.Context, id any, req *mcp.CallToolRequest) {
 	if session == nil || session.SessionID() == "" || id == nil {
 		return
 	}
+	// 1 and "1" are different ids.
+	setMeta(req, callIDMeta, fmt.Sprintf("%s\x00%T\x00%v", session.SessionID(), id, id))
+}
+
+// setMeta sets key in req's _meta, which this server uses to pass what a
+// hook learned to the tool.
+func setMeta(req *mcp.CallToolRequest, key string, v any) {
 	if req.Params.Meta == nil {
 		req.Params.Meta = &mcp.Meta{}
 	}
 	if req.Params.Meta.AdditionalFields == nil {
 		req.Params.Meta.AdditionalFields = map[string]any{}
 	}
-	// 1 and "1" are different ids.
-	req.Params.Meta.AdditionalFields[callIDMeta] = fmt.Sprintf("%s\x00%T\x00%v", session.SessionID(), id, id)
+	req.Params.Meta.AdditionalFields[key] = v
 }
 
 // CallKey returns what NoteRequestID recorded for this call (its session and

@@ -93,13 +93,7 @@ func (t *Tasks) Prepare(_ context.Context, _ any, req *mcp.CallToolRequest) {
 	}
 	if !t.admit(time.Now(), ttl) {
 		req.Params.Task = nil
-		if req.Params.Meta == nil {
-			req.Params.Meta = &mcp.Meta{}
-		}
-		if req.Params.Meta.AdditionalFields == nil {
-			req.Params.Meta.AdditionalFields = map[string]any{}
-		}
-		req.Params.Meta.AdditionalFields[refusedTaskMeta] = true
+		setMeta(req, refusedTaskMeta, true)
 		return
 	}
 	ms := ttl.Milliseconds()

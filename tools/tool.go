@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"reflect"
 
@@ -79,7 +78,7 @@ type Adapter struct {
 
 func (a *Adapter) logger() *slog.Logger {
 	if a.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return a.Logger
 }

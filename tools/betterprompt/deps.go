@@ -3,7 +3,6 @@ package betterprompt
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -161,7 +160,7 @@ func (d *Toolset) heldWaits(ctx context.Context, tenant string) (int, error) {
 
 func (d *Toolset) logger() *slog.Logger {
 	if d.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return d.Logger
 }
