@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
@@ -134,16 +133,10 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 // serve serves MCP on the configured transport until ctx ends or the
 // client goes away.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, stdin io.Reader, stdout, stderr io.Writer) error {
-	beginShutdown := func(answerWithin time.Duration) {
-		for _, set := range toolsets {
-			set.BeginShutdown(answerWithin)
-		}
-	}
 	switch cfg.Transport {
 	case "http":
-		srv := newServer(toolsets)
+		srv := mcpserver.New(programVersion(), toolsets)
 		return mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
-			BeginShutdown:  beginShutdown,
 			Toolsets:       toolsets,
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
@@ -165,20 +158,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tool
 	default:
 		logger.Info("serving MCP over stdio", "version", programVersion())
 		// One client: MCP tasks are safe to offer (see mcpserver.WithTasks).
-		srv := newServer(toolsets, mcpserver.WithTasks())
+		srv := mcpserver.New(programVersion(), toolsets, mcpserver.WithTasks())
 		return mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
-			BeginShutdown: beginShutdown,
-			EOFGrace:      cfg.WaitDefault + 15*time.Second,
+			Toolsets: toolsets,
+			EOFGrace: cfg.WaitDefault + 15*time.Second,
 		})
 	}
-}
-
-// newServer builds the MCP server with every toolset's tools.
-func newServer(toolsets []tools.Toolset, opts ...mcpserver.Option) *server.MCPServer {
-	for _, set := range toolsets[1:] {
-		opts = append(opts, mcpserver.WithToolset(set))
-	}
-	return mcpserver.New(programVersion(), toolsets[0], opts...)
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {

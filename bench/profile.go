@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -46,7 +47,7 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 	// mcpserver.New, so what the rest of the process holds does not count.
 	old := runtime.MemProfileRate
 	runtime.MemProfileRate = 1
-	srv := mcpserver.New("bench", newDeps())
+	srv := mcpserver.New("bench", []tools.Toolset{newDeps()})
 	runtime.GC()
 	heapPath := filepath.Join(dir, "heap-startup.pprof")
 	if err := writeProfile(heapPath, func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) }); err != nil {
@@ -70,7 +71,7 @@ func profileServer(dir string, up *upstream, cat []fakeapi.Prompt) (string, erro
 	served := make(chan struct{})
 	go pprof.Do(ctx, pprof.Labels("bpmcp", "server"), func(ctx context.Context) {
 		defer close(served)
-		s := mcpserver.New("bench", newDeps())
+		s := mcpserver.New("bench", []tools.Toolset{newDeps()})
 		_ = mcpserver.ServeStdio(ctx, s, inR, outW, io.Discard, mcpserver.StdioOptions{})
 	})
 	cl := &stdioServer{in: inW, out: bufio.NewReaderSize(outR, 1<<20), stderr: &syncbuf.Buffer{}}

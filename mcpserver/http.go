@@ -41,7 +41,8 @@ type HTTPOptions struct {
 	// header each toolset names (multi-tenant mode).
 	PerRequestKeys bool
 	// Toolsets are the server's toolsets: their key headers are read in
-	// multi-tenant mode, and allowed in CORS preflights.
+	// multi-tenant mode and allowed in CORS preflights, and on shutdown each
+	// is told to make its waiting calls answer before their streams close.
 	Toolsets []tools.Toolset
 	// SessionIdleTTL ends a session (stateful mode) that has had no request
 	// for this long: its state is freed and its id then gets 404, upon which
@@ -59,13 +60,7 @@ type HTTPOptions struct {
 	WriteTimeout      time.Duration // default 11 min (longer than the longest wait)
 	IdleTimeout       time.Duration // default 2 min
 	ShutdownGrace     time.Duration // how long in-flight requests may finish on shutdown; default 30 s
-	// BeginShutdown is called when ctx ends, before the server stops taking
-	// requests: calls still waiting for runs must answer within the given
-	// time, a little under ShutdownGrace, so that each gets its answer (the
-	// run id, or a handle for get_run) before its stream closes.
-	// A Toolset's BeginShutdown fits.
-	BeginShutdown func(answerWithin time.Duration)
-	Logger        *slog.Logger
+	Logger            *slog.Logger
 }
 
 // DefaultHTTPOptions returns the defaults that HTTPOptions' zero fields
@@ -193,6 +188,10 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 // in-flight requests get ShutdownGrace to finish.
 func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready func(addr net.Addr)) error {
 	opts = opts.withDefaults()
+	if opts.PerRequestKeys && len(keyHeaders(opts.Toolsets)) == 0 {
+		// Every call would be told to bring a key it has no header for.
+		return errors.New("per-request keys need the toolsets whose key headers to read (HTTPOptions.Toolsets)")
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
@@ -222,9 +221,10 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	if opts.BeginShutdown != nil {
-		opts.BeginShutdown(answerWithin(opts.ShutdownGrace))
-	}
+	// Calls still waiting for runs answer a little before the grace ends,
+	// so that each gets its answer (the run id, or a handle for get_run)
+	// before its stream closes.
+	beginShutdown(opts.Toolsets, answerWithin(opts.ShutdownGrace))
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownGrace)
 	defer cancel()
 	shutdown := make(chan error, 1)

@@ -66,8 +66,8 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 		PerRequestKeys: opts.PerRequestKeys,
 		Wait:           betterprompt.WaitConfig{Default: 5 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 100 * time.Millisecond},
 	}
-	srv := New("test", deps)
 	opts.Toolsets = []tools.Toolset{deps}
+	srv := New("test", opts.Toolsets)
 	tr := newHTTPTransport(srv, opts)
 	ts := httptest.NewServer(tr.handler)
 	t.Cleanup(func() {
@@ -108,10 +108,9 @@ func serve(t *testing.T, fo fakeapi.Options, logger *slog.Logger, opts HTTPOptio
 	deps := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey}), Logger: logger}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{deps: deps, cancel: cancel, served: make(chan error, 1)}
-	opts.Addr, opts.Logger, opts.BeginShutdown = "127.0.0.1:0", logger, deps.BeginShutdown
-	opts.Toolsets = []tools.Toolset{deps}
+	opts.Addr, opts.Logger, opts.Toolsets = "127.0.0.1:0", logger, []tools.Toolset{deps}
 	addrs := make(chan net.Addr, 1)
-	go func() { s.served <- ServeHTTP(ctx, New("test", deps), opts, func(a net.Addr) { addrs <- a }) }()
+	go func() { s.served <- ServeHTTP(ctx, New("test", opts.Toolsets), opts, func(a net.Addr) { addrs <- a }) }()
 	s.addr = (<-addrs).String()
 	return s
 }
@@ -609,5 +608,15 @@ func TestShutdownPastGraceKeepsTheRunID(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "msg=\"run started") || !strings.Contains(logs.String(), "run_id=") {
 		t.Errorf("the run id was not logged:\n%s", logs.String())
+	}
+}
+
+// Per-request keys with no toolset to name their header would answer every
+// call "bring your key": the server refuses to start instead.
+func TestPerRequestKeysNeedToolsets(t *testing.T) {
+	t.Parallel()
+	err := ServeHTTP(context.Background(), New("test", nil), HTTPOptions{Addr: "127.0.0.1:0", PerRequestKeys: true}, nil)
+	if err == nil || !strings.Contains(err.Error(), "Toolsets") {
+		t.Errorf("ServeHTTP = %v; want a refusal naming HTTPOptions.Toolsets", err)
 	}
 }

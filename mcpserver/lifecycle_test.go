@@ -17,6 +17,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/syncbuf"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -128,7 +129,7 @@ func startStdio(t *testing.T, timeScale float64, opts StdioOptions) *stdioServer
 	_, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: loadCatalogue(t), TimeScale: timeScale,
 		Keys: map[string]fakeapi.Key{serverKey: {Credits: 1000}}})
 	deps := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: serverKey})}
-	opts.BeginShutdown = deps.BeginShutdown
+	opts.Toolsets = []tools.Toolset{deps}
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -136,7 +137,7 @@ func startStdio(t *testing.T, timeScale float64, opts StdioOptions) *stdioServer
 	s.out.Buffer(nil, 1<<20)
 	go func() {
 		defer close(s.exited)
-		s.served <- ServeStdio(ctx, New("test", deps, WithTasks()), inR, outW, io.Discard, opts)
+		s.served <- ServeStdio(ctx, New("test", opts.Toolsets, WithTasks()), inR, outW, io.Discard, opts)
 		_ = outW.Close()
 	}()
 	t.Cleanup(func() {

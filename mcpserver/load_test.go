@@ -50,7 +50,7 @@ func TestLoad(t *testing.T) {
 		PerRequestKeys: true,
 		Wait:           betterprompt.WaitConfig{Default: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 200 * time.Millisecond},
 	}
-	handler, stop := NewHTTPHandler(New("load", deps), HTTPOptions{PerRequestKeys: true, Toolsets: []tools.Toolset{deps}})
+	handler, stop := NewHTTPHandler(New("load", []tools.Toolset{deps}), HTTPOptions{PerRequestKeys: true, Toolsets: []tools.Toolset{deps}})
 	ts := httptest.NewServer(handler)
 
 	type sample struct {

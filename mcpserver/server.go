@@ -6,6 +6,7 @@ package mcpserver
 
 import (
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 
@@ -20,7 +21,6 @@ type Option func(*options)
 
 type options struct {
 	tasks bool
-	more  []tools.Toolset
 }
 
 // WithTasks lets task-capable hosts call the tools that take them (such as
@@ -30,16 +30,12 @@ type options struct {
 // list every task.
 func WithTasks() Option { return func(o *options) { o.tasks = true } }
 
-// WithToolset registers one more toolset beside New's first.
-func WithToolset(set tools.Toolset) Option { return func(o *options) { o.more = append(o.more, set) } }
-
 // New builds the MCP server with every toolset's tools and instructions.
-func New(version string, set tools.Toolset, opts ...Option) *server.MCPServer {
+func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer {
 	o := options{}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sets := append([]tools.Toolset{set}, o.more...)
 	instr := make([]string, len(sets))
 	for i, ts := range sets {
 		instr[i] = ts.Instructions()
@@ -71,6 +67,14 @@ func New(version string, set tools.Toolset, opts ...Option) *server.MCPServer {
 		s.AddTools(ts.Tools(tasks)...)
 	}
 	return s
+}
+
+// beginShutdown tells every toolset that the server stops: calls waiting
+// for runs must answer within answerWithin.
+func beginShutdown(sets []tools.Toolset, answerWithin time.Duration) {
+	for _, set := range sets {
+		set.BeginShutdown(answerWithin)
+	}
 }
 
 // maxActiveTasks bounds the task calls running at once.

@@ -11,14 +11,17 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // StdioOptions configures the stdio transport.
 type StdioOptions struct {
-	// BeginShutdown is called when ctx ends, before anything stops: calls
-	// still waiting for runs must answer within the given time (with the
-	// run id, or a handle for get_run). A Toolset's BeginShutdown fits.
-	BeginShutdown func(answerWithin time.Duration)
+	// Toolsets are the server's toolsets. When ctx ends, before anything
+	// stops, each is told to begin its shutdown: calls still waiting for
+	// runs answer at once with what they know (the run id, or a handle for
+	// get_run).
+	Toolsets []tools.Toolset
 	// ShutdownGrace is how long the calls already received may take to be
 	// answered once ctx ends; default 5 s.
 	ShutdownGrace time.Duration
@@ -35,9 +38,6 @@ func (o StdioOptions) withDefaults() StdioOptions {
 	}
 	if o.EOFGrace <= 0 {
 		o.EOFGrace = time.Minute
-	}
-	if o.BeginShutdown == nil {
-		o.BeginShutdown = func(time.Duration) {}
 	}
 	return o
 }
@@ -65,7 +65,7 @@ func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.W
 	// know, and stops mcp-go once every call received is answered or the
 	// grace period has passed.
 	drain := func() {
-		opts.BeginShutdown(0)
+		beginShutdown(opts.Toolsets, 0)
 		calls.waitEmpty(serveCtx, opts.ShutdownGrace)
 		stopServing()
 	}

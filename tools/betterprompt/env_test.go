@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -166,7 +167,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		fake, bo.BaseURL = fakeapi.NewTestServer(t, cfg.fake)
 	}
 	deps.Client = bpapi.New(bo)
-	srv := mcpserver.New("test", deps, mcpserver.WithTasks()) // one client, as on stdio
+	srv := mcpserver.New("test", []tools.Toolset{deps}, mcpserver.WithTasks()) // one client, as on stdio
 
 	e := &env{fake: fake, deps: deps, srv: srv}
 	e.client = connect(t, srv, deps, func(n mcp.JSONRPCNotification) {

@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -142,7 +143,7 @@ func newPeer(t *testing.T, e *env, opts ...func(*betterprompt.Toolset)) *client.
 	for _, o := range opts {
 		o(d)
 	}
-	return connect(t, mcpserver.New("peer", d), d, nil)
+	return connect(t, mcpserver.New("peer", []tools.Toolset{d}), d, nil)
 }
 
 func callWith(t *testing.T, c *client.Client, name string, args map[string]any) *mcp.CallToolResult {
