@@ -88,23 +88,36 @@ type Engine struct {
 	lookups   sync.WaitGroup // background recovery
 }
 
-// New returns an Engine; zero durations in cfg take the defaults of an API
-// that holds a start request for about two minutes.
+// DefaultConfig returns the timings that suit an API that holds a start
+// request for about two minutes (BetterPrompt's); New gives them to zero
+// fields.
+func DefaultConfig() Config {
+	return Config{
+		StartBound:    150 * time.Second, // the ~120 s hold, plus a margin
+		CreateTimeout: 180 * time.Second, // the ~120 s hold, plus the client's waits on 429s
+		PollMin:       time.Second,
+		PollMax:       5 * time.Second,
+		ProgressEvery: 3 * time.Second,
+	}
+}
+
+// New returns an Engine; zero durations in cfg take DefaultConfig's.
 func New(cfg Config) *Engine {
+	def := DefaultConfig()
 	if cfg.StartBound <= 0 {
-		cfg.StartBound = 150 * time.Second
+		cfg.StartBound = def.StartBound
 	}
 	if cfg.CreateTimeout <= 0 {
-		cfg.CreateTimeout = 180 * time.Second
+		cfg.CreateTimeout = def.CreateTimeout
 	}
 	if cfg.PollMin <= 0 {
-		cfg.PollMin = time.Second
+		cfg.PollMin = def.PollMin
 	}
 	if cfg.PollMax < cfg.PollMin {
-		cfg.PollMax = max(5*time.Second, cfg.PollMin)
+		cfg.PollMax = max(def.PollMax, cfg.PollMin)
 	}
 	if cfg.ProgressEvery <= 0 {
-		cfg.ProgressEvery = 3 * time.Second
+		cfg.ProgressEvery = def.ProgressEvery
 	}
 	if cfg.Started.IsZero() {
 		cfg.Started = time.Now()

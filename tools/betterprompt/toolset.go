@@ -2,13 +2,57 @@ package betterprompt
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
+
+// Toolset is BetterPrompt's toolset: its five tools, and what they share
+// (the client, the wait settings, the run engine, the caches, the wait
+// slots).
+type Toolset struct {
+	// Client is the BetterPrompt client; its API key is the server's own key
+	// (empty when none is configured).
+	Client *bpapi.Client
+	// PerRequestKeys makes every call bring its own API key in its context
+	// (WithAPIKey); the server's own key is then never used.
+	PerRequestKeys bool
+	// Wait holds the run-waiting settings.
+	Wait WaitConfig
+	// Logger receives operational logs (stderr). Nil discards them.
+	Logger *slog.Logger
+	// Sandbox marks results as simulated.
+	Sandbox bool
+
+	// MaxWaitsPerKey bounds the calls waiting for runs at once per API key
+	// (default DefaultMaxWaitsPerKey), so one caller cannot hold every worker.
+	MaxWaitsPerKey int
+	// Slots holds those waits (default: in memory, state.NewSlots).
+	Slots WaitSlots
+
+	// ExclusiveKey says that no other client (the web app, the CLI, another
+	// server process that shares no state with this one) starts runs with
+	// the API keys this server uses. Only then is a run found in the run
+	// list after a failed POST certainly this server's; otherwise it is
+	// reported as unconfirmed, with the runs that may be it.
+	ExclusiveKey bool
+
+	configs   configCache
+	verified  verifiedKeys
+	resources resourceCache
+	adapter   tools.Adapter
+
+	engineOnce sync.Once
+	engine     *runs.Engine // the run lifecycle; made once, by runEngine
+	upSince    time.Time    // when the engine counts this process as started; zero: when it is made
+}
 
 // DefaultMaxWaitsPerKey is Toolset.MaxWaitsPerKey's default.
 const DefaultMaxWaitsPerKey = 64

@@ -13,44 +13,6 @@ import (
 	"github.com/bpmcp/bpmcp/tools"
 )
 
-// Toolset is what the tools need from the outside world.
-type Toolset struct {
-	// Client is the BetterPrompt client; its API key is the server's own key
-	// (empty when none is configured).
-	Client *bpapi.Client
-	// PerRequestKeys makes every call bring its own API key in its context
-	// (WithAPIKey); the server's own key is then never used.
-	PerRequestKeys bool
-	// Wait holds the run-waiting settings.
-	Wait WaitConfig
-	// Logger receives operational logs (stderr). Nil discards them.
-	Logger *slog.Logger
-	// Sandbox marks results as simulated.
-	Sandbox bool
-
-	// MaxWaitsPerKey bounds the calls waiting for runs at once per API key
-	// (default DefaultMaxWaitsPerKey), so one caller cannot hold every worker.
-	MaxWaitsPerKey int
-	// Slots holds those waits (default: in memory, state.NewSlots).
-	Slots WaitSlots
-
-	// ExclusiveKey says that no other client (the web app, the CLI, another
-	// server process that shares no state with this one) starts runs with
-	// the API keys this server uses. Only then is a run found in the run
-	// list after a failed POST certainly this server's; otherwise it is
-	// reported as unconfirmed, with the runs that may be it.
-	ExclusiveKey bool
-
-	configs   configCache
-	verified  verifiedKeys
-	resources resourceCache
-	adapter   tools.Adapter
-
-	engineOnce sync.Once
-	engine     *runs.Engine // the run lifecycle; made once, by runEngine
-	upSince    time.Time    // when the engine counts this process as started; zero: when it is made
-}
-
 // WaitSlots bounds, per API key, the calls waiting for runs. Slots are
 // leases, so a holder that dies frees its slot when the lease ends.
 // state.Slots keeps them in memory.
@@ -82,23 +44,26 @@ type WaitConfig struct {
 	PollMin, PollMax time.Duration
 	// ProgressEvery is the interval between progress notifications (≤ 5 s).
 	ProgressEvery time.Duration
-	// StartBound is how long after its submission a run must show in the
-	// account's run list if its POST created it: the API's ~120 s hold plus
-	// a margin. Past it, a submission whose outcome was unknown and that
-	// shows no run is known not to have started.
+	// StartBound is how long after the last moment its POST was in flight
+	// (its sending, or its failure) a run must show in the account's run
+	// list if the POST created it: the API's ~120 s hold plus a margin.
+	// Past it, a submission whose outcome was unknown and that shows no run
+	// is known not to have started.
 	StartBound time.Duration
 }
 
-// DefaultWaitConfig returns the documented defaults.
+// DefaultWaitConfig returns the documented defaults: the waits a host
+// allows, and the run engine's timings (runs.DefaultConfig).
 func DefaultWaitConfig() WaitConfig {
+	r := runs.DefaultConfig()
 	return WaitConfig{
 		Default:       45 * time.Second,
 		Max:           600 * time.Second,
-		CreateTimeout: 180 * time.Second, // the API's ~120 s hold, plus the client's waits on 429s
-		PollMin:       time.Second,
-		PollMax:       5 * time.Second,
-		ProgressEvery: 3 * time.Second,
-		StartBound:    150 * time.Second, // the API's ~120 s hold, plus a margin
+		CreateTimeout: r.CreateTimeout,
+		PollMin:       r.PollMin,
+		PollMax:       r.PollMax,
+		ProgressEvery: r.ProgressEvery,
+		StartBound:    r.StartBound,
 	}
 }
 
@@ -135,7 +100,7 @@ func (w WaitConfig) withDefaults() WaitConfig {
 // d: the run lifecycle (submit once, waits, recovery, drain) lives there.
 func (d *Toolset) runEngine() *runs.Engine {
 	d.engineOnce.Do(func() {
-		w := d.Wait.withDefaults()
+		w := d.Wait // with its defaults since Tools; New fills any still zero
 		d.engine = runs.New(runs.Config{
 			StartBound: w.StartBound, CreateTimeout: w.CreateTimeout,
 			PollMin: w.PollMin, PollMax: w.PollMax, ProgressEvery: w.ProgressEvery,
