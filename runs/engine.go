@@ -54,9 +54,9 @@ type Config struct {
 	// Logger receives every job id learned, and what became of each
 	// submission. Nil discards them.
 	Logger *slog.Logger
-	// KindKey names the Kind attribute in logs (default "kind"), and
-	// KindNoun names a kind in log messages (default "kind").
-	KindKey, KindNoun string
+	// KindKey names the Kind attribute in logs (default "kind"); log
+	// messages name the kind by it too.
+	KindKey string
 	// Narrate words a progress message (default: a plain English one).
 	Narrate func(Note) string
 	// Held returns how many calls wait with tenant's key at once, so that
@@ -124,9 +124,6 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.KindKey == "" {
 		cfg.KindKey = "kind"
-	}
-	if cfg.KindNoun == "" {
-		cfg.KindNoun = "kind"
 	}
 	if cfg.Narrate == nil {
 		cfg.Narrate = narrate
@@ -227,22 +224,32 @@ func (e *Engine) Rejoin(ctx context.Context, up Upstream, call Call, deadline ti
 	if call.Key == "" {
 		return Outcome{}, false, nil
 	}
-	rec := Record{Handle: NewHandle(time.Now(), call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: time.Now()}
-	got, replayed, err := e.rec.Begin(ctx, rec, true) // closed: records nothing new
+	got, replayed, err := e.rec.Begin(ctx, recordOf(call, time.Now()), true) // closed: records nothing new
 	if err != nil || !replayed {
 		return Outcome{}, false, err
 	}
-	s := e.submissionOf(got)
-	s.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
+	s := e.joined(got)
 	w := &waiter{e: e, up: up, tenant: call.Tenant, deadline: deadline, progress: progress}
 	out, err = w.awaitSubmission(ctx, s)
 	return out, true, err
 }
 
+// recordOf is the record of a new submission of call at now.
+func recordOf(call Call, now time.Time) Record {
+	return Record{Handle: NewHandle(now, call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: now}
+}
+
+// joined returns the submission that a replayed call joins, on record.
+func (e *Engine) joined(rec Record) *submission {
+	s := e.submissionOf(rec)
+	s.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
+	return s
+}
+
 // submit starts the start request in the background and returns at once.
 func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start StartFunc) (s *submission, replayed bool, err error) {
 	now := time.Now()
-	rec := Record{Handle: NewHandle(now, call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: now}
+	rec := recordOf(call, now)
 	// mu orders this process's shutdown against its own submissions (no
 	// start request after the drain, and the drain waits for every one
 	// sent); the record's rules do not depend on it.
@@ -254,9 +261,7 @@ func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start Start
 		return nil, false, fmt.Errorf("runs: recording the submission (nothing was started): %w", err)
 	case replayed:
 		e.mu.Unlock()
-		s = e.submissionOf(got)
-		s.log.Info("a replayed request joined the run its first delivery started; nothing new was started")
-		return s, true, nil
+		return e.joined(got), true, nil
 	case got.Handle == "":
 		e.mu.Unlock()
 		return nil, false, ErrStopping
@@ -348,13 +353,13 @@ func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start Sta
 			s.log.Warn("the API answered 429, but a run that may be this one shows in the run list; not sending the POST again")
 			return nil, f.mayBeJob(), errors.Join(errOutcomeUnknown, err)
 		case !again:
-			s.log.Info("the API answered 429 and no run of the "+e.cfg.KindNoun+" shows in the run list; not sending the POST again", "resends", resends)
+			s.log.Info("the API answered 429 and no run with this "+e.cfg.KindKey+" shows in the run list; not sending the POST again", "resends", resends)
 			return nil, f.final(), err
 		}
 		if time.Since(s.submitted) > e.resendSpan() {
 			// The look took too long: a request sent now could create its
 			// job outside the window that a handle promises (foreignWindow).
-			s.log.Info("the API answered 429 and no run of the "+e.cfg.KindNoun+" shows in the run list; too late to send the POST again", "resends", resends)
+			s.log.Info("the API answered 429 and no run with this "+e.cfg.KindKey+" shows in the run list; too late to send the POST again", "resends", resends)
 			return nil, f.final(), err
 		}
 		s.log.Info("the API answered 429 and no run was started; sending the POST again", "retry_after", wait)

@@ -97,7 +97,7 @@ func (e *Engine) settle(ctx context.Context, s *submission, lk *Look) (settled b
 	case StateStarted:
 		s.log.Info("found the run in the run list; no other client could have started it", "run_id", st.JobID)
 	case StateNotStarted:
-		s.log.Info("no run of the "+e.cfg.KindNoun+" showed in the run list within the start bound: nothing was started", "bound", e.cfg.StartBound)
+		s.log.Info("no run with this "+e.cfg.KindKey+" showed in the run list within the start bound: nothing was started", "bound", e.cfg.StartBound)
 	default:
 		seen := make(map[string]bool)
 		if st.Previous != nil {
@@ -162,7 +162,7 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 			s.log.Debug("looking for the run in the run list failed; will look again", "err", err)
 		}
 		if time.Now().After(give) {
-			s.log.Warn("gave up watching the run list; whether the run started is unknown: look in the account's runs for this "+e.cfg.KindNoun+" around submitted_at",
+			s.log.Warn("gave up watching the run list; whether the run started is unknown: look in the account's runs with this "+e.cfg.KindKey+" around submitted_at",
 				"submitted_at", s.submitted.UTC().Format(time.RFC3339))
 			return
 		}
@@ -175,7 +175,7 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 		select {
 		case <-time.After(next):
 		case <-stop:
-			s.log.Warn("shutting down while it is unknown whether the run started: look in the account's runs for this "+e.cfg.KindNoun+" around submitted_at",
+			s.log.Warn("shutting down while it is unknown whether the run started: look in the account's runs with this "+e.cfg.KindKey+" around submitted_at",
 				"submitted_at", s.submitted.UTC().Format(time.RFC3339))
 			return
 		}

@@ -88,6 +88,9 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 	return tools.Result[RunView]{Value: v, Content: content, IsError: isError}
 }
 
+// maxCandidates bounds the candidate runs listed in one result.
+const maxCandidates = 20
+
 // renderNoRun renders what is known of a run that is not known for
 // certain: submitted and still held by the API, not started, or
 // unconfirmed (with the runs that may be the call's own).

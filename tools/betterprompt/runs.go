@@ -424,6 +424,3 @@ func getRun(d *Toolset) server.ServerTool {
 		return d.renderOutcome(outcome), nil
 	})
 }
-
-// maxCandidates bounds the candidate runs listed in one result.
-const maxCandidates = 20
