@@ -70,13 +70,6 @@ func ParseInputs(raw json.RawMessage, lim Limits) (*Inputs, error) {
 	return &Inputs{root: root}, nil
 }
 
-// CheckShape is ParseInputs without size limits, for callers that need
-// only the verdict. It returns nil or a *ValidationError.
-func CheckShape(inputs json.RawMessage) error {
-	_, err := ParseInputs(inputs, Limits{})
-	return err
-}
-
 // longestText returns the length in runes of a text value, or of its
 // longest item.
 func longestText(v jvalue) int {

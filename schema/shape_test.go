@@ -7,7 +7,13 @@ import (
 	"testing"
 )
 
-func TestCheckShape(t *testing.T) {
+// checkShape is ParseInputs' verdict without size limits.
+func checkShape(inputs json.RawMessage) error {
+	_, err := ParseInputs(inputs, Limits{})
+	return err
+}
+
+func TestParseInputsShape(t *testing.T) {
 	cases := []struct {
 		inputs string
 		want   string // "" = accepted
@@ -32,19 +38,19 @@ func TestCheckShape(t *testing.T) {
 		{`{"imageInputs":["https://example.com/a.png"]}`, "imageInputs[0]: must be an object"},
 	}
 	for _, tc := range cases {
-		err := CheckShape(json.RawMessage(tc.inputs))
+		err := checkShape(json.RawMessage(tc.inputs))
 		switch {
 		case tc.want == "" && err != nil:
-			t.Errorf("CheckShape(%s) = %v, want nil", tc.inputs, err)
+			t.Errorf("ParseInputs(%s) = %v, want nil", tc.inputs, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("CheckShape(%s) = %v, want it to mention %q", tc.inputs, err, tc.want)
+			t.Errorf("ParseInputs(%s) = %v, want it to mention %q", tc.inputs, err, tc.want)
 		}
 	}
 }
 
-// Whatever CheckShape refuses, Validate refuses too, for any configuration:
+// Whatever ParseInputs refuses, Validate refuses too, for any configuration:
 // the early check never rejects inputs the full check would accept.
-func TestCheckShapeIsWeakerThanValidate(t *testing.T) {
+func TestParseInputsIsWeakerThanValidate(t *testing.T) {
 	configs := []string{`{}`, `{"variables":{"a":{"type":0}},"images":[{}]}`,
 		`{"variables":{"a":{"type":2,"multiple":true,"options":{"x":"X","y":"Y"}}}}`}
 	inputs := []string{`{"textInputs":{"a":5}}`, `{"imageInputs":[{"type":"url","url":"file:///x"}]}`,
@@ -55,11 +61,11 @@ func TestCheckShapeIsWeakerThanValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, in := range inputs {
-			if CheckShape(json.RawMessage(in)) == nil {
+			if checkShape(json.RawMessage(in)) == nil {
 				continue
 			}
 			if _, err := cfg.Validate(json.RawMessage(in)); err == nil {
-				t.Errorf("config %s: CheckShape refuses %s but Validate accepts it", c, in)
+				t.Errorf("config %s: ParseInputs refuses %s but Validate accepts it", c, in)
 			}
 		}
 	}

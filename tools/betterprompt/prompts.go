@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bpapi"
@@ -80,7 +79,7 @@ func searchPrompts(d *Toolset) server.ServerTool {
 				EstimatedCredits: r.EstimatedCredits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
 			})
 		}
-		return tools.Result[SearchOutput]{Value: out, Content: textContent(renderSearch(in.Query, out))}, nil
+		return tools.Text(out, renderSearch(in.Query, out)), nil
 	})
 }
 
@@ -156,7 +155,7 @@ func getPrompt(d *Toolset) server.ServerTool {
 			InputSchema:   jsonObject{cfg.InputSchema(nil)},
 			ExampleInputs: jsonObject{cfg.Example()},
 		}
-		return tools.Result[GetPromptOutput]{Value: out, Content: textContent(renderPrompt(out, cfg))}, nil
+		return tools.Text(out, renderPrompt(out, cfg)), nil
 	})
 }
 
@@ -268,8 +267,7 @@ func getCredits(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[CreditsOutput]{}, err
 		}
-		return tools.Result[CreditsOutput]{Value: CreditsOutput{Credits: n},
-			Content: textContent(fmt.Sprintf("The account has %d credits.", n))}, nil
+		return tools.Text(CreditsOutput{Credits: n}, fmt.Sprintf("The account has %d credits.", n)), nil
 	})
 }
 
@@ -282,8 +280,6 @@ func (o jsonObject) MarshalJSON() ([]byte, error) { return json.Marshal(o.v) }
 
 // JSONSchema implements the invopop/jsonschema hook.
 func (jsonObject) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
-
-func textContent(s string) []mcp.Content { return []mcp.Content{mcp.NewTextContent(s)} }
 
 // oneLine folds whitespace and cuts s to n runes, for compact listings.
 func oneLine(s string, n int) string {

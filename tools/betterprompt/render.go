@@ -148,7 +148,9 @@ func (d *Toolset) renderNoRun(o runs.Outcome) tools.Result[RunView] {
 		}
 	}
 	v.Message = b.String()
-	return tools.Result[RunView]{Value: v, Content: textContent(v.Message), IsError: isError}
+	res := tools.Text(v, v.Message)
+	res.IsError = isError
+	return res
 }
 
 // whyUnknown says in a few words why a call does not know its run.
