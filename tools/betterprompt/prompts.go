@@ -101,15 +101,17 @@ func renderSearch(query string, out SearchOutput) string {
 
 // GetPromptInput is the argument of get_prompt.
 type GetPromptInput struct {
-	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts."`
+	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a BetterPrompt link."`
 	VersionID string `json:"version_id,omitempty" jsonschema_description:"A pinned prompt_version_id; default: the latest."`
 }
 
 // Check validates the arguments before anything is sent.
 func (in *GetPromptInput) Check() error {
-	if err := checkID("prompt_id", in.PromptID, "prompt ids come from search_prompts"); err != nil {
+	id, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
+	if err != nil {
 		return err
 	}
+	in.PromptID = id
 	if in.VersionID != "" {
 		return checkID("version_id", in.VersionID, "version ids come from search_prompts (prompt_version_id)")
 	}

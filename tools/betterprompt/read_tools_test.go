@@ -186,3 +186,39 @@ func TestKeyProblems(t *testing.T) {
 		})
 	}
 }
+
+// A prompt is reached by the link to its page as well as by its id: the id
+// is taken out of the link. A link with no id, or several, says what to do
+// instead, and nothing is sent.
+func TestPromptByLink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, link := range []string{
+		"https://betterprompt.me/prompts/cold-email-opener-" + coldEmailPrompt,
+		"https://www.betterprompt.me/p/" + strings.ToUpper(coldEmailPrompt) + "?ref=share",
+		"http://betterprompt.me/?prompt=" + coldEmailPrompt,
+	} {
+		res := e.call(t, "get_prompt", map[string]any{"prompt_id": link})
+		mustOK(t, res)
+		if !strings.Contains(text(res), coldEmailVersion) {
+			t.Errorf("get_prompt(%s) did not reach the prompt: %s", link, text(res))
+		}
+	}
+	run := e.call(t, "run_prompt", map[string]any{"prompt_id": "https://betterprompt.me/prompts/x-" + coldEmailPrompt, "inputs": coldEmailInputs})
+	mustOK(t, run)
+	before := e.fake.Count("*")
+	for link, want := range map[string]string{
+		"https://betterprompt.me/prompts/cold-email-opener":                                "no prompt id",
+		"https://betterprompt.me/p/" + coldEmailPrompt + "/v/" + coldEmailVersion:          "several ids",
+		"https://betterprompt.me/prompts/cold-email-opener?key=bp_secret_key_1234567890ab": "not shown",
+	} {
+		res := e.call(t, "get_prompt", map[string]any{"prompt_id": link})
+		mustError(t, res, want, "search_prompts")
+		if strings.Contains(text(res), "bp_secret") {
+			t.Errorf("a key in the link was echoed: %s", text(res))
+		}
+	}
+	if n := e.fake.Count("*"); n != before {
+		t.Errorf("%d requests for links without one prompt id; want none", n-before)
+	}
+}

@@ -55,9 +55,11 @@ func (in *RunPromptInput) Check() error {
 			return err
 		}
 	default:
-		if err := checkID("prompt_id", in.PromptID, "prompt ids come from search_prompts"); err != nil {
+		id, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
+		if err != nil {
 			return err
 		}
+		in.PromptID = id
 	}
 	// Mistakes that need no prompt configuration are refused before any
 	// request: the inputs' shape, image URLs and Base64, sizes.
