@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -37,12 +38,52 @@ func decodeArgs(raw any, allowed []string, v any) error {
 			field := te.Field
 			if field == "" {
 				field = "the arguments"
+			} else if key := memberOfKind(fields[field], te.Value); key != "" {
+				field += "." + key // encoding/json names a map, not its member
 			}
 			return Invalidf("argument %q must be %s, got a JSON %s", field, jsonTypeName(te.Type.String()), te.Value)
 		}
 		return Invalidf("the arguments could not be read: %v", err)
 	}
 	return nil
+}
+
+// memberOfKind returns the first key (in sorted order) of the JSON object
+// raw whose value is of kind ("number", "string", "bool", "array",
+// "object"), or "" when raw is no object or has none.
+func memberOfKind(raw json.RawMessage, kind string) string {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(members))
+	for _, k := range keys {
+		if jsonKind(members[k]) == kind {
+			return k
+		}
+	}
+	return ""
+}
+
+// jsonKind names the kind of a JSON value as encoding/json's type errors do.
+func jsonKind(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return ""
+	}
+	switch v[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // objectArgs returns the arguments as the bytes of a JSON object ("{}" when

@@ -143,3 +143,18 @@ func TestNewRaw(t *testing.T) {
 		t.Errorf("result %q, arguments %s", text(res), got)
 	}
 }
+
+// A wrong type inside an object argument is named down to its member, not
+// only the argument that holds it.
+func TestNestedTypeErrorNamesTheMember(t *testing.T) {
+	type in struct {
+		Options map[string]string `json:"run_options"`
+	}
+	st := New(&Adapter{}, Spec{Name: "opts", Hints: ReadOnlyHints}, func(context.Context, in) (Result[greeting], error) {
+		return Text(greeting{}, "ok"), nil
+	})
+	res := call(t, st, map[string]any{"run_options": map[string]any{"aspectRatio": "3:4", "numImages": 2}})
+	if !res.IsError || !strings.Contains(text(res), `"run_options.numImages" must be a string, got a JSON number`) {
+		t.Errorf("result %q; want the member named", text(res))
+	}
+}
