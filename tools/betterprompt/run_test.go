@@ -199,8 +199,14 @@ func TestRunPromptWaitEndsBeforePostReturns(t *testing.T) {
 	}
 	got := e.call(t, "get_run", map[string]any{"run_id": v.RunID, "wait_seconds": 10})
 	mustOK(t, got)
-	if gv := runView(t, got); gv.Status != "succeeded" || len(gv.Outputs) == 0 {
+	gv := runView(t, got)
+	if gv.Status != "succeeded" || len(gv.Outputs) == 0 {
 		t.Fatalf("get_run after the wait: %+v", gv)
+	}
+	// The API still held the POST at the first deadline: the first answer
+	// was a temporary handle, which get_run turned into the run's own id.
+	if gv.RunID == v.RunID || !strings.Contains(text(got), "temporary id") || !strings.Contains(gv.Message, gv.RunID) {
+		t.Errorf("the handle %s turned into run %s without saying so: %s", v.RunID, gv.RunID, text(got))
 	}
 	if n := e.fake.Count(routeCreate); n != 1 {
 		t.Errorf("%d POSTs, want 1", n)

@@ -423,6 +423,14 @@ func getRun(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
-		return d.renderOutcome(outcome), nil
+		res := d.renderOutcome(outcome)
+		if outcome.Job != nil && !strings.EqualFold(outcome.Job.ID, in.RunID) {
+			// The agent followed a temporary handle: from now on the run's
+			// own id is the one to use (it survives a restart of this server).
+			note := fmt.Sprintf("run_id %s was a temporary id for this run; its own id is %s: use that one from now on.", in.RunID, outcome.Job.ID)
+			res.Value.Message = strings.TrimSpace(res.Value.Message + " " + note)
+			res.Content = append(res.Content, mcp.NewTextContent(note))
+		}
+		return res, nil
 	})
 }
