@@ -458,3 +458,15 @@ func TestWaitLimitPerKey(t *testing.T) {
 		t.Errorf("get_run after the first call ended: %+v", v)
 	}
 }
+
+// An input refused before the prompt is read names the prompt it was for.
+func TestShapeErrorNamesThePrompt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion,
+		"inputs": map[string]any{"imageInputs": []any{map[string]any{"type": "url", "url": "file:///etc/passwd"}}}})
+	mustError(t, res, "prompt_version_id="+coldEmailVersion, "nothing was run")
+	if n := e.fake.Count("*"); n != 0 {
+		t.Errorf("%d requests for inputs refused by their shape", n)
+	}
+}

@@ -65,7 +65,11 @@ func (in *RunPromptInput) Check() error {
 	// request: the inputs' shape, image URLs and Base64, sizes.
 	parsed, err := schema.ParseInputs(in.Inputs, schema.Limits{MaxTextRunes: maxTextInputRunes, MaxURLBytes: maxImageURLLength})
 	if err != nil {
-		return &tools.Error{Expected: true, Cause: err, Msg: "Invalid inputs (nothing was run, no credits spent):\n- " +
+		which := "prompt_version_id=" + in.PromptVersionID
+		if in.PromptVersionID == "" {
+			which = "prompt_id=" + in.PromptID
+		}
+		return &tools.Error{Expected: true, Cause: err, Msg: "Invalid inputs for " + which + " (nothing was run, no credits spent):\n- " +
 			strings.Join(fieldLines(err), "\n- ") + "\nCall get_prompt for this prompt's input_schema."}
 	}
 	in.parsed = parsed
