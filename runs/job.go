@@ -125,4 +125,7 @@ type Note struct {
 	// Status is the job's latest status (PhasePolling); empty before the
 	// first reading.
 	Status Status
+	// Started is when the upstream created the job (PhasePolling); zero
+	// when unknown.
+	Started time.Time
 }

@@ -27,7 +27,11 @@ func (w *waiter) awaitRun(ctx context.Context, jobID, kind string, s *submission
 		if remaining <= 0 || p.stopping {
 			return p.lastKnown()
 		}
-		w.send(ctx, Note{Phase: PhasePolling, ID: p.jobID, Status: p.status()})
+		note := Note{Phase: PhasePolling, ID: p.jobID, Status: p.status()}
+		if p.last != nil {
+			note.Started = p.last.CreatedAt
+		}
+		w.send(ctx, note)
 		switch w.sleep(ctx, min(w.pollInterval(ctx, p.interval), remaining), p.posted, stop) {
 		case wokeCancelled:
 			return Outcome{}, w.ended(ctx, p.jobID, s)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
@@ -89,4 +90,20 @@ func TestDescribeVariable(t *testing.T) {
 	if got := plural(3, "prompt matches", "prompts match"); got != "3 prompts match" {
 		t.Errorf("plural(3) = %q", got)
 	}
+}
+
+// Progress while polling counts from the run's start, so that a get_run
+// that follows a long run says how long the run has taken.
+func TestPollingProgressCountsFromTheRunsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := time.Now()
+		time.Sleep(90 * time.Second)
+		got := narrate(runs.Note{Phase: runs.PhasePolling, ID: "r1", Status: runs.Running, Started: started})
+		if got != "Run r1 is running (1m30s since it started)" {
+			t.Errorf("narrate = %q", got)
+		}
+		if got := narrate(runs.Note{Phase: runs.PhasePolling, ID: "r1"}); got != "Run r1 is being read" {
+			t.Errorf("narrate before a reading = %q", got)
+		}
+	})
 }

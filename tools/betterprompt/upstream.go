@@ -130,7 +130,12 @@ func narrate(n runs.Note) string {
 		if status == "" {
 			status = "being read"
 		}
-		return fmt.Sprintf("Run %s is %s", n.ID, status)
+		if n.Started.IsZero() {
+			return fmt.Sprintf("Run %s is %s", n.ID, status)
+		}
+		// Counted from the run's start, not the call's: a get_run that
+		// follows a long run says how long the run has taken.
+		return fmt.Sprintf("Run %s is %s (%s since it started)", n.ID, status, time.Since(n.Started).Round(time.Second))
 	}
 	return fmt.Sprintf("Starting the run (run_id=%s for get_run if this call is cut off)", n.ID)
 }
