@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 		ov := OutputView{Type: string(outputType(out)), Data: out.Data}
 		if out.Type == bpapi.OutputImage || out.Type == bpapi.OutputVideo {
 			ov.MimeType = mimeTypeOf(out.Data, out.Type)
-			ov.ExpiresAt = expires.UTC().Format(time.RFC3339)
+			ov.ExpiresAt = linkExpiry(out.Data, expires).UTC().Format(time.RFC3339)
 		}
 		v.Outputs = append(v.Outputs, ov)
 	}
@@ -61,8 +62,9 @@ func (d *Toolset) renderOutcome(o runs.Outcome) tools.Result[RunView] {
 			content = append(content, mcp.NewTextContent(ov.Data))
 		case string(bpapi.OutputImage), string(bpapi.OutputVideo):
 			media++
+			until := linkExpiry(ov.Data, expires)
 			validity := fmt.Sprintf("link valid until about %s, 24 h after generation", ov.ExpiresAt)
-			if time.Now().After(expires) {
+			if time.Now().After(until) {
 				validity = fmt.Sprintf("this link has probably expired: BetterPrompt keeps outputs for 24 h and this run was created %s", run.CreatedAt)
 			}
 			content = append(content, mcp.NewTextContent(fmt.Sprintf("%s %d: %s (%s)", titleCase(ov.Type), media, ov.Data, validity)))
@@ -191,6 +193,29 @@ func runHeadline(v RunView, sandbox bool) string {
 // expiryOf estimates when a run's media URLs stop working: 24 h after
 // generation, which happens after the run was created, so createdAt + 24 h
 // is the earliest it can be.
+// linkExpiry is when a media link stops working: the expiry the link
+// carries itself, when it says (an expires=<unix> parameter, or an S3
+// presigned X-Amz-Date plus X-Amz-Expires), and otherwise fallback (24 h
+// after the run was created).
+func linkExpiry(link string, fallback time.Time) time.Time {
+	u, err := url.Parse(link)
+	if err != nil {
+		return fallback
+	}
+	q := u.Query()
+	for _, name := range []string{"expires", "Expires"} {
+		if unix, err := strconv.ParseInt(q.Get(name), 10, 64); err == nil && unix > 0 {
+			return time.Unix(unix, 0)
+		}
+	}
+	signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
+	seconds, err2 := strconv.Atoi(q.Get("X-Amz-Expires"))
+	if err == nil && err2 == nil && seconds > 0 {
+		return signed.Add(time.Duration(seconds) * time.Second)
+	}
+	return fallback
+}
+
 func expiryOf(run *bpapi.Run) time.Time {
 	if t, err := time.Parse(time.RFC3339Nano, run.CreatedAt); err == nil {
 		return t.Add(outputURLLifetime)

@@ -107,3 +107,23 @@ func TestPollingProgressCountsFromTheRunsStart(t *testing.T) {
 		}
 	})
 }
+
+// A media link's expiry is the one the link states, when it states one.
+func TestLinkExpiry(t *testing.T) {
+	fallback := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		link string
+		want time.Time
+	}{
+		{"https://cdn.example/files/r/1.png?expires=1764633600", time.Unix(1764633600, 0)},
+		{"https://s3.example/a.png?X-Amz-Date=20261201T100000Z&X-Amz-Expires=86400&X-Amz-Signature=x", time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)},
+		{"https://cdn.example/a.png", fallback},
+		{"https://cdn.example/a.png?expires=soon", fallback},
+		{"::not a url", fallback},
+	}
+	for _, tc := range cases {
+		if got := linkExpiry(tc.link, fallback); !got.Equal(tc.want) {
+			t.Errorf("linkExpiry(%s) = %v, want %v", tc.link, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -140,6 +142,12 @@ func TestRunPromptImageOutputs(t *testing.T) {
 		}
 		if !strings.Contains(text(res), o.Data) {
 			t.Errorf("image URL missing from the text content")
+		}
+		// The fake's links say when they expire; expires_at is that time.
+		if u, err := url.Parse(o.Data); err == nil {
+			if unix, err := strconv.ParseInt(u.Query().Get("expires"), 10, 64); err == nil && o.ExpiresAt != time.Unix(unix, 0).UTC().Format(time.RFC3339) {
+				t.Errorf("expires_at %s, but the link expires at %v", o.ExpiresAt, time.Unix(unix, 0).UTC())
+			}
 		}
 	}
 	if images == 0 || len(links) != images {
