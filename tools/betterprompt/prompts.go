@@ -85,7 +85,9 @@ func searchPrompts(d *Toolset) server.ServerTool {
 
 func renderSearch(query string, out SearchOutput) string {
 	if len(out.Prompts) == 0 {
-		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words.", query)
+		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words. Search leaves video prompts out: "+
+			"a prompt it does not find is reached with get_prompt and its id, or the link to its page on betterprompt.me "+
+			"(ask the user for it).", query)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %q:\n", plural(len(out.Prompts), "prompt matches", "prompts match"), query)

@@ -32,7 +32,8 @@ func TestSearchPrompts(t *testing.T) {
 	none := e.call(t, "search_prompts", map[string]any{"query": "zzzzqqqxyzzy"})
 	mustOK(t, none)
 	structured(t, none, &out)
-	if len(out.Prompts) != 0 || !strings.Contains(text(none), "No published prompt") {
+	if len(out.Prompts) != 0 || !strings.Contains(text(none), "No published prompt") || !strings.Contains(text(none), "get_prompt") ||
+		!strings.Contains(text(none), "link") {
 		t.Errorf("empty search: %+v %s", out, text(none))
 	}
 }
