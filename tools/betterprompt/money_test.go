@@ -321,7 +321,7 @@ func TestTaskCallsAreBounded(t *testing.T) {
 		return m
 	}
 	for i := range 50 {
-		bad := rpc(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"run_prompt","task":{},"arguments":{"prompt_id":"not-a-uuid"}}}`, i+1))
+		bad := rpc(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"run_prompt","task":{},"arguments":{"prompt_id":"not a uuid"}}}`, i+1))
 		r, _ := bad["result"].(map[string]any)
 		if r["isError"] != true || r["task"] != nil {
 			t.Fatalf("an invalid task call was not answered at once: %v", bad)

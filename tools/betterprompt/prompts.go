@@ -103,17 +103,19 @@ func renderSearch(query string, out SearchOutput) string {
 
 // GetPromptInput is the argument of get_prompt.
 type GetPromptInput struct {
-	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a BetterPrompt link."`
+	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a slug or page link."`
 	VersionID string `json:"version_id,omitempty" jsonschema_description:"A pinned prompt_version_id; default: the latest."`
+
+	slug string // the slug to resolve, when PromptID is one
 }
 
 // Check validates the arguments before anything is sent.
 func (in *GetPromptInput) Check() error {
-	id, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
+	id, slug, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
 	if err != nil {
 		return err
 	}
-	in.PromptID = id
+	in.PromptID, in.slug = id, slug
 	if in.VersionID != "" {
 		return checkID("version_id", in.VersionID, "version ids come from search_prompts (prompt_version_id)")
 	}
@@ -143,6 +145,11 @@ func getPrompt(d *Toolset) server.ServerTool {
 		c, _, err := d.client(ctx)
 		if err != nil {
 			return tools.Result[GetPromptOutput]{}, err
+		}
+		if in.slug != "" {
+			if in.PromptID, err = resolveSlug(ctx, c, in.slug); err != nil {
+				return tools.Result[GetPromptOutput]{}, err
+			}
 		}
 		pv, err := c.GetPrompt(ctx, in.PromptID, in.VersionID)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -209,9 +210,9 @@ func TestPromptByLink(t *testing.T) {
 	mustOK(t, run)
 	before := e.fake.Count("*")
 	for link, want := range map[string]string{
-		"https://betterprompt.me/prompts/cold-email-opener":                                "no prompt id",
-		"https://betterprompt.me/p/" + coldEmailPrompt + "/v/" + coldEmailVersion:          "several ids",
-		"https://betterprompt.me/prompts/cold-email-opener?key=bp_secret_key_1234567890ab": "not shown",
+		"https://betterprompt.me/prompts/Cold_Email":                              "no prompt id or slug",
+		"https://betterprompt.me/p/" + coldEmailPrompt + "/v/" + coldEmailVersion: "several ids",
+		"https://betterprompt.me/?key=bp_secret_key_1234567890ab":                 "not shown",
 	} {
 		res := e.call(t, "get_prompt", map[string]any{"prompt_id": link})
 		mustError(t, res, want, "search_prompts")
@@ -222,4 +223,23 @@ func TestPromptByLink(t *testing.T) {
 	if n := e.fake.Count("*"); n != before {
 		t.Errorf("%d requests for links without one prompt id; want none", n-before)
 	}
+}
+
+// A prompt is reached by its slug, bare or as the last part of its page's
+// link, through the CLI's skills route; a slug nobody has, or a route that
+// fails, says what to give instead.
+func TestPromptBySlug(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, ref := range []string{"cold-email-opener", "https://betterprompt.me/prompts/cold-email-opener/"} {
+		res := e.call(t, "get_prompt", map[string]any{"prompt_id": ref})
+		mustOK(t, res)
+		if !strings.Contains(text(res), coldEmailVersion) {
+			t.Errorf("get_prompt(%s) did not reach the prompt: %s", ref, text(res))
+		}
+	}
+	mustOK(t, e.call(t, "run_prompt", map[string]any{"prompt_id": "cold-email-opener", "inputs": coldEmailInputs}))
+	mustError(t, e.call(t, "get_prompt", map[string]any{"prompt_id": "no-such-prompt"}), "No published prompt has the slug", "search_prompts")
+	e.fake.InjectFault("GET /v1/skills/{name}", fakeapi.Fault{Status: 502, Count: 10})
+	mustError(t, e.call(t, "get_prompt", map[string]any{"prompt_id": "cold-email-opener"}), "could not be looked up", "link")
 }

@@ -41,6 +41,7 @@ type RunPromptInput struct {
 	WaitSeconds     *float64          `json:"wait_seconds,omitempty"`
 
 	parsed *schema.Inputs // Inputs, parsed once by Check
+	slug   string         // the slug to resolve, when PromptID is one
 }
 
 // Check validates the arguments that need no prompt configuration.
@@ -55,11 +56,11 @@ func (in *RunPromptInput) Check() error {
 			return err
 		}
 	default:
-		id, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
+		id, slug, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts")
 		if err != nil {
 			return err
 		}
-		in.PromptID = id
+		in.PromptID, in.slug = id, slug
 	}
 	// Mistakes that need no prompt configuration are refused before any
 	// request: the inputs' shape, image URLs and Base64, sizes.
@@ -180,6 +181,11 @@ func runPrompt(d *Toolset) server.ServerTool {
 		c, tenant, err := d.client(ctx)
 		if err != nil {
 			return tools.Result[RunView]{}, err
+		}
+		if in.slug != "" {
+			if in.PromptID, err = resolveSlug(ctx, c, in.slug); err != nil {
+				return tools.Result[RunView]{}, err
+			}
 		}
 		pc, err := d.promptVersion(ctx, c, tenant, in.PromptID, in.PromptVersionID)
 		if err != nil {
