@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 )
 
 // Skill is a published prompt as the official CLI's skills routes show it
@@ -17,8 +18,9 @@ type Skill struct {
 	// LatestPromptVersionID is the prompt's latest version (newer shape).
 	LatestPromptVersionID string `json:"latestPromptVersionId"`
 	// Name is the prompt's slug.
-	Name  string `json:"name"`
-	Title string `json:"title"`
+	Name        string `json:"name"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
 }
 
 // slugPattern is what a prompt's slug looks like (lower-case words joined
@@ -43,4 +45,33 @@ func (c *Client) SkillBySlug(ctx context.Context, slug string) (*Skill, error) {
 		return nil, fmt.Errorf("betterprompt: the skills route answered for slug %q without a prompt id", slug)
 	}
 	return &out, nil
+}
+
+// SearchSkills searches published prompts of one type ("text", "image" or
+// "video") through the official CLI's undocumented route (GET
+// /v1/skills?q=&type=), the only search that finds video prompts. The CLI
+// requires a query of at least 3 characters. Rows without a prompt id are
+// dropped. The result is never nil.
+func (c *Client) SearchSkills(ctx context.Context, query, typ string) ([]Skill, error) {
+	q := strings.TrimSpace(query)
+	if q == "" {
+		return nil, fmt.Errorf("betterprompt: search skills: %w", ErrEmptyQuery)
+	}
+	var out struct {
+		Rows []Skill `json:"rows"`
+	}
+	params := url.Values{"q": {q}}
+	if typ != "" {
+		params.Set("type", typ)
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/skills", query: params, out: &out}); err != nil {
+		return nil, err
+	}
+	rows := make([]Skill, 0, len(out.Rows))
+	for _, r := range out.Rows {
+		if IsUUID(r.SkillID) {
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
 }

@@ -29,3 +29,18 @@ func TestSkillBySlug(t *testing.T) {
 		t.Error("an answer without a prompt id was accepted")
 	}
 }
+
+func TestSearchSkills(t *testing.T) {
+	t.Parallel()
+	srv, c := newServer(t, answer(200, success(`{"rows":[{"skillId":"`+runID+`","latestPromptVersionId":"`+runID+`","name":"clip","title":"Clip"},{"name":"no-id"}]}`)))
+	rows, err := c.SearchSkills(context.Background(), "  clip ", "video")
+	if err != nil || len(rows) != 1 || rows[0].Name != "clip" {
+		t.Fatalf("SearchSkills = %+v, %v; want the one row with a prompt id", rows, err)
+	}
+	if r := srv.requests()[0]; r.Path != "/v1/skills" || r.RawQuery != "q=clip&type=video" {
+		t.Errorf("request %s?%s", r.Path, r.RawQuery)
+	}
+	if _, err := c.SearchSkills(context.Background(), " ", ""); !errors.Is(err, ErrEmptyQuery) {
+		t.Errorf("empty query: %v", err)
+	}
+}

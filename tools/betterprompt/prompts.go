@@ -20,7 +20,8 @@ const maxQueryLength = 200
 
 // SearchInput is the argument of search_prompts.
 type SearchInput struct {
-	Query string `json:"query" jsonschema:"minLength=1,maxLength=200" jsonschema_description:"Keywords, e.g. 'cold email'."`
+	Query    string `json:"query" jsonschema:"minLength=1,maxLength=200" jsonschema_description:"Keywords, e.g. 'cold email'."`
+	Modality string `json:"modality,omitempty" jsonschema:"enum=text,enum=image,enum=video" jsonschema_description:"Only this type; video needs it."`
 }
 
 // Check validates the arguments before anything is sent.
@@ -31,6 +32,11 @@ func (in *SearchInput) Check() error {
 		return tools.Invalidf("query is required: a few words describing the task, such as \"cold email\"")
 	case n > maxQueryLength:
 		return tools.Invalidf("query is %d characters; the limit is %d. Use a few keywords", n, maxQueryLength)
+	}
+	switch in.Modality {
+	case "", "text", "image", "video":
+	default:
+		return tools.Invalidf("modality must be \"text\", \"image\" or \"video\" (or left out for text and image), got %s", tools.Excerpt(in.Modality, 20))
 	}
 	return nil
 }
@@ -48,7 +54,7 @@ type PromptRow struct {
 	Description      string `json:"description"`
 	Slug             string `json:"slug"`
 	Modality         string `json:"modality" jsonschema:"enum=text,enum=image,enum=video,enum=unknown"`
-	EstimatedCredits int    `json:"estimated_credits"`
+	EstimatedCredits *int   `json:"estimated_credits,omitempty" jsonschema_description:"Absent when the search does not say (video)."`
 	Uses             int    `json:"uses"`
 	UpVotes          int    `json:"up_votes"`
 	PublishedAt      string `json:"published_at"`
@@ -58,14 +64,18 @@ func searchPrompts(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "search_prompts",
 		Title: "Search prompts",
-		Description: "Search BetterPrompt's marketplace of published prompts (text and image; not video). Returns " +
-			"prompt_id, prompt_version_id, modality and estimated_credits per prompt. " +
-			"Next: get_prompt with a prompt_id.",
+		Description: "Search BetterPrompt's marketplace of published prompts. Returns prompt_id, prompt_version_id, " +
+			"modality and estimated_credits per prompt. Next: get_prompt with a prompt_id.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in SearchInput) (tools.Result[SearchOutput], error) {
 		c, _, err := d.client(ctx)
 		if err != nil {
 			return tools.Result[SearchOutput]{}, err
+		}
+		if in.Modality == "video" {
+			// The documented search leaves video out: only the CLI's
+			// route finds it.
+			return searchVideo(ctx, c, in.Query)
 		}
 		rows, err := c.SearchPrompts(ctx, in.Query)
 		if err != nil {
@@ -73,26 +83,57 @@ func searchPrompts(d *Toolset) server.ServerTool {
 		}
 		out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 		for _, r := range rows {
+			modality := bpapi.ModalityName(r.Modality)
+			if in.Modality != "" && modality != in.Modality {
+				continue
+			}
+			credits := r.EstimatedCredits
 			out.Prompts = append(out.Prompts, PromptRow{
 				PromptID: r.PromptID, PromptVersionID: r.PromptVersionID, Title: r.Title,
-				Description: r.Description, Slug: r.Slug, Modality: bpapi.ModalityName(r.Modality),
-				EstimatedCredits: r.EstimatedCredits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
+				Description: r.Description, Slug: r.Slug, Modality: modality,
+				EstimatedCredits: &credits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
 			})
 		}
 		return tools.Text(out, renderSearch(in.Query, out)), nil
 	})
 }
 
+// searchVideo searches video prompts through the CLI's undocumented skills
+// route; its rows say neither the price nor the use counts.
+func searchVideo(ctx context.Context, c *bpapi.Client, query string) (tools.Result[SearchOutput], error) {
+	if utf8.RuneCountInString(query) < 3 {
+		return tools.Result[SearchOutput]{}, tools.Invalidf("a video search needs a query of at least 3 characters")
+	}
+	rows, err := c.SearchSkills(ctx, query, "video")
+	if err != nil {
+		if bpapi.IsUnauthorized(err) || bpapi.IsPaymentRequired(err) {
+			return tools.Result[SearchOutput]{}, err
+		}
+		return tools.Result[SearchOutput]{}, tools.Failf(err, "Video prompts are searched through a route BetterPrompt does not "+
+			"document, which did not answer as expected (%s). Reach a video prompt with get_prompt and its id, slug or page link.", briefError(err))
+	}
+	out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
+	for _, r := range rows {
+		out.Prompts = append(out.Prompts, PromptRow{PromptID: r.SkillID, PromptVersionID: r.LatestPromptVersionID, Title: r.Title,
+			Description: r.Description, Slug: r.Name, Modality: "video"})
+	}
+	return tools.Text(out, renderSearch(query, out)), nil
+}
+
 func renderSearch(query string, out SearchOutput) string {
 	if len(out.Prompts) == 0 {
-		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words. Search leaves video prompts out: "+
-			"a prompt it does not find is reached with get_prompt and its id, or the link to its page on betterprompt.me "+
-			"(ask the user for it).", query)
+		return fmt.Sprintf("No published prompt matches %q. Try other or fewer words; video prompts are found only with "+
+			"modality \"video\". A prompt search does not find is reached with get_prompt and its id, slug or the link to "+
+			"its page on betterprompt.me (ask the user for it).", query)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %q:\n", plural(len(out.Prompts), "prompt matches", "prompts match"), query)
 	for i, p := range out.Prompts {
-		fmt.Fprintf(&b, "%d. %s [%s, ~%d credits, %d uses] prompt_id=%s\n", i+1, p.Title, p.Modality, p.EstimatedCredits, p.Uses, p.PromptID)
+		if p.EstimatedCredits == nil {
+			fmt.Fprintf(&b, "%d. %s [%s, price not listed] prompt_id=%s\n", i+1, p.Title, p.Modality, p.PromptID)
+		} else {
+			fmt.Fprintf(&b, "%d. %s [%s, ~%d credits, %d uses] prompt_id=%s\n", i+1, p.Title, p.Modality, *p.EstimatedCredits, p.Uses, p.PromptID)
+		}
 		if p.Description != "" {
 			fmt.Fprintf(&b, "   %s\n", oneLine(p.Description, 160))
 		}
@@ -138,8 +179,7 @@ func getPrompt(d *Toolset) server.ServerTool {
 		Name:  "get_prompt",
 		Title: "Get prompt inputs",
 		Description: "Read a prompt's inputs: input_schema is the JSON Schema of run_prompt's inputs (texts, " +
-			"allowed choices, exact image count), with example_inputs and prompt_version_id. Takes prompt_id from " +
-			"search_prompts. Call before run_prompt.",
+			"allowed choices, exact image count), with example_inputs and prompt_version_id. Call before run_prompt.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetPromptInput) (tools.Result[GetPromptOutput], error) {
 		c, _, err := d.client(ctx)
@@ -266,8 +306,7 @@ func getCredits(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "get_credits",
 		Title: "Get credit balance",
-		Description: "Return the account's remaining BetterPrompt credits; run_prompt spends them " +
-			"(search_prompts shows estimated_credits).",
+		Description: "Return the account's remaining BetterPrompt credits, which run_prompt spends.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, _ CreditsInput) (tools.Result[CreditsOutput], error) {
 		c, _, err := d.client(ctx)

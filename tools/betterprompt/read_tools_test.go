@@ -1,6 +1,7 @@
 package betterprompt_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,7 +19,8 @@ func TestSearchPrompts(t *testing.T) {
 		t.Fatalf("no prompts found for 'cold email': %s", text(res))
 	}
 	first := out.Prompts[0]
-	if first.PromptID != coldEmailPrompt || first.PromptVersionID != coldEmailVersion || first.Modality != "text" || first.EstimatedCredits != 40 {
+	if first.PromptID != coldEmailPrompt || first.PromptVersionID != coldEmailVersion || first.Modality != "text" ||
+		first.EstimatedCredits == nil || *first.EstimatedCredits != 40 {
 		t.Errorf("first row = %+v", first)
 	}
 	if !strings.Contains(text(res), coldEmailPrompt) || !strings.Contains(text(res), "get_prompt") {
@@ -242,4 +244,46 @@ func TestPromptBySlug(t *testing.T) {
 	mustError(t, e.call(t, "get_prompt", map[string]any{"prompt_id": "no-such-prompt"}), "No published prompt has the slug", "search_prompts")
 	e.fake.InjectFault("GET /v1/skills/{name}", fakeapi.Fault{Status: 502, Count: 10})
 	mustError(t, e.call(t, "get_prompt", map[string]any{"prompt_id": "cold-email-opener"}), "could not be looked up", "link")
+}
+
+// modality narrows a search to one type; video prompts, which the
+// documented search leaves out, are found through the CLI's skills route.
+func TestSearchByModality(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	search := func(args map[string]any) betterprompt.SearchOutput {
+		t.Helper()
+		res := e.call(t, "search_prompts", args)
+		mustOK(t, res)
+		var out betterprompt.SearchOutput
+		structured(t, res, &out)
+		return out
+	}
+	video := search(map[string]any{"query": "clip", "modality": "video"})
+	if len(video.Prompts) == 0 {
+		t.Fatal("no video prompt found for 'clip'")
+	}
+	for _, p := range video.Prompts {
+		if p.Modality != "video" || p.PromptID == "" || p.PromptVersionID == "" || p.EstimatedCredits != nil {
+			t.Errorf("video row %+v; want video, ids, and no price (the route does not say)", p)
+		}
+	}
+	if e.fake.Count("GET /v1/skills") != 1 {
+		t.Errorf("the video search did not use the skills route")
+	}
+	if plain := search(map[string]any{"query": "clip"}); slices.ContainsFunc(plain.Prompts, func(p betterprompt.PromptRow) bool { return p.Modality == "video" }) {
+		t.Errorf("a search without modality returned video prompts: %+v", plain.Prompts)
+	}
+	images := search(map[string]any{"query": "portrait", "modality": "image"}).Prompts
+	if len(images) == 0 {
+		t.Error("no image prompt found for 'portrait'")
+	}
+	for _, p := range images {
+		if p.Modality != "image" {
+			t.Errorf("modality image returned %+v", p)
+		}
+	}
+	mustError(t, e.call(t, "search_prompts", map[string]any{"query": "clip", "modality": "audio"}), "modality must be")
+	e.fake.InjectFault("GET /v1/skills", fakeapi.Fault{Status: 404, Count: 5})
+	mustError(t, e.call(t, "search_prompts", map[string]any{"query": "clip", "modality": "video"}), "does not document", "get_prompt")
 }

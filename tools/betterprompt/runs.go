@@ -162,9 +162,9 @@ func runPrompt(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "run_prompt",
 		Title: "Run prompt (spends credits)",
-		Description: "Run a published prompt. Spends credits; cannot be cancelled. Takes prompt_version_id (or prompt_id) and " +
-			"inputs per get_prompt's input_schema, checked before spending. Waits up to wait_seconds, then returns outputs " +
-			"(text, image/video URLs) or a run_id for get_run.",
+		Description: "Run a published prompt. Spends credits; cannot be cancelled. inputs follow get_prompt's input_schema " +
+			"and are checked before spending. Waits up to wait_seconds, then returns outputs (text, image/video URLs) " +
+			"or a run_id for get_run.",
 		Hints:       tools.Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
 		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
@@ -411,8 +411,8 @@ func getRun(d *Toolset) server.ServerTool {
 		InputSchema: in,
 		Name:        "get_run",
 		Title:       "Get run result",
-		Description: "Follow a run_id from run_prompt: waits up to wait_seconds for it to finish, then " +
-			"returns its status and outputs (text, image/video URLs valid 24 h). Call again while queued or running.",
+		Description: "Follow a run_id from run_prompt: waits up to wait_seconds, then returns its status and " +
+			"outputs (image/video URLs last 24 h). Call again while queued or running.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetRunInput) (tools.Result[RunView], error) {
 		c, tenant, err := d.client(ctx)
