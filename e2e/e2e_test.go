@@ -290,6 +290,24 @@ func exerciseTools(t *testing.T, c *caller, progress *progressLog) {
 		t.Fatalf("search_prompts: no prompts")
 	}
 
+	// Video prompts are found with modality "video"; their rows carry no
+	// price (and the output schema, which the SDK checks, allows that).
+	res, out = c.call("search_prompts", map[string]any{"query": "clip", "modality": "video"}, nil)
+	videos, _ := out["prompts"].([]any)
+	if res.IsError || len(videos) == 0 {
+		t.Fatalf("search_prompts for video: %s", textOf(res))
+	}
+	for _, v := range videos {
+		if row, _ := v.(map[string]any); row["modality"] != "video" {
+			t.Errorf("video search row %v", row)
+		}
+	}
+	// A prompt is reached by its slug as well as by its id.
+	res, out = c.call("get_prompt", map[string]any{"prompt_id": "cold-email-opener"}, nil)
+	if res.IsError || out["prompt_version_id"] != coldEmailVersion {
+		t.Fatalf("get_prompt by slug: %s", textOf(res))
+	}
+
 	res, out = c.call("get_prompt", map[string]any{"prompt_id": coldEmailPrompt}, nil)
 	if res.IsError || out["prompt_version_id"] != coldEmailVersion {
 		t.Fatalf("get_prompt: %s", textOf(res))
