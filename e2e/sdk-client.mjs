@@ -208,6 +208,21 @@ async function main() {
     return `${sc.prompts.length} prompt(s)`;
   });
 
+  await check("search_prompts with modality video (through the skills route; rows without a price)", async () => {
+    const sc = verifyOk("search_prompts", await callRaw(client, "search_prompts", { query: "clip", modality: "video" }));
+    assert(sc.prompts.length > 0, "no video prompt found for 'clip'");
+    assert(sc.prompts.every((p) => p.modality === "video" && p.estimated_credits === undefined), "a row is not a video without a price");
+    return `${sc.prompts.length} video prompt(s)`;
+  });
+
+  await check("get_prompt by slug and by page link", async () => {
+    for (const ref of ["cold-email-opener", `https://betterprompt.me/prompts/cold-email-opener-${COLD_EMAIL_PROMPT}`]) {
+      const sc = verifyOk("get_prompt", await callRaw(client, "get_prompt", { prompt_id: ref }));
+      assert(sc.prompt_version_id === COLD_EMAIL_VERSION, `${ref}: prompt_version_id ${sc.prompt_version_id}`);
+    }
+    return "both reach the cold email opener";
+  });
+
   let coldInputSchema;
   await check("get_prompt (input_schema compiles; example_inputs and the inputs used below conform to it)", async () => {
     const sc = verifyOk("get_prompt", await callRaw(client, "get_prompt", { prompt_id: COLD_EMAIL_PROMPT }));
