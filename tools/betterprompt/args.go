@@ -18,10 +18,12 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 var anyUUID = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 
 // promptIDArg reads a prompt_id argument: a prompt id, a prompt's slug, or
-// a BetterPrompt web link (a person pastes the page's address) that holds
-// either. It returns the id, or the slug to resolve (through an
-// undocumented route, so only when there is no id). A link with several
-// ids, or with neither an id nor a slug, is refused with what to do instead.
+// the link to a prompt's page on betterprompt.me (a person pastes the
+// page's address) that holds either. It returns the id, or the slug to
+// resolve (through an undocumented route). A link on another site, with
+// several ids, or with both an id and a slug that may disagree, is refused
+// with what to do instead; the value is echoed only when it cannot hold a
+// key.
 func promptIDArg(value, source string) (id, slug string, err error) {
 	value = strings.TrimSpace(value)
 	u, perr := url.Parse(value)
@@ -31,31 +33,48 @@ func promptIDArg(value, source string) (id, slug string, err error) {
 		}
 		return value, "", checkID("prompt_id", value, source+", or give the prompt's slug or page link")
 	}
-	ids := map[string]bool{}
-	for _, id := range anyUUID.FindAllString(u.Path+"?"+u.RawQuery, -1) {
-		ids[strings.ToLower(id)] = true
+	if host := strings.ToLower(u.Hostname()); host != "betterprompt.me" && !strings.HasSuffix(host, ".betterprompt.me") {
+		return "", "", tools.Invalidf("prompt_id is a link to %s, not to a prompt's page on betterprompt.me (%s); give the prompt's id, "+
+			"slug or page link", shown(u.Hostname(), 60), shown(value, 80))
 	}
-	if len(ids) == 1 {
-		for id := range ids {
+	pathIDs, queryIDs := uuidsIn(u.Path), uuidsIn(u.RawQuery)
+	last := path.Base(strings.TrimRight(u.Path, "/"))
+	switch {
+	case len(pathIDs) == 1:
+		for id := range pathIDs {
+			return id, "", nil
+		}
+	case len(pathIDs) == 0 && bpapi.IsSlug(last) && len(queryIDs) == 0:
+		return "", last, nil
+	case len(pathIDs) == 0 && !bpapi.IsSlug(last) && len(queryIDs) == 1:
+		for id := range queryIDs {
 			return id, "", nil
 		}
 	}
-	if last := path.Base(strings.TrimRight(u.Path, "/")); len(ids) == 0 && bpapi.IsSlug(last) {
-		return "", last, nil
-	}
-	got := tools.Excerpt(value, 80)
-	if strings.Contains(strings.ToLower(value), "bp_") {
-		got = "not shown: it may hold an API key"
+	what := "no prompt id or slug"
+	if len(pathIDs)+len(queryIDs) > 0 {
+		what = "more than one way to name the prompt (several ids, or an id beside a slug)"
 	}
 	return "", "", tools.Invalidf("prompt_id is a link with %s in it (%s); give the prompt's id instead: find it with search_prompts, "+
-		"or ask the user for the prompt's page link", idCount(len(ids)), got)
+		"or ask the user for the prompt's page link", what, shown(value, 80))
 }
 
-func idCount(n int) string {
-	if n == 0 {
-		return "no prompt id or slug"
+// uuidsIn returns the distinct UUIDs in s, lower-cased.
+func uuidsIn(s string) map[string]bool {
+	ids := map[string]bool{}
+	for _, id := range anyUUID.FindAllString(s, -1) {
+		ids[strings.ToLower(id)] = true
 	}
-	return "several ids"
+	return ids
+}
+
+// shown quotes at most n runes of an argument for an error message, or says
+// it is not shown when it may hold an API key.
+func shown(value string, n int) string {
+	if looksLikeKey(value) {
+		return "not shown: it may hold an API key"
+	}
+	return tools.Excerpt(value, n)
 }
 
 // checkID refuses an id that is not a canonical UUID, naming the tool that
@@ -67,18 +86,29 @@ func checkID(name, value, source string) error {
 	if !uuidPattern.MatchString(value) {
 		got := tools.Excerpt(value, 40)
 		if looksLikeKey(value) {
-			got = "a value that looks like an API key (not shown)"
+			got = "a value that may hold an API key (not shown)"
 		}
 		return tools.Invalidf("%s must be a UUID such as 2d4e6f80-1a3b-4c5d-8e9f-0a1b2c3d4e01, got %s; %s", name, got, source)
 	}
 	return nil
 }
 
-// looksLikeKey reports whether a value pasted into an argument may be an
-// API key, which must not be echoed into a result.
+// looksLikeKey reports whether a value pasted into an argument may hold an
+// API key (anywhere in it, in any case, percent-encoded or not), which
+// must not be echoed into a result.
 func looksLikeKey(s string) bool {
-	s = strings.ToLower(strings.TrimSpace(s))
-	return strings.HasPrefix(s, "bp_") || strings.HasPrefix(s, "bearer ")
+	for range 3 { // %255F decodes to %5F, then to _
+		low := strings.ToLower(s)
+		if strings.Contains(low, "bp_") || strings.Contains(low, "bearer") {
+			return true
+		}
+		decoded, err := url.PathUnescape(s)
+		if err != nil || decoded == s {
+			break
+		}
+		s = decoded
+	}
+	return strings.Contains(strings.ToLower(s), "%5f") // an escape that did not decode cleanly
 }
 
 // resolveSlug finds the id of the prompt whose slug is slug, through the

@@ -67,7 +67,10 @@ func (in *RunPromptInput) Check() error {
 	parsed, err := schema.ParseInputs(in.Inputs, schema.Limits{MaxTextRunes: maxTextInputRunes, MaxURLBytes: maxImageURLLength})
 	if err != nil {
 		which := "prompt_version_id=" + in.PromptVersionID
-		if in.PromptVersionID == "" {
+		switch {
+		case in.slug != "":
+			which = "prompt_id=" + in.slug
+		case in.PromptVersionID == "":
 			which = "prompt_id=" + in.PromptID
 		}
 		return &tools.Error{Expected: true, Cause: err, Msg: "Invalid inputs for " + which + " (nothing was run, no credits spent):\n- " +
