@@ -77,8 +77,8 @@ func TestFakeEveryEndpoint(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("search rows %+v lack the cold email prompt", rows)
 	}
-	if r := rows[i]; r.PromptVersionID != coldEmailVersion || r.Slug != "cold-email-opener" || r.Model != 50 ||
-		bpapi.ModalityName(r.Modality) != "text" || r.EstimatedCredits == 0 || len(r.Config) == 0 {
+	if r := rows[i]; r.PromptVersionID != coldEmailVersion || r.Slug != "cold-email-opener" || r.Model.Index == nil || *r.Model.Index != 50 ||
+		r.Modality != "text" || r.EstimatedCredits == nil || *r.EstimatedCredits == 0 || len(r.Config) == 0 {
 		t.Errorf("search row %+v", r)
 	}
 	if none, err := c.SearchPrompts(ctx, "qwxzjv nothing matches this"); err != nil || none == nil || len(none) != 0 {

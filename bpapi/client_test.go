@@ -43,7 +43,7 @@ func TestEndpoints(t *testing.T) {
 				"upVotes":187,"publishedAt":"2025-11-03T10:15:30.000Z","samples":{},"configs":{"variables":{}},"newThing":true}]}`,
 			want: []PromptSummary{{
 				PromptID: promptID, PromptVersionID: versionID, Title: "Blog post writer", Description: "d",
-				Slug: "blog-post-writer", Model: 50, Modality: 0, EstimatedCredits: 150, Uses: 2340, UpVotes: 187,
+				Slug: "blog-post-writer", Model: ModelRef{Index: ptr(50)}, Modality: "text", EstimatedCredits: ptr(150), Uses: 2340, UpVotes: 187,
 				PublishedAt: "2025-11-03T10:15:30.000Z", Samples: json.RawMessage(`{}`), Config: json.RawMessage(`{"variables":{}}`),
 			}},
 		},

@@ -2,6 +2,7 @@ package bpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,8 +11,9 @@ import (
 )
 
 // Skill is a published prompt as the official CLI's skills routes show it
-// (GET /v1/skills/{name}; undocumented, reference §7.11). Only the fields
-// that identify the prompt are read; older and newer row shapes both fit.
+// (GET /v1/skills and /v1/skills/{name}; undocumented, reference §7.11).
+// Older and newer row shapes both fit; the facts beyond the prompt's
+// identity are read when a row carries them and left empty otherwise.
 type Skill struct {
 	// SkillID is the prompt's id.
 	SkillID string `json:"skillId"`
@@ -21,6 +23,41 @@ type Skill struct {
 	Name        string `json:"name"`
 	Title       string `json:"title"`
 	Description string `json:"description"`
+	// Modality is read from "modality" or "type", when present.
+	Modality Modality `json:"modality"`
+	// Model is the default model, when present.
+	Model ModelRef `json:"model"`
+	// EstimatedCredits is the price, when present (top level, or under
+	// "pricing", which the route may add when asked with pricing=true).
+	EstimatedCredits *int `json:"estimatedCredits"`
+	// DefaultRunOptions are the prompt's default run options, when present.
+	DefaultRunOptions map[string]string `json:"-"`
+}
+
+// UnmarshalJSON reads a row, and the facts an undocumented shape may add.
+func (s *Skill) UnmarshalJSON(b []byte) error {
+	type plain Skill
+	var row plain
+	if err := json.Unmarshal(b, &row); err != nil {
+		return err
+	}
+	var extra struct {
+		rowFacts
+		Type Modality `json:"type"`
+	}
+	_ = json.Unmarshal(b, &extra) // best effort: a field of another type is simply not a fact
+	if row.Modality == "" {
+		row.Modality = extra.Type
+	}
+	if row.Model.Name == "" {
+		row.Model.Name = extra.modelName()
+	}
+	if row.EstimatedCredits == nil {
+		row.EstimatedCredits = extra.price()
+	}
+	row.DefaultRunOptions = extra.runOptions()
+	*s = Skill(row)
+	return nil
 }
 
 // slugPattern is what a prompt's slug looks like (lower-case words joined
@@ -38,7 +75,10 @@ func (c *Client) SkillBySlug(ctx context.Context, slug string) (*Skill, error) {
 		return nil, fmt.Errorf("betterprompt: slug %q: %w (want lower-case words joined by hyphens)", slug, ErrInvalidID)
 	}
 	var out Skill
-	if err := c.do(ctx, request{method: http.MethodGet, path: "/skills/" + url.PathEscape(slug), out: &out}); err != nil {
+	// pricing=true is the CLI's own flag for the price; a route that
+	// ignores it answers the same row without one.
+	q := url.Values{"pricing": {"true"}}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/skills/" + url.PathEscape(slug), query: q, out: &out}); err != nil {
 		return nil, err
 	}
 	if !IsUUID(out.SkillID) {

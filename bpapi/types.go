@@ -10,20 +10,48 @@ import (
 
 // PromptSummary is one row of a prompt search (GET /v1/prompts/publish).
 type PromptSummary struct {
-	PromptID         string `json:"promptId"`
-	PromptVersionID  string `json:"promptVersionId"` // latest published version
-	Title            string `json:"title"`
-	Description      string `json:"description"`
-	Slug             string `json:"slug"`
-	Model            int    `json:"model"`    // model index, shown as-is (the index table is not published)
-	Modality         int    `json:"modality"` // 0 text, 1 image (video prompts are never searchable)
-	EstimatedCredits int    `json:"estimatedCredits"`
+	PromptID        string `json:"promptId"`
+	PromptVersionID string `json:"promptVersionId"` // latest published version
+	Title           string `json:"title"`
+	Description     string `json:"description"`
+	Slug            string `json:"slug"`
+	// Model is the default model: an index in documented rows (whose table
+	// is not published), a name in others.
+	Model ModelRef `json:"model"`
+	// Modality is "text" or "image" (video prompts are never searchable),
+	// or "" when the row does not say.
+	Modality Modality `json:"modality"`
+	// EstimatedCredits is nil when the row does not carry it.
+	EstimatedCredits *int   `json:"estimatedCredits"`
 	Uses             int    `json:"uses"`
 	UpVotes          int    `json:"upVotes"`
 	PublishedAt      string `json:"publishedAt"`
 	// Samples and Config are kept raw; Config is parsed by package schema.
 	Samples json.RawMessage `json:"samples,omitempty"`
 	Config  json.RawMessage `json:"configs,omitempty"` // the API spells it "configs" on search rows
+	// DefaultRunOptions are the prompt's default run options, when a row
+	// carries them (undocumented; read under the names other shapes use).
+	DefaultRunOptions map[string]string `json:"-"`
+}
+
+// UnmarshalJSON reads a row, and the facts an undocumented shape may add.
+func (p *PromptSummary) UnmarshalJSON(b []byte) error {
+	type plain PromptSummary
+	var row plain
+	if err := json.Unmarshal(b, &row); err != nil {
+		return err
+	}
+	var extra rowFacts
+	_ = json.Unmarshal(b, &extra) // best effort: a field of another type is simply not a fact
+	if row.Model.Name == "" {
+		row.Model.Name = extra.modelName()
+	}
+	row.DefaultRunOptions = extra.runOptions()
+	if row.EstimatedCredits == nil {
+		row.EstimatedCredits = extra.price()
+	}
+	*p = PromptSummary(row)
+	return nil
 }
 
 // ModalityName returns "text", "image" or "video" for a search row's integer modality.

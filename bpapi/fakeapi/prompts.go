@@ -137,9 +137,43 @@ func words(s string) []string {
 	})
 }
 
+// stem reduces a word to its singular by the common English plural rules,
+// so that "emails" finds "Email" and "stories" finds "story". It is
+// deliberately simple: a search that finds a little too much is better
+// than one that finds nothing for the first words a person types.
+func stem(w string) string {
+	switch {
+	case len(w) > 4 && strings.HasSuffix(w, "ies"):
+		return w[:len(w)-3] + "y"
+	case strings.HasSuffix(w, "sses"):
+		return w[:len(w)-2]
+	case len(w) > 4 && (strings.HasSuffix(w, "xes") || strings.HasSuffix(w, "ches") || strings.HasSuffix(w, "shes") || strings.HasSuffix(w, "zes")):
+		return w[:len(w)-2]
+	case len(w) > 3 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && !strings.HasSuffix(w, "us") && !strings.HasSuffix(w, "is"):
+		return w[:len(w)-1]
+	}
+	return w
+}
+
+// stems returns the set of stems of the words in s.
+func stems(s string) map[string]bool {
+	set := map[string]bool{}
+	for _, w := range words(s) {
+		set[stem(w)] = true
+	}
+	return set
+}
+
+// matches reports whether a query term is in a field: as a substring (a
+// word's beginning finds the word), or as the same stem (a plural finds
+// its singular and the other way round).
+func matches(field string, fieldStems map[string]bool, term string) bool {
+	return strings.Contains(field, term) || fieldStems[stem(term)]
+}
+
 // rank returns the prompts accepted by keep that match q, best first: a
 // simple text ranking (phrase and word matches over title, slug and
-// description), then uses, then title.
+// description, words compared by their stems), then uses, then title.
 func (s *Server) rank(q string, keep func(*Prompt) bool) []*Prompt {
 	phrase := strings.ToLower(q)
 	var terms []string
@@ -159,6 +193,7 @@ func (s *Server) rank(q string, keep func(*Prompt) bool) []*Prompt {
 		}
 		title, desc := strings.ToLower(p.Title), strings.ToLower(p.Description)
 		slug := strings.ReplaceAll(strings.ToLower(p.Slug), "-", " ")
+		titleStems, slugStems, descStems := stems(title), stems(slug), stems(desc)
 		score := 0
 		if strings.Contains(title, phrase) {
 			score += 20
@@ -170,13 +205,13 @@ func (s *Server) rank(q string, keep func(*Prompt) bool) []*Prompt {
 			score += 8
 		}
 		for _, t := range terms {
-			if strings.Contains(title, t) {
+			if matches(title, titleStems, t) {
 				score += 5
 			}
-			if strings.Contains(slug, t) {
+			if matches(slug, slugStems, t) {
 				score += 3
 			}
-			if strings.Contains(desc, t) {
+			if matches(desc, descStems, t) {
 				score += 2
 			}
 		}
@@ -322,6 +357,13 @@ type skillRow struct {
 	Title         string          `json:"title"`
 	Name          string          `json:"name"`
 	InputMetadata json.RawMessage `json:"inputMetadata,omitempty"`
+	// Pricing answers the CLI's pricing=true flag. Its shape is not
+	// documented (inferred): clients must also cope with its absence.
+	Pricing *skillPricing `json:"pricing,omitempty"`
+}
+
+type skillPricing struct {
+	EstimatedCredits int `json:"estimatedCredits"`
 }
 
 func skillOf(p *Prompt) skillRow {
@@ -382,5 +424,8 @@ func (s *Server) handleSkill(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	row := skillOf(p)
 	row.InputMetadata = configOf(p.Versions[0])
+	if r.URL.Query().Get("pricing") == "true" {
+		row.Pricing = &skillPricing{EstimatedCredits: p.EstimatedCredits}
+	}
 	writeData(w, row)
 }

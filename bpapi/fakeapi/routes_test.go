@@ -400,4 +400,61 @@ func TestSkills(t *testing.T) {
 		t.Fatalf("skill %s", r.env.Data)
 	}
 	expect(t, h.call("GET", "/skills/no-such-skill", nil), 404, "NOT_FOUND_ERROR", "Skill not found")
+	if row.Pricing != nil {
+		t.Fatalf("pricing without pricing=true: %s", r.env.Data)
+	}
+
+	// The CLI's pricing flag adds the price (its shape is inferred).
+	r = h.call("GET", "/skills/doorbell-camera-hello?pricing=true", nil)
+	expect(t, r, 200, "SUCCESS", "")
+	row = skillRow{}
+	if r.data(t, &row); row.Pricing == nil || row.Pricing.EstimatedCredits != 400 {
+		t.Fatalf("priced skill %s", r.env.Data)
+	}
+}
+
+// The first words a person types find something: plurals find singulars
+// and the other way round, in titles and descriptions.
+func TestSearchMatchesPlurals(t *testing.T) {
+	h := start(t, nil)
+	for _, tc := range []struct{ q, route, slug string }{
+		{"emails", "/prompts/publish", "cold-email-opener"},
+		{"cold email", "/prompts/publish", "cold-email-opener"},
+		{"pictures", "/prompts/publish", "picture-from-a-description"},
+		{"image from text", "/prompts/publish", "picture-from-a-description"},
+		{"app icons", "/prompts/publish", "isometric-app-icon"},
+		{"headline", "/prompts/publish", "ad-headline-variants"},
+		{"product clips", "/skills", "product-hero-clip"},
+		{"doorbells", "/skills", "doorbell-camera-hello"},
+	} {
+		r := h.call("GET", tc.route+"?q="+url.QueryEscape(tc.q), nil)
+		expect(t, r, 200, "SUCCESS", "")
+		var d struct {
+			Rows []struct {
+				Slug string `json:"slug"`
+				Name string `json:"name"`
+			} `json:"rows"`
+		}
+		r.data(t, &d)
+		if !slices.ContainsFunc(d.Rows, func(row struct {
+			Slug string `json:"slug"`
+			Name string `json:"name"`
+		}) bool {
+			return row.Slug == tc.slug || row.Name == tc.slug
+		}) {
+			t.Errorf("%s?q=%q does not find %s: %s", tc.route, tc.q, tc.slug, r.env.Data)
+		}
+	}
+}
+
+func TestStem(t *testing.T) {
+	for in, want := range map[string]string{
+		"emails": "email", "stories": "story", "boxes": "box", "sketches": "sketch", "classes": "class",
+		"images": "image", "pictures": "picture", "videos": "video", "glass": "glass", "status": "status",
+		"analysis": "analysis", "bus": "bus", "ties": "tie", "is": "is",
+	} {
+		if got := stem(in); got != want {
+			t.Errorf("stem(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

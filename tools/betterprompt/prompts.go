@@ -83,15 +83,17 @@ func searchPrompts(d *Toolset) server.ServerTool {
 		}
 		out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 		for _, r := range rows {
-			modality := bpapi.ModalityName(r.Modality)
+			modality := string(r.Modality)
 			if in.Modality != "" && modality != in.Modality {
 				continue
 			}
-			credits := r.EstimatedCredits
+			if modality == "" {
+				modality = "unknown"
+			}
 			out.Prompts = append(out.Prompts, PromptRow{
 				PromptID: r.PromptID, PromptVersionID: r.PromptVersionID, Title: r.Title,
 				Description: r.Description, Slug: r.Slug, Modality: modality,
-				EstimatedCredits: &credits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
+				EstimatedCredits: r.EstimatedCredits, Uses: r.Uses, UpVotes: r.UpVotes, PublishedAt: r.PublishedAt,
 			})
 		}
 		return tools.Text(out, renderSearch(in.Query, out)), nil
