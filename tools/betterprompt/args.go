@@ -113,10 +113,11 @@ func looksLikeKey(s string) bool {
 
 // resolveSlug finds the id of the prompt whose slug is slug, through the
 // official CLI's skills route, which BetterPrompt does not document.
-func resolveSlug(ctx context.Context, c *bpapi.Client, slug string) (string, error) {
+func (d *Toolset) resolveSlug(ctx context.Context, c *bpapi.Client, slug string) (string, error) {
 	skill, err := c.SkillBySlug(ctx, slug)
 	switch {
 	case err == nil:
+		d.facts.learn(skill.SkillID, factsOfSkill(*skill, ""))
 		return skill.SkillID, nil
 	case bpapi.IsNotFound(err):
 		return "", tools.Failf(err, "No published prompt has the slug %q. Find the prompt with search_prompts, or ask the user "+

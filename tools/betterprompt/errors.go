@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/tools"
@@ -44,6 +45,10 @@ func describeAPIError(ae *bpapi.APIError) string {
 	case ae.HTTPStatus == http.StatusNotFound || ae.Code == bpapi.CodeNotFound:
 		return "Not found (404: " + upstream + "). Check the id; prompt ids come from search_prompts and run ids from run_prompt."
 	case ae.HTTPStatus == http.StatusUnprocessableEntity || ae.Code == bpapi.CodeValidation:
+		if strings.Contains(strings.ToLower(upstream), "runoption") || strings.Contains(strings.ToLower(upstream), "runmodel") {
+			return "BetterPrompt rejected the request (422: " + upstream + "). Call get_prompt to see run_options_schema (the options " +
+				"this prompt's models take), or leave run_options and run_model out to use the prompt's own."
+		}
 		return "BetterPrompt rejected the request (422: " + upstream + "). Call get_prompt to see the inputs this prompt takes, fix them and try again."
 	case ae.HTTPStatus == http.StatusTooManyRequests || ae.Code == bpapi.CodeTooManyRequests:
 		return "BetterPrompt's rate limit was hit and retries did not get through (429). Wait a few seconds and try again."

@@ -64,8 +64,8 @@ func searchPrompts(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "search_prompts",
 		Title: "Search prompts",
-		Description: "Search BetterPrompt's marketplace of published prompts. Returns prompt_id, prompt_version_id, " +
-			"modality and estimated_credits per prompt. Next: get_prompt with a prompt_id.",
+		Description: "Search BetterPrompt's marketplace of published prompts: the prompt_id, modality and " +
+			"estimated_credits of each. Next: get_prompt.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in SearchInput) (tools.Result[SearchOutput], error) {
 		c, _, err := d.client(ctx)
@@ -75,7 +75,7 @@ func searchPrompts(d *Toolset) server.ServerTool {
 		if in.Modality == "video" {
 			// The documented search leaves video out: only the CLI's
 			// route finds it.
-			return searchVideo(ctx, c, in.Query)
+			return d.searchVideo(ctx, c, in.Query)
 		}
 		rows, err := c.SearchPrompts(ctx, in.Query)
 		if err != nil {
@@ -83,6 +83,7 @@ func searchPrompts(d *Toolset) server.ServerTool {
 		}
 		out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 		for _, r := range rows {
+			d.facts.learn(r.PromptID, factsOfRow(r))
 			modality := string(r.Modality)
 			if in.Modality != "" && modality != in.Modality {
 				continue
@@ -102,7 +103,7 @@ func searchPrompts(d *Toolset) server.ServerTool {
 
 // searchVideo searches video prompts through the CLI's undocumented skills
 // route; its rows say neither the price nor the use counts.
-func searchVideo(ctx context.Context, c *bpapi.Client, query string) (tools.Result[SearchOutput], error) {
+func (d *Toolset) searchVideo(ctx context.Context, c *bpapi.Client, query string) (tools.Result[SearchOutput], error) {
 	if utf8.RuneCountInString(query) < 3 {
 		return tools.Result[SearchOutput]{}, tools.Invalidf("a video search needs a query of at least 3 characters")
 	}
@@ -116,8 +117,10 @@ func searchVideo(ctx context.Context, c *bpapi.Client, query string) (tools.Resu
 	}
 	out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 	for _, r := range rows {
+		f := factsOfSkill(r, "video")
+		d.facts.learn(r.SkillID, f)
 		out.Prompts = append(out.Prompts, PromptRow{PromptID: r.SkillID, PromptVersionID: r.LatestPromptVersionID, Title: r.Title,
-			Description: r.Description, Slug: r.Name, Modality: "video"})
+			Description: r.Description, Slug: r.Name, Modality: "video", EstimatedCredits: f.EstimatedCredits})
 	}
 	return tools.Text(out, renderSearch(query, out)), nil
 }
@@ -165,23 +168,32 @@ func (in *GetPromptInput) Check() error {
 	return nil
 }
 
-// GetPromptOutput is the result of get_prompt.
+// GetPromptOutput is the result of get_prompt. The price, type, model and
+// run options are absent when BetterPrompt's answers did not say them.
 type GetPromptOutput struct {
-	PromptID        string     `json:"prompt_id"`
-	PromptVersionID string     `json:"prompt_version_id"`
-	Title           string     `json:"title"`
-	PublishedAt     string     `json:"published_at"`
-	ImageCount      int        `json:"image_count"`
-	InputSchema     jsonObject `json:"input_schema" jsonschema_description:"JSON Schema of run_prompt's inputs argument for this prompt."`
-	ExampleInputs   jsonObject `json:"example_inputs" jsonschema_description:"A valid inputs object to adapt."`
+	PromptID         string `json:"prompt_id"`
+	PromptVersionID  string `json:"prompt_version_id"`
+	Title            string `json:"title"`
+	Modality         string `json:"modality,omitempty"`
+	EstimatedCredits *int   `json:"estimated_credits,omitempty"`
+	// Model and DefaultRunOptions are the prompt's own, used when run_prompt
+	// gives no run_model or run_options.
+	Model             string            `json:"model,omitempty"`
+	DefaultRunOptions *jsonObject `json:"default_run_options,omitempty"`
+	// RunOptionsSchema is the JSON Schema of run_prompt's run_options.
+	RunOptionsSchema *jsonObject `json:"run_options_schema,omitempty"`
+	PublishedAt      string      `json:"published_at"`
+	ImageCount       int         `json:"image_count"`
+	InputSchema      jsonObject  `json:"input_schema" jsonschema_description:"JSON Schema of run_prompt's inputs argument for this prompt."`
+	ExampleInputs    jsonObject  `json:"example_inputs" jsonschema_description:"A valid inputs object to adapt."`
 }
 
 func getPrompt(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "get_prompt",
 		Title: "Get prompt inputs",
-		Description: "Read a prompt's inputs: input_schema is the JSON Schema of run_prompt's inputs (texts, " +
-			"allowed choices, exact image count), with example_inputs and prompt_version_id. Call before run_prompt.",
+		Description: "Read a prompt before running it: its price (estimated_credits), modality, input_schema (JSON " +
+			"Schema of run_prompt's inputs) with example_inputs, and run_options_schema.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetPromptInput) (tools.Result[GetPromptOutput], error) {
 		c, _, err := d.client(ctx)
@@ -189,7 +201,7 @@ func getPrompt(d *Toolset) server.ServerTool {
 			return tools.Result[GetPromptOutput]{}, err
 		}
 		if in.slug != "" {
-			if in.PromptID, err = resolveSlug(ctx, c, in.slug); err != nil {
+			if in.PromptID, err = d.resolveSlug(ctx, c, in.slug); err != nil {
 				return tools.Result[GetPromptOutput]{}, err
 			}
 		}
@@ -202,13 +214,29 @@ func getPrompt(d *Toolset) server.ServerTool {
 			return tools.Result[GetPromptOutput]{}, pc.err
 		}
 		cfg := pc.cfg
+		f := d.factsFor(ctx, c, pv)
 		out := GetPromptOutput{
 			PromptID: pv.PromptID, PromptVersionID: pv.PromptVersionID, Title: pv.Title, PublishedAt: pv.PublishedAt,
+			Modality: f.Modality, EstimatedCredits: f.EstimatedCredits, Model: f.Model,
 			ImageCount:    len(cfg.Images),
 			InputSchema:   jsonObject{cfg.InputSchema(nil)},
 			ExampleInputs: jsonObject{cfg.Example()},
 		}
-		return tools.Text(out, renderPrompt(out, cfg)), nil
+		if f.DefaultRunOptions != nil {
+			out.DefaultRunOptions = &jsonObject{f.DefaultRunOptions}
+		}
+		var models []bpapi.Model
+		if f.Modality != "" || f.Model != "" {
+			res, err := d.resourcesFor(ctx, c)
+			if err != nil {
+				d.logger().Debug("get_prompt: no run options", "err", briefError(err))
+			}
+			var exact bool
+			if models, exact = runOptionModels(res, f); len(models) > 0 {
+				out.RunOptionsSchema = &jsonObject{runOptionsSchema(models, exact, f.Modality)}
+			}
+		}
+		return tools.Text(out, renderPrompt(out, cfg, models)), nil
 	})
 }
 
@@ -222,8 +250,9 @@ func parseConfig(pv *bpapi.PromptVersion) (*schema.Config, error) {
 	return cfg, nil
 }
 
-func renderPrompt(out GetPromptOutput, cfg *schema.Config) string {
+func renderPrompt(out GetPromptOutput, cfg *schema.Config, models []bpapi.Model) string {
 	var b strings.Builder
+	b.WriteString(priceLine(out) + "\n")
 	fmt.Fprintf(&b, "%s (prompt_version_id=%s, published %s)\n", out.Title, out.PromptVersionID, out.PublishedAt)
 	if len(cfg.Variables) == 0 {
 		b.WriteString("Text inputs: none.\n")
@@ -243,6 +272,7 @@ func renderPrompt(out GetPromptOutput, cfg *schema.Config) string {
 	}
 	example, _ := json.Marshal(out.ExampleInputs.v)
 	fmt.Fprintf(&b, "Example inputs: %s\n", example)
+	b.WriteString(runOptionsText(out, models))
 	fmt.Fprintf(&b, "Next: call run_prompt with prompt_version_id=%s and inputs (it spends credits).", out.PromptVersionID)
 	return b.String()
 }
@@ -355,4 +385,52 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// priceLine says first what a run will cost and what it makes, as far as
+// BetterPrompt's answers tell.
+func priceLine(out GetPromptOutput) string {
+	kind := "Type: " + out.Modality + "."
+	if out.Modality == "" {
+		kind = "Type: not stated."
+	}
+	if out.EstimatedCredits != nil {
+		return fmt.Sprintf("Price: about %d credits per run (BetterPrompt's estimate; the run's result gives the exact charge). %s",
+			*out.EstimatedCredits, kind)
+	}
+	return "Price: not published for this prompt; BetterPrompt reserves the credits when the run starts (get_credits " +
+		"shows the balance before and after). " + kind
+}
+
+// runOptionsText describes the prompt's model and the run options it takes.
+func runOptionsText(out GetPromptOutput, models []bpapi.Model) string {
+	var b strings.Builder
+	if out.Model != "" {
+		fmt.Fprintf(&b, "Model: %s", out.Model)
+		if out.DefaultRunOptions != nil {
+			def, _ := json.Marshal(out.DefaultRunOptions.v)
+			fmt.Fprintf(&b, ", default run options %s", def)
+		}
+		b.WriteString(".\n")
+	}
+	opts := unionOptions(models)
+	switch {
+	case len(models) == 0:
+		b.WriteString("Run options: not known for this prompt; leave run_options out to use the prompt's own.\n")
+	case len(models) == 1 && models[0].Model == out.Model && len(opts) == 0:
+		fmt.Fprintf(&b, "Run options: none (model %s takes none).\n", out.Model)
+	case len(models) == 1 && models[0].Model == out.Model:
+		b.WriteString("Run options (run_options, optional; the prompt's own apply otherwise):\n")
+		for _, o := range opts {
+			fmt.Fprintf(&b, "- %s: %s\n", o.Key, quoteAll(o.Values))
+		}
+	case len(opts) == 0:
+		fmt.Fprintf(&b, "Run options: %s models take none.\n", out.Modality)
+	default:
+		fmt.Fprintf(&b, "Run options (run_options, optional) depend on the model, which BetterPrompt does not state for this prompt; %s models take:\n", out.Modality)
+		for _, o := range opts {
+			fmt.Fprintf(&b, "- %s: %s (models %s)\n", o.Key, quoteAll(o.Values), strings.Join(o.Models, ", "))
+		}
+	}
+	return b.String()
 }

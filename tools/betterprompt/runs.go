@@ -112,6 +112,9 @@ type RunView struct {
 	// read as free.
 	Credits *int   `json:"credits,omitempty" jsonschema_description:"Credits the run consumed; absent until it ends."`
 	Message string `json:"message,omitempty" jsonschema_description:"What to do next, when the run is not finished."`
+	// InputsSent are the inputs run_prompt sent, after checking filled in
+	// defaults and joined choices (Base64 images by their size only).
+	InputsSent *jsonObject `json:"inputs_sent,omitempty"`
 }
 
 // CandidateView is a run that may be the one a call started, when that
@@ -121,6 +124,11 @@ type CandidateView struct {
 	CreatedAt string `json:"created_at"`
 	Status    string `json:"status"`
 }
+
+// JSONSchema declares a candidate as a plain object: its three fields are
+// named in the result's text, and tools/list stays small (it goes into
+// every agent's context).
+func (CandidateView) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
 
 // OutputView is one output of a run: text, or the URL of an image or video.
 type OutputView struct {
@@ -139,7 +147,7 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 	props.Set("inputs", inputsSchema())
 	props.Set("run_model", &jsonschema.Schema{Type: "string", Description: "Model override; default: the prompt's."})
 	props.Set("run_options", &jsonschema.Schema{Type: "object", AdditionalProperties: &jsonschema.Schema{Type: "string"},
-		Description: "Model options, as strings; default: the prompt's."})
+		Description: "As get_prompt's run_options_schema says; default: the prompt's."})
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
 		Description: fmt.Sprintf("Seconds to wait for the result (default %d); then use get_run.", int(defaultWait.Seconds()))})
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
@@ -186,7 +194,7 @@ func runPrompt(d *Toolset) server.ServerTool {
 			return tools.Result[RunView]{}, err
 		}
 		if in.slug != "" {
-			if in.PromptID, err = resolveSlug(ctx, c, in.slug); err != nil {
+			if in.PromptID, err = d.resolveSlug(ctx, c, in.slug); err != nil {
 				return tools.Result[RunView]{}, err
 			}
 		}
@@ -231,8 +239,19 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
-		return d.renderOutcome(outcome), nil
+		return withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), nil
 	})
+}
+
+// withInputsSent adds to a run_prompt result the inputs that were sent,
+// and says in its text what checking them changed, so that an agent sees
+// what it paid for.
+func withInputsSent(r tools.Result[RunView], given json.RawMessage, sent bpapi.RunInputs) tools.Result[RunView] {
+	r.Value.InputsSent = &jsonObject{sentView(sent)}
+	if notes := normalisations(given, sent); len(notes) > 0 {
+		r.Content = append(r.Content, mcp.NewTextContent("Inputs as sent, after checking:\n- "+strings.Join(notes, "\n- ")))
+	}
+	return r
 }
 
 // promptVersion finds the version to run: the given one (cached, since
@@ -284,21 +303,54 @@ func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pc *prom
 		return bpapi.CreateRunRequest{}, inputsError(pv, err)
 	}
 	req := bpapi.CreateRunRequest{PromptVersionID: pv.PromptVersionID, Inputs: inputs, RunModel: in.RunModel, RunOptions: in.RunOptions}
-	if in.RunModel != "" {
-		res, err := d.resourcesFor(ctx, c)
-		if err != nil {
-			return req, err
-		}
-		model := res.FindModel(in.RunModel)
-		if model == nil {
-			return req, tools.Invalidf("run_model %s is not a BetterPrompt model; leave it out to use the prompt's own model, or use one of: %s",
-				tools.Excerpt(in.RunModel, 60), modelNames(res))
-		}
-		if err := cfg.ValidateRunOptions(model, in.RunOptions); err != nil {
-			return req, tools.Invalidf("%v", prefixFields(err, "run_options"))
-		}
+	if in.RunModel == "" && len(in.RunOptions) == 0 {
+		return req, nil
+	}
+	facts := d.facts.get(pv.PromptID)
+	if in.RunModel == "" {
+		return req, d.checkDefaultRunOptions(ctx, c, pv, facts, in.RunOptions)
+	}
+	res, err := d.resourcesFor(ctx, c)
+	if err != nil {
+		return req, err
+	}
+	model := res.FindModel(in.RunModel)
+	switch {
+	case model == nil:
+		return req, tools.Invalidf("run_model %s is not a BetterPrompt model; leave it out to use the prompt's own model, or use one of: %s",
+			tools.Excerpt(in.RunModel, 60), modelNames(res, facts.Modality))
+	case facts.Modality != "" && model.Modality != facts.Modality:
+		return req, tools.Invalidf("run_model %s is a %s model and %q is a %s prompt; leave run_model out to use the prompt's own model, or use one of: %s",
+			model.Model, model.Modality, pv.Title, facts.Modality, modelNames(res, facts.Modality))
+	}
+	if err := cfg.ValidateRunOptions(model, in.RunOptions); err != nil {
+		return req, tools.Invalidf("%v", prefixFields(err, "run_options"))
 	}
 	return req, nil
+}
+
+// checkDefaultRunOptions checks run options given without a run_model
+// against the prompt's own model, or, when BetterPrompt does not name it,
+// against every model of the prompt's type. When neither is known (or the
+// models cannot be listed) the API decides.
+func (d *Toolset) checkDefaultRunOptions(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, facts promptFacts, opts map[string]string) error {
+	if facts.Modality == "" && facts.Model == "" {
+		facts = d.factsFor(ctx, c, pv)
+	}
+	if facts.Modality == "" && facts.Model == "" {
+		return nil
+	}
+	res, err := d.resourcesFor(ctx, c)
+	if err != nil {
+		d.logger().Debug("run_prompt: run options not checked", "err", briefError(err))
+		return nil
+	}
+	models, exact := runOptionModels(res, facts)
+	if problems := checkRunOptions(opts, models, exact, facts.Modality); len(problems) > 0 {
+		return tools.Invalidf("Invalid run options for %q (nothing was run, no credits spent):\n- %s\nCall get_prompt with prompt_id=%s "+
+			"to see run_options_schema, or leave run_options out to use the prompt's own.", pv.Title, strings.Join(problems, "\n- "), pv.PromptID)
+	}
+	return nil
 }
 
 // inputsError turns a schema validation failure into an argument error that
@@ -343,10 +395,14 @@ func prefixFields(err error, prefix string) string {
 	return strings.Join(parts, "; ")
 }
 
-func modelNames(res *bpapi.Resources) string {
+// modelNames lists the models of modality ("" for all), with their
+// modalities.
+func modelNames(res *bpapi.Resources, modality string) string {
 	names := make([]string, 0, len(res.Models))
 	for _, m := range res.Models {
-		names = append(names, fmt.Sprintf("%q (%s)", m.Model, m.Modality))
+		if modality == "" || m.Modality == modality {
+			names = append(names, fmt.Sprintf("%q (%s)", m.Model, m.Modality))
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")

@@ -47,6 +47,7 @@ type Toolset struct {
 	configs   configCache
 	verified  verifiedKeys
 	resources resourceCache
+	facts     factCache
 	adapter   tools.Adapter
 
 	engineOnce sync.Once
