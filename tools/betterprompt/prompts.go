@@ -178,7 +178,7 @@ type GetPromptOutput struct {
 	EstimatedCredits *int   `json:"estimated_credits,omitempty"`
 	// Model and DefaultRunOptions are the prompt's own, used when run_prompt
 	// gives no run_model or run_options.
-	Model             string            `json:"model,omitempty"`
+	Model             string      `json:"model,omitempty"`
 	DefaultRunOptions *jsonObject `json:"default_run_options,omitempty"`
 	// RunOptionsSchema is the JSON Schema of run_prompt's run_options.
 	RunOptionsSchema *jsonObject `json:"run_options_schema,omitempty"`
