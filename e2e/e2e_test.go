@@ -313,11 +313,30 @@ func exerciseTools(t *testing.T, c *caller, progress *progressLog) {
 		t.Fatalf("get_prompt: %s", textOf(res))
 	}
 	example := out["example_inputs"]
+	// The price, type and run options are there before anything is spent.
+	if out["modality"] != "text" || out["estimated_credits"] != float64(40) || out["run_options_schema"] == nil {
+		t.Errorf("get_prompt price/type/run options: modality %v, estimated_credits %v, run_options_schema %v",
+			out["modality"], out["estimated_credits"], out["run_options_schema"])
+	}
+	// A video prompt by its page link, with its price.
+	res, out = c.call("get_prompt", map[string]any{"prompt_id": "https://betterprompt.me/prompts/doorbell-camera-hello"}, nil)
+	if res.IsError || out["modality"] != "video" || out["estimated_credits"] != float64(400) {
+		t.Errorf("get_prompt of a video prompt by link: %s", textOf(res))
+	}
+	// An option no text model takes is refused before anything is sent.
+	res, _ = c.call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": example,
+		"run_options": map[string]any{"aspectRatio": "3:4"}}, nil)
+	if !res.IsError || !strings.Contains(textOf(res), "run_options.aspectRatio") {
+		t.Errorf("run_options for another type of model: %s", textOf(res))
+	}
 
 	// The example inputs get_prompt offers are accepted by run_prompt.
 	res, out = c.call("run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": example}, nil)
 	if res.IsError || out["status"] != "succeeded" {
 		t.Fatalf("run_prompt: %s", textOf(res))
+	}
+	if sent, _ := out["inputs_sent"].(map[string]any); sent == nil || sent["textInputs"] == nil {
+		t.Errorf("run_prompt: no inputs_sent in %v", out)
 	}
 	runID, _ := out["run_id"].(string)
 	res, out = c.call("get_run", map[string]any{"run_id": runID, "wait_seconds": 0}, nil)

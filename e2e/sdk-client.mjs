@@ -215,6 +215,24 @@ async function main() {
     return `${sc.prompts.length} video prompt(s)`;
   });
 
+  await check("get_prompt shows price, type and run options before spending (a video prompt by its link)", async () => {
+    const text = verifyOk("get_prompt", await callRaw(client, "get_prompt", { prompt_id: COLD_EMAIL_PROMPT }));
+    assert(text.modality === "text" && text.estimated_credits === 40, `cold email: ${text.modality}, ${text.estimated_credits}`);
+    assert(text.run_options_schema?.type === "object", "no run_options_schema");
+    const video = verifyOk("get_prompt", await callRaw(client, "get_prompt", { prompt_id: "https://betterprompt.me/prompts/doorbell-camera-hello" }));
+    assert(video.modality === "video" && video.estimated_credits === 400, `doorbell clip: ${video.modality}, ${video.estimated_credits}`);
+    assert(video.run_options_schema?.properties?.seconds, "video run options lack seconds");
+    return "text ~40 credits, video ~400 credits";
+  });
+
+  await check("run_prompt refuses a run option no model of the prompt's type takes, naming it", async () => {
+    const res = await callRaw(client, "run_prompt", { prompt_id: COLD_EMAIL_PROMPT,
+      inputs: { textInputs: { company_name: "Acme", recipient_role: "CTO", value_proposition: "We halve your cloud bill." } },
+      run_options: { aspectRatio: "3:4" } });
+    verifyToolError("run_prompt", res, /run_options\.aspectRatio/);
+    return "refused before spending";
+  });
+
   await check("get_prompt by slug and by page link", async () => {
     for (const ref of ["cold-email-opener", `https://betterprompt.me/prompts/cold-email-opener-${COLD_EMAIL_PROMPT}`]) {
       const sc = verifyOk("get_prompt", await callRaw(client, "get_prompt", { prompt_id: ref }));
@@ -249,6 +267,7 @@ async function main() {
     assert(UUID.test(sc.run_id), `run_id ${sc.run_id}`);
     assert(sc.status === "succeeded", `status ${sc.status}: ${sc.message ?? ""}`);
     assert(sc.outputs.some((o) => o.type === "text" && o.data.trim() !== ""), "no non-empty text output");
+    assert(sc.inputs_sent?.textInputs?.company_name === "Acme", `inputs_sent ${JSON.stringify(sc.inputs_sent)}`);
     runId = sc.run_id;
     return `run ${sc.run_id} ${sc.status}, ${sc.credits} credits`;
   });
