@@ -63,7 +63,7 @@ const KeyHeader = "X-BetterPrompt-Api-Key"
 
 // instructions tell the agent the workflow; hosts show them to the model.
 const instructions = `BetterPrompt runs published prompts from its marketplace and returns their text, image and video outputs.
-Workflow: search_prompts (find a prompt; modality "video" finds video prompts; note its prompt_id, or use an id, slug or page link the user gives) → get_prompt (read input_schema: the exact inputs it needs) → run_prompt (spends credits; inputs are checked first) → get_run (only when run_prompt answered before the run finished: pass its run_id).
+Workflow: search_prompts (find a prompt; modality "video" finds video prompts; note its prompt_id, or use an id, slug or page link the user gives) → get_prompt (its price, and input_schema: the exact inputs it needs; tell the user the price before a costly run) → run_prompt (spends credits; inputs are checked first) → get_run (only when run_prompt answered before the run finished: pass its run_id).
 Image and video outputs are URLs that expire 24 hours after generation: show them to the user. Runs cannot be cancelled. get_credits shows the balance.`
 
 const sandboxInstructions = "\nSANDBOX MODE: this server runs against a simulated BetterPrompt API. Outputs are canned examples, not real generations; the credits shown are a simulated balance, and no real account is touched."
