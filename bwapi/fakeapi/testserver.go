@@ -1,0 +1,45 @@
+package fakeapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/bpmcp/bpmcp/internal/pipenet"
+)
+
+// NewTestServer starts New(opts) on an httptest server closed by
+// t.Cleanup, and returns it with the API base URL (".../api/v1").
+func NewTestServer(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	s := New(opts)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL + "/api/v1"
+}
+
+// PipeHost is the host of NewPipeServer's base URL; it never resolves.
+const PipeHost = "betterwaifu.invalid"
+
+// NewPipeServer serves New(opts) over in-memory pipes, for tests inside a
+// testing/synctest bubble, and returns the fake, its base URL and the only
+// HTTP client that reaches it.
+func NewPipeServer(t testing.TB, opts Options) (*Server, string, *http.Client) {
+	t.Helper()
+	s := New(opts)
+	ln := pipenet.Listen()
+	hs := &http.Server{Handler: s}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln)
+	}()
+	tr := &http.Transport{DialContext: ln.Dial, MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(func() {
+		_ = hs.Close()
+		tr.CloseIdleConnections()
+		<-served
+	})
+	return s, "http://" + PipeHost + "/api/v1", client
+}
