@@ -363,3 +363,37 @@ func TestWaitersPollSharedRecords(t *testing.T) {
 		_ = a.e.Drain(ctx)
 	})
 }
+
+// An upstream with no job list (ErrNoJobList): a start whose outcome is
+// unknown stays unknown, never "not started", even long past the start
+// bound, and recovery stops watching at once instead of polling nothing.
+func TestNoJobListKeepsTheOutcomeUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := newTestEnv(t, true, func(c *Config) { c.StartBound = time.Second })
+		v.up.failLists(ErrNoJobList)
+		ctx := context.Background()
+		start := func(context.Context) (*Job, error) { return nil, errUnknown }
+		out, err := v.e.Run(ctx, v.up, Call{Kind: researchKind}, start, time.Now().Add(10*time.Second), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Job != nil || out.State != StateUnknown || !errors.Is(out.LookErr, ErrNoJobList) {
+			t.Fatalf("outcome %+v; want unknown, with the list's absence as LookErr", out)
+		}
+		time.Sleep(time.Minute) // far past the bound
+		out, err = v.e.Follow(ctx, v.up, "", out.Handle, time.Now().Add(time.Second), nil)
+		if err != nil || out.State != StateUnknown {
+			t.Fatalf("a minute later: %+v, %v; want still unknown", out, err)
+		}
+		v.up.mu.Lock()
+		lists := v.up.lists
+		v.up.mu.Unlock()
+		if lists > 4 {
+			t.Errorf("%d List calls for an upstream without a list", lists)
+		}
+		if !strings.Contains(v.logs.String(), "cannot list its jobs") {
+			t.Errorf("logs do not say the outcome is unknowable:\n%s", v.logs.String())
+		}
+		_ = v.e.Drain(ctx)
+	})
+}

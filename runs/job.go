@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type Job struct {
 	// CreatedAt is when the upstream created the job; zero when unknown
 	// (such a job is never matched to a submission by time).
 	CreatedAt time.Time
+	// Detail is what the upstream says of the job's progress beyond its
+	// status (e.g. "position 3 in the queue"), for progress messages.
+	Detail string
 	// Data is the upstream's own record of the job (for rendering); the
 	// engine never reads it.
 	Data any
@@ -40,11 +44,16 @@ type Upstream interface {
 	Get(ctx context.Context, id string) (*Job, error)
 	// List returns the account's jobs created in [from, to], of every kind.
 	// Rows outside the interval are dropped by the engine. It fails rather
-	// than return a list it knows to be incomplete.
+	// than return a list it knows to be incomplete, and fails with
+	// ErrNoJobList when the upstream has no list at all: a start whose
+	// outcome is unknown then stays unknown (never "not started").
 	List(ctx context.Context, from, to time.Time) ([]Job, error)
 	// Classify says what a failure of Get, List or a start means.
 	Classify(err error) Failure
 }
+
+// ErrNoJobList is List's failure for an upstream that cannot list its jobs.
+var ErrNoJobList = errors.New("the upstream has no list of jobs")
 
 // Failure is what an upstream failure means to the engine.
 type Failure struct {
@@ -128,4 +137,6 @@ type Note struct {
 	// Started is when the upstream created the job (PhasePolling); zero
 	// when unknown.
 	Started time.Time
+	// Detail is the job's Detail (PhasePolling).
+	Detail string
 }

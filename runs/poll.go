@@ -29,7 +29,7 @@ func (w *waiter) awaitRun(ctx context.Context, jobID, kind string, s *submission
 		}
 		note := Note{Phase: PhasePolling, ID: p.jobID, Status: p.status()}
 		if p.last != nil {
-			note.Started = p.last.CreatedAt
+			note.Started, note.Detail = p.last.CreatedAt, p.last.Detail
 		}
 		w.send(ctx, note)
 		switch w.sleep(ctx, min(w.pollInterval(ctx, p.interval), remaining), p.posted, stop) {

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -158,6 +159,10 @@ func (e *Engine) watch(ctx context.Context, up Upstream, s *submission, bound ti
 			if settled, _, _ := e.settle(ctx, s, lk); settled {
 				return
 			}
+		} else if errors.Is(err, ErrNoJobList) {
+			s.log.Warn("the start request failed after it may have reached the upstream, which cannot list its jobs: whether it started is unknown",
+				"submitted_at", s.submitted.UTC().Format(time.RFC3339))
+			return
 		} else {
 			s.log.Debug("looking for the run in the run list failed; will look again", "err", err)
 		}
