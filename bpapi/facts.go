@@ -1,8 +1,9 @@
 package bpapi
 
 import (
+	"bytes"
 	"encoding/json"
-	"strconv"
+	"math"
 	"strings"
 )
 
@@ -11,11 +12,10 @@ import (
 // video) and the names that /v1/resources and the skills routes use.
 type Modality string
 
-// UnmarshalJSON reads an integer or a name; anything else is "".
+// UnmarshalJSON reads an integer or a name; anything else (null too) is "".
 func (m *Modality) UnmarshalJSON(b []byte) error {
 	*m = ""
-	var n int
-	if json.Unmarshal(b, &n) == nil {
+	if n, ok := jsonInt(b); ok {
 		*m = Modality(ModalityName(n))
 		if *m == "unknown" {
 			*m = ""
@@ -32,6 +32,46 @@ func (m *Modality) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// jsonInt reads a JSON number that is a whole number, or a string holding
+// one; null and anything else are not.
+func jsonInt(b []byte) (int, bool) {
+	var n json.Number
+	if json.Unmarshal(b, &n) != nil {
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return 0, false
+		}
+		n = json.Number(strings.TrimSpace(s))
+	}
+	if i, err := n.Int64(); err == nil && i >= -1<<31 && i < 1<<31 {
+		return int(i), true
+	}
+	if f, err := n.Float64(); err == nil && f == math.Trunc(f) && f >= -1<<31 && f < 1<<31 {
+		return int(f), true
+	}
+	return 0, false
+}
+
+// jsonCredits reads a price: a whole or fractional number (rounded up: an
+// estimate is a ceiling), or a string holding one; null and anything else
+// are no price.
+func jsonCredits(b []byte) *int {
+	var n json.Number
+	if json.Unmarshal(b, &n) != nil {
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return nil
+		}
+		n = json.Number(strings.TrimSpace(s))
+	}
+	f, err := n.Float64()
+	if err != nil || f < 0 || f > 1<<31 || math.IsNaN(f) {
+		return nil
+	}
+	c := int(math.Ceil(f))
+	return &c
+}
+
 // ModelRef is a prompt's default model as a row gives it: search rows give
 // an integer index whose table is not published, and other shapes may give
 // the model's name, as /v1/resources and runModel spell it.
@@ -41,20 +81,16 @@ type ModelRef struct {
 }
 
 // UnmarshalJSON reads an integer, a numeric string or a name; anything else
-// leaves the reference empty.
+// (null too) leaves the reference empty.
 func (r *ModelRef) UnmarshalJSON(b []byte) error {
 	*r = ModelRef{}
-	var n int
-	if json.Unmarshal(b, &n) == nil {
+	if n, ok := jsonInt(b); ok {
 		r.Index = &n
 		return nil
 	}
 	var s string
 	if json.Unmarshal(b, &s) == nil {
-		s = strings.TrimSpace(s)
-		if i, err := strconv.Atoi(s); err == nil {
-			r.Index = &i
-		} else if len(s) <= 100 {
+		if s = strings.TrimSpace(s); s != "" && len(s) <= 100 {
 			r.Name = s
 		}
 	}
@@ -83,8 +119,8 @@ type rowFacts struct {
 	RunOptions        map[string]json.RawMessage `json:"runOptions"`
 	DefaultOptions    map[string]json.RawMessage `json:"defaultOptions"`
 	Pricing           *struct {
-		EstimatedCredits *int `json:"estimatedCredits"`
-		Credits          *int `json:"credits"`
+		EstimatedCredits json.RawMessage `json:"estimatedCredits"`
+		Credits          json.RawMessage `json:"credits"`
 	} `json:"pricing"`
 }
 
@@ -98,20 +134,29 @@ func (f *rowFacts) modelName() string {
 	return ""
 }
 
+// Bounds on default run options read from a row: models take a handful of
+// short options, and anything beyond is not shown.
+const (
+	maxRowOptions     = 16
+	maxRowOptionBytes = 100
+)
+
 // runOptions returns the first run-option map the row gives, with string
-// and number values as strings; other values (a legacy nested "image"
-// object) are dropped. It is nil when the row gives none.
+// and number values as strings; other values (null, a legacy nested
+// "image" object) and oversized ones are dropped. It is nil when the row
+// gives none.
 func (f *rowFacts) runOptions() map[string]string {
 	for _, m := range []map[string]json.RawMessage{f.DefaultRunOptions, f.RunOptions, f.DefaultOptions} {
 		if m == nil {
 			continue
 		}
-		out := make(map[string]string, len(m))
+		out := make(map[string]string, min(len(m), maxRowOptions))
 		for k, raw := range m {
 			var s string
 			var n json.Number
 			switch {
-			case json.Unmarshal(raw, &s) == nil:
+			case len(out) >= maxRowOptions || len(k) > maxRowOptionBytes || bytes.Equal(bytes.TrimSpace(raw), []byte("null")):
+			case json.Unmarshal(raw, &s) == nil && len(s) <= maxRowOptionBytes:
 				out[k] = s
 			case json.Unmarshal(raw, &n) == nil:
 				out[k] = n.String()
@@ -127,8 +172,8 @@ func (f *rowFacts) price() *int {
 	if f.Pricing == nil {
 		return nil
 	}
-	if f.Pricing.EstimatedCredits != nil {
-		return f.Pricing.EstimatedCredits
+	if c := jsonCredits(f.Pricing.EstimatedCredits); c != nil {
+		return c
 	}
-	return f.Pricing.Credits
+	return jsonCredits(f.Pricing.Credits)
 }

@@ -24,7 +24,13 @@ func TestRowFactsAreReadLeniently(t *testing.T) {
 			modality: "text", index: ptr(50), credits: ptr(150)},
 		{name: "names instead of numbers", row: `{"model":"gpt-image-1","modality":"image","estimatedCredits":60}`,
 			modality: "image", model: "gpt-image-1", credits: ptr(60)},
-		{name: "numeric string index", row: `{"model":"52","modality":"1"}`, index: ptr(52)},
+		{name: "numeric strings", row: `{"model":"52","modality":"1"}`, index: ptr(52), modality: "image"},
+		{name: "null is unknown, not 0", row: `{"model":null,"modality":null,"estimatedCredits":null}`},
+		{name: "a price of another type", row: `{"estimatedCredits":"400"}`, credits: ptr(400)},
+		{name: "a fractional price is rounded up", row: `{"estimatedCredits":12.5}`, credits: ptr(13)},
+		{name: "a price that is no number", row: `{"estimatedCredits":{"x":1}}`},
+		{name: "null options are dropped", row: `{"defaultRunOptions":{"seconds":null,"size":"720x1280"}}`,
+			runOption: map[string]string{"size": "720x1280"}},
 		{name: "video index", row: `{"modality":2}`, modality: "video"},
 		{name: "unknown modality", row: `{"modality":7}`},
 		{name: "default model and options",
@@ -72,9 +78,29 @@ func check(t *testing.T, what string, m Modality, ref ModelRef, credits *int, op
 
 func TestSkillTypeGivesModality(t *testing.T) {
 	t.Parallel()
-	var s Skill
-	if err := json.Unmarshal([]byte(`{"skillId":"x","type":"video"}`), &s); err != nil || s.Modality != "video" {
-		t.Fatalf("skill %+v, %v", s, err)
+	for _, row := range []string{`{"skillId":"x","type":"video"}`, `{"skillId":"x","modality":null,"type":"video"}`} {
+		var s Skill
+		if err := json.Unmarshal([]byte(row), &s); err != nil || s.Modality != "video" {
+			t.Errorf("%s: skill %+v, %v", row, s, err)
+		}
+	}
+}
+
+// A row with a price of an unexpected type still decodes, so that one odd
+// row cannot fail a whole search or a slug lookup.
+func TestOddPriceKeepsTheRow(t *testing.T) {
+	t.Parallel()
+	for _, row := range []string{`"400"`, `12.5`, `true`, `[1]`} {
+		var out struct {
+			Rows []Skill `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(`{"rows":[{"skillId":"x","name":"n","estimatedCredits":`+row+`}]}`), &out); err != nil || len(out.Rows) != 1 {
+			t.Errorf("skills with price %s: %v", row, err)
+		}
+		var rows []PromptSummary
+		if err := json.Unmarshal([]byte(`[{"promptId":"x","estimatedCredits":`+row+`}]`), &rows); err != nil || len(rows) != 1 {
+			t.Errorf("search row with price %s: %v", row, err)
+		}
 	}
 }
 

@@ -37,7 +37,11 @@ type Skill struct {
 // UnmarshalJSON reads a row, and the facts an undocumented shape may add.
 func (s *Skill) UnmarshalJSON(b []byte) error {
 	type plain Skill
-	var row plain
+	var row struct {
+		plain
+		// The price is read leniently: a row must not fail for its type.
+		EstimatedCredits json.RawMessage `json:"estimatedCredits"`
+	}
 	if err := json.Unmarshal(b, &row); err != nil {
 		return err
 	}
@@ -52,11 +56,12 @@ func (s *Skill) UnmarshalJSON(b []byte) error {
 	if row.Model.Name == "" {
 		row.Model.Name = extra.modelName()
 	}
-	if row.EstimatedCredits == nil {
-		row.EstimatedCredits = extra.price()
+	row.plain.EstimatedCredits = jsonCredits(row.EstimatedCredits)
+	if row.plain.EstimatedCredits == nil {
+		row.plain.EstimatedCredits = extra.price()
 	}
-	row.DefaultRunOptions = extra.runOptions()
-	*s = Skill(row)
+	row.plain.DefaultRunOptions = extra.runOptions()
+	*s = Skill(row.plain)
 	return nil
 }
 

@@ -37,7 +37,11 @@ type PromptSummary struct {
 // UnmarshalJSON reads a row, and the facts an undocumented shape may add.
 func (p *PromptSummary) UnmarshalJSON(b []byte) error {
 	type plain PromptSummary
-	var row plain
+	var row struct {
+		plain
+		// The price is read leniently: a row must not fail for its type.
+		EstimatedCredits json.RawMessage `json:"estimatedCredits"`
+	}
 	if err := json.Unmarshal(b, &row); err != nil {
 		return err
 	}
@@ -46,11 +50,12 @@ func (p *PromptSummary) UnmarshalJSON(b []byte) error {
 	if row.Model.Name == "" {
 		row.Model.Name = extra.modelName()
 	}
-	row.DefaultRunOptions = extra.runOptions()
-	if row.EstimatedCredits == nil {
-		row.EstimatedCredits = extra.price()
+	row.plain.DefaultRunOptions = extra.runOptions()
+	row.plain.EstimatedCredits = jsonCredits(row.EstimatedCredits)
+	if row.plain.EstimatedCredits == nil {
+		row.plain.EstimatedCredits = extra.price()
 	}
-	*p = PromptSummary(row)
+	*p = PromptSummary(row.plain)
 	return nil
 }
 

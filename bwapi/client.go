@@ -322,3 +322,9 @@ func withoutURL(err error) error {
 	}
 	return err
 }
+
+// Redact returns s with the client's key replaced by a placeholder, raw,
+// JSON-escaped or percent-encoded (secret.Redact).
+func (c *Client) Redact(s string) string {
+	return string(secret.Redact([]byte(s), c.cred.key.Reveal()))
+}

@@ -117,7 +117,7 @@ func (d *Toolset) resolveSlug(ctx context.Context, c *bpapi.Client, slug string)
 	skill, err := c.SkillBySlug(ctx, slug)
 	switch {
 	case err == nil:
-		d.facts.learn(skill.SkillID, factsOfSkill(*skill, ""))
+		d.facts.learn(skill.SkillID, factsOfSkill(*skill))
 		return skill.SkillID, nil
 	case bpapi.IsNotFound(err):
 		return "", tools.Failf(err, "No published prompt has the slug %q. Find the prompt with search_prompts, or ask the user "+

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
@@ -25,6 +26,9 @@ type promptFacts struct {
 	EstimatedCredits  *int
 	Model             string // the default model's name
 	DefaultRunOptions map[string]string
+	// VersionID is the version the row described (the latest when it was
+	// read): the price, model and options are that version's.
+	VersionID string
 }
 
 // merge returns f with every field that g knows taken from g.
@@ -42,11 +46,45 @@ func (f promptFacts) merge(g promptFacts) promptFacts {
 	if g.DefaultRunOptions != nil {
 		f.DefaultRunOptions = g.DefaultRunOptions
 	}
+	if g.VersionID != "" {
+		f.VersionID = g.VersionID
+	}
 	return f
 }
 
+// fill returns f with the fields it lacks taken from g: what g says is
+// inferred, and never replaces what a row stated.
+func (f promptFacts) fill(g promptFacts) promptFacts {
+	if f.Modality == "" {
+		f.Modality = g.Modality
+	}
+	if f.EstimatedCredits == nil {
+		f.EstimatedCredits = g.EstimatedCredits
+	}
+	if f.Model == "" {
+		f.Model = g.Model
+	}
+	if f.DefaultRunOptions == nil {
+		f.DefaultRunOptions = g.DefaultRunOptions
+	}
+	if f.VersionID == "" {
+		f.VersionID = g.VersionID
+	}
+	return f
+}
+
+// forVersion returns the facts that hold for versionID: all of them for
+// the version the row described (or when it did not say), else only the
+// type, which a new version does not change.
+func (f promptFacts) forVersion(versionID string) promptFacts {
+	if f.VersionID == "" || strings.EqualFold(f.VersionID, versionID) {
+		return f
+	}
+	return promptFacts{Modality: f.Modality}
+}
+
 func (f promptFacts) empty() bool {
-	return f.Modality == "" && f.EstimatedCredits == nil && f.Model == "" && f.DefaultRunOptions == nil
+	return f.Modality == "" && f.EstimatedCredits == nil && f.Model == "" && f.DefaultRunOptions == nil && f.VersionID == ""
 }
 
 // complete reports whether a lookup could add nothing a search row gives.
@@ -54,46 +92,103 @@ func (f promptFacts) complete() bool { return f.Modality != "" && f.EstimatedCre
 
 func factsOfRow(r bpapi.PromptSummary) promptFacts {
 	return promptFacts{Modality: string(r.Modality), EstimatedCredits: r.EstimatedCredits, Model: r.Model.Name,
-		DefaultRunOptions: r.DefaultRunOptions}
+		DefaultRunOptions: r.DefaultRunOptions, VersionID: r.PromptVersionID}
 }
 
-// factsOfSkill reads a skills row; modality is the type the row was
-// searched with, when the row does not say its own.
-func factsOfSkill(s bpapi.Skill, modality string) promptFacts {
-	f := promptFacts{Modality: string(s.Modality), EstimatedCredits: s.EstimatedCredits, Model: s.Model.Name,
-		DefaultRunOptions: s.DefaultRunOptions}
-	if f.Modality == "" {
-		f.Modality = modality
+func factsOfSkill(s bpapi.Skill) promptFacts {
+	return promptFacts{Modality: string(s.Modality), EstimatedCredits: s.EstimatedCredits, Model: s.Model.Name,
+		DefaultRunOptions: s.DefaultRunOptions, VersionID: s.LatestPromptVersionID}
+}
+
+// learnSkill keeps what a skills row says; modality is the type it was
+// searched with, an inference that fills in only a type nothing stated.
+func (c *factCache) learnSkill(s bpapi.Skill, modality string) promptFacts {
+	c.learn(s.SkillID, factsOfSkill(s))
+	if modality != "" {
+		c.infer(s.SkillID, promptFacts{Modality: modality})
 	}
-	return f
+	return c.get(s.SkillID)
 }
 
 // factCache keeps promptFacts by prompt id. What it holds is public
 // marketplace data, the same for every caller, so it is shared by all.
+// Entries are kept for factsTTL: prices change.
 type factCache struct {
 	mu      sync.Mutex
-	entries map[string]promptFacts
+	entries map[string]factEntry
 }
 
-const maxFacts = 4096
+type factEntry struct {
+	f      promptFacts
+	at     time.Time // when it was last learnt
+	looked time.Time // when a lookup last ran for it
+}
 
+const (
+	maxFacts = 4096
+	factsTTL = 30 * time.Minute
+	// lookupEvery spaces out the lookups of a prompt that they cannot
+	// complete (a video prompt's rows carry no price).
+	lookupEvery = 10 * time.Minute
+)
+
+// learn keeps what a row stated, over what was known.
 func (c *factCache) learn(promptID string, f promptFacts) {
-	if promptID == "" || f.empty() {
+	c.update(promptID, func(e *factEntry) { e.f = e.f.merge(f) })
+}
+
+// infer fills in what nothing stated yet.
+func (c *factCache) infer(promptID string, f promptFacts) {
+	c.update(promptID, func(e *factEntry) { e.f = e.f.fill(f) })
+}
+
+func (c *factCache) update(promptID string, change func(*factEntry)) {
+	if promptID == "" {
 		return
 	}
 	id := strings.ToLower(promptID)
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= maxFacts {
-		c.entries = make(map[string]promptFacts) // bounded; a search relearns what it needs
+		c.entries = make(map[string]factEntry) // bounded; a search relearns what it needs
 	}
-	c.entries[id] = c.entries[id].merge(f)
+	e := c.entries[id]
+	if now.Sub(e.at) > factsTTL {
+		e.f = promptFacts{}
+	}
+	change(&e)
+	e.at = now
+	c.entries[id] = e
 }
 
 func (c *factCache) get(promptID string) promptFacts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.entries[strings.ToLower(promptID)]
+	e := c.entries[strings.ToLower(promptID)]
+	if time.Since(e.at) > factsTTL {
+		return promptFacts{}
+	}
+	return e.f
+}
+
+// startLookup reports whether a lookup of promptID is due, and records
+// that one runs now.
+func (c *factCache) startLookup(promptID string) bool {
+	id := strings.ToLower(promptID)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if ok && now.Sub(e.looked) < lookupEvery {
+		return false
+	}
+	if c.entries == nil || len(c.entries) >= maxFacts {
+		c.entries = make(map[string]factEntry)
+	}
+	e.looked = now
+	c.entries[id] = e
+	return true
 }
 
 // factsFor returns what is known about pv's prompt, looking it up when
@@ -102,7 +197,7 @@ func (c *factCache) get(promptID string) promptFacts {
 // its type (video rows give no price). A lookup that fails leaves the facts
 // as they were: it never fails the call.
 func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion) promptFacts {
-	if f := d.facts.get(pv.PromptID); f.complete() {
+	if f := d.facts.get(pv.PromptID); f.complete() || !d.facts.startLookup(pv.PromptID) {
 		return f
 	}
 	q := strings.TrimSpace(pv.Title)
@@ -124,7 +219,7 @@ func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.Promp
 	}
 	if rows, err := c.SearchSkills(ctx, q, "video"); err == nil {
 		for _, r := range rows {
-			d.facts.learn(r.SkillID, factsOfSkill(r, "video"))
+			d.facts.learnSkill(r, "video")
 		}
 	} else {
 		d.logger().Debug("prompt facts: video search by title failed", "prompt", pv.PromptID, "err", briefError(err))

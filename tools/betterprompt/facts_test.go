@@ -245,3 +245,81 @@ func TestRunResultShowsInputsSent(t *testing.T) {
 		t.Errorf("the text does not say the default was sent:\n%s", txt)
 	}
 }
+
+// A row that says nothing of a prompt's type ("modality": null) leaves it
+// unknown: it does not become "text" for every caller, so valid run
+// options of a video prompt are not refused.
+func TestNullModalityPoisonsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := `{"status":"SUCCESS","data":{"rows":[{"skillId":"` + doorbellPrompt + `","latestPromptVersionId":"` + doorbellVersion +
+		`","title":"Doorbell camera hello","name":"doorbell-camera-hello","modality":null}]}}`
+	e.fake.InjectFault("GET /v1/skills", fakeapi.Fault{Status: 200, Body: body})
+	mustOK(t, e.call(t, "search_prompts", map[string]any{"query": "doorbell", "modality": "video"}))
+	for _, extra := range []map[string]any{{"run_options": map[string]any{"seconds": "8"}}, {"run_model": "sora-2"}} {
+		args := map[string]any{"prompt_version_id": doorbellVersion, "inputs": map[string]any{"textInputs": map[string]any{}}}
+		for k, v := range extra {
+			args[k] = v
+		}
+		mustOK(t, e.call(t, "run_prompt", args))
+	}
+}
+
+// A slug whose row has a price of an unexpected type still reaches its
+// prompt.
+func TestOddPriceDoesNotBreakSlugs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := `{"status":"SUCCESS","data":{"skillId":"` + doorbellPrompt + `","latestPromptVersionId":"` + doorbellVersion +
+		`","title":"Doorbell camera hello","name":"doorbell-camera-hello","estimatedCredits":"400"}}`
+	e.fake.InjectFault("GET /v1/skills/{name}", fakeapi.Fault{Status: 200, Body: body})
+	out, _, _ := getPrompt(t, e, map[string]any{"prompt_id": "doorbell-camera-hello"})
+	if out.PromptID != doorbellPrompt || out.EstimatedCredits == nil || *out.EstimatedCredits != 400 {
+		t.Errorf("prompt %s, price %v", out.PromptID, out.EstimatedCredits)
+	}
+}
+
+// A prompt whose lookup cannot complete (video rows carry no price) is not
+// looked up again at every get_prompt.
+func TestIncompleteFactsAreNotLookedUpEveryTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.fake.InjectFault("GET /v1/skills", fakeapi.Fault{Status: 404, Count: -1})
+	getPrompt(t, e, map[string]any{"prompt_id": doorbellPrompt})
+	before := e.fake.Count("GET /v1/prompts/publish") + e.fake.Count("GET /v1/skills")
+	getPrompt(t, e, map[string]any{"prompt_id": doorbellPrompt})
+	getPrompt(t, e, map[string]any{"prompt_id": doorbellPrompt})
+	if n := e.fake.Count("GET /v1/prompts/publish") + e.fake.Count("GET /v1/skills"); n != before {
+		t.Errorf("%d more searches for a prompt already looked up", n-before)
+	}
+}
+
+// The price and model a row gives are its version's: a pinned older
+// version shows only the type, and its run options are not checked
+// against the latest version's model.
+func TestFactsBelongToTheirVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mustOK(t, e.call(t, "search_prompts", map[string]any{"query": "product description"}))
+	latest, _, _ := getPrompt(t, e, map[string]any{"prompt_id": twoVersionsPrompt})
+	if latest.EstimatedCredits == nil || latest.Modality != "text" {
+		t.Fatalf("latest version: %+v", latest)
+	}
+	older, _, txt := getPrompt(t, e, map[string]any{"prompt_id": twoVersionsPrompt, "version_id": olderVersion})
+	if older.EstimatedCredits != nil || older.Modality != "text" || !strings.HasPrefix(txt, "Price: not published") {
+		t.Errorf("a pinned older version shows the latest's price: %v\n%s", older.EstimatedCredits, txt)
+	}
+}
+
+// Inputs given as a JSON string (which the checks accept) get no false
+// notes about defaults.
+func TestNotesForStringEncodedInputs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	enc, _ := json.Marshal(coldEmailInputs)
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": string(enc)})
+	mustOK(t, res)
+	if strings.Contains(text(res), "Inputs as sent") {
+		t.Errorf("false notes:\n%s", text(res))
+	}
+}

@@ -117,8 +117,7 @@ func (d *Toolset) searchVideo(ctx context.Context, c *bpapi.Client, query string
 	}
 	out := SearchOutput{Prompts: make([]PromptRow, 0, len(rows))}
 	for _, r := range rows {
-		f := factsOfSkill(r, "video")
-		d.facts.learn(r.SkillID, f)
+		f := d.facts.learnSkill(r, "video")
 		out.Prompts = append(out.Prompts, PromptRow{PromptID: r.SkillID, PromptVersionID: r.LatestPromptVersionID, Title: r.Title,
 			Description: r.Description, Slug: r.Name, Modality: "video", EstimatedCredits: f.EstimatedCredits})
 	}
@@ -214,7 +213,7 @@ func getPrompt(d *Toolset) server.ServerTool {
 			return tools.Result[GetPromptOutput]{}, pc.err
 		}
 		cfg := pc.cfg
-		f := d.factsFor(ctx, c, pv)
+		f := d.factsFor(ctx, c, pv).forVersion(pv.PromptVersionID)
 		out := GetPromptOutput{
 			PromptID: pv.PromptID, PromptVersionID: pv.PromptVersionID, Title: pv.Title, PublishedAt: pv.PublishedAt,
 			Modality: f.Modality, EstimatedCredits: f.EstimatedCredits, Model: f.Model,

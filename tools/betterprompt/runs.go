@@ -202,31 +202,38 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
+		up := upstream{c}
+		call := runs.Call{Tenant: tenant, Kind: pc.pv.PromptVersionID, Key: tools.CallKey(ctx)}
+		progress := tools.NewProgress(ctx, d.logger())
+		release, ok, err := d.acquireWait(ctx, tenant, wait)
+		if err != nil {
+			return tools.Result[RunView]{}, tools.Failf(err, "The server could not count the calls waiting with this API key "+
+				"(%v); nothing was run. Try again in a moment.", err)
+		}
+		if ok {
+			defer release()
+		}
+		// A replayed call is answered with the run its first delivery
+		// started, before anything is checked again (checks that depend on
+		// what the server has learnt since must not call a paid run
+		// refused), and without waiting when no wait slot is free.
+		rejoinBy := deadline
+		if !ok {
+			rejoinBy = time.Now()
+		}
+		if outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, rejoinBy, progress); err != nil {
+			return tools.Result[RunView]{}, engineError(err)
+		} else if joined {
+			return d.renderOutcome(outcome), nil
+		}
+		if !ok {
+			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
+				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
+		}
 		req, err := d.buildRunRequest(ctx, c, pc, in)
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
-		up := upstream{c}
-		call := runs.Call{Tenant: tenant, Kind: req.PromptVersionID, Key: tools.CallKey(ctx)}
-		release, ok, err := d.acquireWait(ctx, tenant, wait)
-		switch {
-		case err != nil:
-			return tools.Result[RunView]{}, tools.Failf(err, "The server could not count the calls waiting with this API key "+
-				"(%v); nothing was run. Try again in a moment.", err)
-		case !ok:
-			// A replay of a call that started a run is answered with that
-			// run, without waiting; only a new call is refused.
-			outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, time.Now(), tools.NewProgress(ctx, d.logger()))
-			switch {
-			case err != nil:
-				return tools.Result[RunView]{}, engineError(err)
-			case joined:
-				return d.renderOutcome(outcome), nil
-			}
-			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
-				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
-		}
-		defer release()
 		start := func(ctx context.Context) (*runs.Job, error) {
 			run, err := c.CreateRun(ctx, req)
 			if err != nil {
@@ -235,7 +242,7 @@ func runPrompt(d *Toolset) server.ServerTool {
 			job := jobOf(run)
 			return &job, nil
 		}
-		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, tools.NewProgress(ctx, d.logger()))
+		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
@@ -306,7 +313,7 @@ func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pc *prom
 	if in.RunModel == "" && len(in.RunOptions) == 0 {
 		return req, nil
 	}
-	facts := d.facts.get(pv.PromptID)
+	facts := d.facts.get(pv.PromptID).forVersion(pv.PromptVersionID)
 	if in.RunModel == "" {
 		return req, d.checkDefaultRunOptions(ctx, c, pv, facts, in.RunOptions)
 	}
@@ -335,7 +342,7 @@ func (d *Toolset) buildRunRequest(ctx context.Context, c *bpapi.Client, pc *prom
 // models cannot be listed) the API decides.
 func (d *Toolset) checkDefaultRunOptions(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion, facts promptFacts, opts map[string]string) error {
 	if facts.Modality == "" && facts.Model == "" {
-		facts = d.factsFor(ctx, c, pv)
+		facts = d.factsFor(ctx, c, pv).forVersion(pv.PromptVersionID)
 	}
 	if facts.Modality == "" && facts.Model == "" {
 		return nil
@@ -344,6 +351,9 @@ func (d *Toolset) checkDefaultRunOptions(ctx context.Context, c *bpapi.Client, p
 	if err != nil {
 		d.logger().Debug("run_prompt: run options not checked", "err", briefError(err))
 		return nil
+	}
+	if facts.Model != "" && res.FindModel(facts.Model) == nil {
+		return nil // a model /v1/resources does not list: the API decides
 	}
 	models, exact := runOptionModels(res, facts)
 	if problems := checkRunOptions(opts, models, exact, facts.Modality); len(problems) > 0 {

@@ -42,7 +42,13 @@ func normalisations(given json.RawMessage, sent bpapi.RunInputs) []string {
 	var in struct {
 		TextInputs map[string]json.RawMessage `json:"textInputs"`
 	}
-	_ = json.Unmarshal(given, &in) // inputs were parsed already; a shape error cannot reach here
+	var encoded string
+	if json.Unmarshal(given, &encoded) == nil {
+		given = json.RawMessage(encoded) // inputs sent as a JSON string, which the checks accept too
+	}
+	if json.Unmarshal(given, &in) != nil {
+		return nil // inputs were parsed already; a shape this cannot read has nothing to note
+	}
 	var notes []string
 	for _, k := range slices.Sorted(maps.Keys(sent.TextInputs)) {
 		v := sent.TextInputs[k]
@@ -55,7 +61,11 @@ func normalisations(given json.RawMessage, sent bpapi.RunInputs) []string {
 		var s string
 		switch {
 		case json.Unmarshal(raw, &list) == nil:
-			notes = append(notes, fmt.Sprintf("textInputs.%s: the %d choices were sent as one value, %s", k, len(list), tools.Excerpt(v, 80)))
+			what := fmt.Sprintf("the %d choices were", len(list))
+			if len(list) == 1 {
+				what = "the choice was"
+			}
+			notes = append(notes, fmt.Sprintf("textInputs.%s: %s sent as one value, %s", k, what, tools.Excerpt(v, 80)))
 		case json.Unmarshal(raw, &s) == nil && s != v:
 			if strings.TrimSpace(s) == "" {
 				notes = append(notes, fmt.Sprintf("textInputs.%s: empty, the prompt's default %s was sent", k, tools.Excerpt(v, 60)))
