@@ -14,6 +14,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/internal/secret"
 )
 
@@ -24,14 +25,18 @@ import (
 type config struct {
 	APIKey  bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list"`
 	BaseURL string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
-	Sandbox bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against a built-in simulated API with sample prompts (no account needed, nothing is spent)"`
+	Sandbox bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against built-in simulated APIs (BetterPrompt with sample prompts, and BetterWaifu): no account needed, nothing is spent"`
+
+	BetterWaifuAPIKey   bwapi.APIKey  `env:"BETTERWAIFU_API_KEY" help:"BetterWaifu API key (bw_…; needs an active subscription). Environment only. When set, the BetterWaifu tools are offered"`
+	BetterWaifuBaseURL  string        `env:"BETTERWAIFU_BASE_URL" envDefault:"https://betterwaifu.com/api/v1" flag:"betterwaifu-base-url" help:"BetterWaifu API base URL, including /api/v1"`
+	BetterWaifuCooldown time.Duration `env:"BETTERWAIFU_COOLDOWN" envDefault:"60s" flag:"betterwaifu-cooldown" help:"least time between the end of one BetterWaifu generation and the start of the next, per key (the API's limit)"`
 
 	Transport      string        `env:"BPMCP_TRANSPORT" envDefault:"stdio" flag:"transport" help:"stdio or http"`
 	Addr           string        `env:"BPMCP_ADDR" envDefault:"127.0.0.1:8080" flag:"addr" help:"HTTP listen address; the MCP endpoint is /mcp. Loopback unless you change it"`
 	Stateless      bool          `env:"BPMCP_STATELESS" flag:"stateless" help:"HTTP: no Mcp-Session-Id; every request stands alone (for load-balanced replicas)"`
 	AllowedOrigins []string      `env:"BPMCP_ALLOWED_ORIGINS" envSeparator:"," flag:"allowed-origins" help:"HTTP: comma-separated browser origins allowed to call the server; requests with another Origin get 403"`
 	AuthToken      secret.String `env:"BPMCP_AUTH_TOKEN" flag:"auth-token" help:"HTTP: bearer token callers must send in Authorization (prefer the environment variable)"`
-	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own BetterPrompt key in the X-BetterPrompt-Api-Key header; the server's key is never used"`
+	PerRequestKeys bool          `env:"BPMCP_PER_REQUEST_KEYS" flag:"per-request-keys" help:"HTTP: each request brings its own keys (X-BetterPrompt-Api-Key, X-BetterWaifu-Api-Key headers); the server's keys are never used"`
 	ShutdownGrace  time.Duration `env:"BPMCP_SHUTDOWN_GRACE" envDefault:"30s" flag:"shutdown-grace" help:"HTTP: on SIGTERM, how long calls in flight may take; calls waiting for runs answer with their run id a little before it ends"`
 	MaxBodyBytes   int64         `env:"BPMCP_MAX_BODY_BYTES" envDefault:"16777216" flag:"max-body-bytes" help:"HTTP: request body limit in bytes"`
 	SessionIdleTTL time.Duration `env:"BPMCP_SESSION_IDLE_TTL" envDefault:"30m" flag:"session-idle-ttl" help:"HTTP: end a session after this long without a request; its id then gets 404 and the client starts a new session. More than 0"`
@@ -90,6 +95,12 @@ func (c config) validate() error {
 	}
 	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
 		errs = append(errs, fmt.Errorf("BETTERPROMPT_BASE_URL must be an http(s) URL, got %q", c.BaseURL))
+	}
+	if !strings.HasPrefix(c.BetterWaifuBaseURL, "http://") && !strings.HasPrefix(c.BetterWaifuBaseURL, "https://") {
+		errs = append(errs, fmt.Errorf("BETTERWAIFU_BASE_URL must be an http(s) URL, got %q", c.BetterWaifuBaseURL))
+	}
+	if c.BetterWaifuCooldown <= 0 {
+		errs = append(errs, errors.New("--betterwaifu-cooldown must be more than 0 (the API allows one generation per 60 s)"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

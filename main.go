@@ -25,9 +25,12 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/bwapi"
+	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
+	"github.com/bpmcp/bpmcp/tools/betterwaifu"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -75,6 +78,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	logger := newLogger(cfg, stderr)
 
 	apiKey, baseURL := cfg.APIKey, cfg.BaseURL
+	bwKey, bwBaseURL := cfg.BetterWaifuAPIKey, cfg.BetterWaifuBaseURL
 	if cfg.Sandbox {
 		sandbox, err := startSandbox(cfg)
 		if err != nil {
@@ -83,8 +87,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		}
 		defer sandbox.close()
 		apiKey, baseURL = fakeapi.SandboxKey, sandbox.baseURL
-		logger.Warn("SANDBOX MODE: using a simulated BetterPrompt API with sample prompts; outputs are not real and nothing is spent",
-			"api", baseURL)
+		bwKey, bwBaseURL = bwfake.SandboxKey, sandbox.bwBaseURL
+		logger.Warn("SANDBOX MODE: using simulated BetterPrompt and BetterWaifu APIs with sample prompts; outputs are not real and nothing is spent",
+			"api", baseURL, "betterwaifu_api", bwBaseURL)
 	} else if apiKey == "" && !cfg.PerRequestKeys {
 		logger.Warn("BETTERPROMPT_API_KEY is not set: every tool will answer with instructions to set it (or use --sandbox)")
 	}
@@ -110,6 +115,25 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	// Every toolset the server offers; a new one is registered here.
 	toolsets := []tools.Toolset{bp}
+	// BetterWaifu's tools are offered only to whoever can use them: with a
+	// key, in the sandbox, or to callers that bring their own.
+	if bwKey != "" || cfg.PerRequestKeys && cfg.Transport == "http" {
+		toolsets = append(toolsets, &betterwaifu.Toolset{
+			Client: bwapi.New(bwapi.Options{
+				BaseURL:        bwBaseURL,
+				APIKey:         bwKey,
+				UserAgent:      "bpmcp/" + programVersion(),
+				RequestTimeout: cfg.RequestTimeout,
+				Logger:         logger,
+			}),
+			PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
+			WaitDefault:    cfg.WaitDefault,
+			WaitMax:        cfg.WaitMax,
+			Cooldown:       cfg.BetterWaifuCooldown,
+			Logger:         logger,
+			Sandbox:        cfg.Sandbox,
+		})
+	}
 	err = serve(ctx, cfg, logger, toolsets, stdin, stdout, stderr)
 	// Runs whose POST is still held by the API would lose their id if the
 	// process exited now: wait for their answers (the ids are logged), up to
@@ -196,10 +220,11 @@ func programVersion() string {
 	return "dev"
 }
 
-// sandbox is the simulated API that --sandbox serves on a loopback port.
+// sandbox is the simulated APIs that --sandbox serves on loopback ports.
 type sandbox struct {
-	baseURL string
-	close   func()
+	baseURL   string // BetterPrompt's
+	bwBaseURL string // BetterWaifu's
+	close     func()
 }
 
 func startSandbox(cfg config) (*sandbox, error) {
@@ -223,10 +248,27 @@ func startSandbox(cfg config) (*sandbox, error) {
 	}
 	hs := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
+	// BetterWaifu's fake keeps the configured cooldown, so that the limits
+	// the server keeps are the ones it meets; its jobs follow the time scale.
+	bw := bwfake.New(bwfake.Options{
+		Cooldown:    cfg.BetterWaifuCooldown,
+		QueueTime:   time.Duration(float64(3*time.Second) * cfg.SandboxTimeScale),
+		ProcessTime: time.Duration(float64(5*time.Second) * cfg.SandboxTimeScale),
+	})
+	bwln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = hs.Close()
+		fake.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	bws := &http.Server{Handler: bw, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = bws.Serve(bwln) }()
 	return &sandbox{
-		baseURL: "http://" + ln.Addr().String() + "/v1",
+		baseURL:   "http://" + ln.Addr().String() + "/v1",
+		bwBaseURL: "http://" + bwln.Addr().String() + "/api/v1",
 		close: func() {
 			_ = hs.Close()
+			_ = bws.Close()
 			fake.Close()
 		},
 	}, nil

@@ -136,7 +136,7 @@ func startHTTP(t *testing.T, extra ...string) string {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BETTERPROMPT_") && !strings.HasPrefix(kv, "BPMCP_") {
+		if !strings.HasPrefix(kv, "BETTERPROMPT_") && !strings.HasPrefix(kv, "BETTERWAIFU_") && !strings.HasPrefix(kv, "BPMCP_") {
 			env = append(env, kv)
 		}
 	}
@@ -271,13 +271,49 @@ func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(list.Tools) != 5 {
+				if len(list.Tools) != 9 { // BetterPrompt's five, BetterWaifu's four (the sandbox serves both)
 					t.Fatalf("%d tools", len(list.Tools))
 				}
 				c := &caller{t: t, cs: cs, schemas: outputSchemas(t, list.Tools)}
 				exerciseTools(t, c, progress)
+				exerciseBetterWaifu(t, c)
 			})
 		}
+	}
+}
+
+// exerciseBetterWaifu calls the four BetterWaifu tools of the sandbox: the
+// models, the account, a generation whose image is a real WebP file, and
+// following it again; structuredContent is checked against each tool's
+// outputSchema by c.
+func exerciseBetterWaifu(t *testing.T, c *caller) {
+	res, out := c.call("betterwaifu_list_models", map[string]any{}, nil)
+	models, _ := out["models"].([]any)
+	if res.IsError || len(models) == 0 || out["count"] != float64(len(models)) {
+		t.Fatalf("betterwaifu_list_models: %s", textOf(res))
+	}
+	if res, out = c.call("betterwaifu_get_account", map[string]any{}, nil); res.IsError || out["subscription"] == nil {
+		t.Fatalf("betterwaifu_get_account: %s", textOf(res))
+	}
+	id := models[0].(map[string]any)["id"]
+	res, out = c.call("betterwaifu_generate", map[string]any{"prompt": "1girl, solo, e2e", "model_version_id": id, "wait_seconds": 30}, "bw")
+	images, _ := out["images"].([]any)
+	if res.IsError || out["status"] != "succeeded" || len(images) != 1 {
+		t.Fatalf("betterwaifu_generate: %s", textOf(res))
+	}
+	url, _ := images[0].(map[string]any)["url"].(string)
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) < 12 || string(body[:4]) != "RIFF" || string(body[8:12]) != "WEBP" {
+		t.Errorf("image %s: HTTP %d, %d bytes, not a WebP file", url, resp.StatusCode, len(body))
+	}
+	res, out = c.call("betterwaifu_get_generation", map[string]any{"generation_id": out["generation_id"], "wait_seconds": 0}, nil)
+	if res.IsError || out["status"] != "succeeded" {
+		t.Errorf("betterwaifu_get_generation: %s", textOf(res))
 	}
 }
 

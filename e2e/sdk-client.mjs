@@ -30,7 +30,8 @@ const COLD_EMAIL_VERSION = "6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7a11";
 const SLOW_VERSION = "5326247b-9496-4564-8298-35f19a183ef2"; // Deep Research Brief, 30 s nominal
 const FAILING_PROMPT = "415be72d-145a-4112-9883-dffddb2efd29";
 const IMAGE_VERSION = "3b4c5d6e-7f80-4192-a3b4-c5d6e7f8a999";
-const EXPECTED_TOOLS = ["search_prompts", "get_prompt", "run_prompt", "get_run", "get_credits"];
+const EXPECTED_TOOLS = ["search_prompts", "get_prompt", "run_prompt", "get_run", "get_credits",
+  "betterwaifu_generate", "betterwaifu_get_generation", "betterwaifu_list_models", "betterwaifu_get_account"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const { values: opt } = parseArgs({
@@ -329,12 +330,35 @@ async function main() {
   });
 
   // --- the host path: Client.callTool with its own outputSchema enforcement ---
+  let generationId;
+  await check("BetterWaifu: list_models, get_account, generate (a real WebP image) and get_generation", async () => {
+    const models = verifyOk("betterwaifu_list_models", await callRaw(client, "betterwaifu_list_models", {}));
+    assert(models.count === models.models.length && models.count > 0, `models ${JSON.stringify(models)}`);
+    assert(models.models.every((m) => m.nsfw === false), "an NSFW model is listed by default");
+    const account = verifyOk("betterwaifu_get_account", await callRaw(client, "betterwaifu_get_account", {}));
+    assert(account.subscription?.status === "active", `account ${JSON.stringify(account)}`);
+    const gen = verifyOk("betterwaifu_generate", await callRaw(client, "betterwaifu_generate",
+      { prompt: "1girl, solo, e2e", model_version_id: models.models[0].id, wait_seconds: 30 }, { timeout: 60_000 }));
+    assert(gen.status === "succeeded" && gen.images.length === 1, `generation ${JSON.stringify(gen)}`);
+    const img = await fetch(gen.images[0].url);
+    const bytes = new Uint8Array(await img.arrayBuffer());
+    const tag = (a, b) => String.fromCharCode(...bytes.slice(a, b));
+    assert(img.ok && tag(0, 4) === "RIFF" && tag(8, 12) === "WEBP", `image ${gen.images[0].url}: not a WebP file`);
+    generationId = gen.generation_id;
+    const again = verifyOk("betterwaifu_get_generation", await callRaw(client, "betterwaifu_get_generation", { generation_id: generationId, wait_seconds: 0 }));
+    assert(again.status === "succeeded", `get_generation ${again.status}`);
+    return `generation ${generationId}, ${bytes.length}-byte WebP`;
+  });
+
   await check("Client.callTool accepts every read tool's result (the SDK's own outputSchema check)", async () => {
     for (const [name, args] of [
       ["search_prompts", { query: "cold email" }],
       ["get_prompt", { prompt_id: COLD_EMAIL_PROMPT }],
       ["get_credits", {}],
       ...(runId ? [["get_run", { run_id: runId, wait_seconds: 0 }]] : []),
+      ["betterwaifu_list_models", { include_nsfw: true }],
+      ["betterwaifu_get_account", {}],
+      ...(generationId ? [["betterwaifu_get_generation", { generation_id: generationId, wait_seconds: 0 }]] : []),
     ]) {
       try {
         const res = await client.callTool({ name, arguments: args });

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -393,4 +394,25 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func writeLimited(w http.ResponseWriter, msg string, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, 0).Seconds()))))
 	writeError(w, http.StatusTooManyRequests, msg)
+}
+
+// Generation is a generation the fake accepted, for tests.
+type Generation struct {
+	ID        string
+	Key       string
+	Prompt    string
+	Submitted time.Time
+	Done      time.Time // when it ends (or ended)
+}
+
+// Generations returns every generation accepted so far, in order.
+func (s *Server) Generations() []Generation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Generation, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		out = append(out, Generation{ID: j.id, Key: j.owner, Prompt: j.prompt, Submitted: j.submitted, Done: j.doneAt(s.opts)})
+	}
+	slices.SortFunc(out, func(a, b Generation) int { return strings.Compare(a.ID, b.ID) }) // ids grow with each generation
+	return out
 }

@@ -1,11 +1,9 @@
 package betterprompt_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/bpmcp/bpmcp/internal/toolsnap"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -53,52 +52,7 @@ type wireTool struct {
 func TestToolSnapshots(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.Wait = betterprompt.WaitConfig{} })) // the production defaults
-	var list struct {
-		Tools []json.RawMessage `json:"tools"`
-	}
-	if err := json.Unmarshal(rawToolsList(t, e), &list); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join("testdata", "toolsnaps")
-	seen := map[string]bool{}
-	for _, raw := range list.Tools {
-		var tool struct {
-			Name string `json:"name"`
-		}
-		if err := json.Unmarshal(raw, &tool); err != nil || tool.Name == "" {
-			t.Fatalf("a tool without a name: %s", raw)
-		}
-		seen[tool.Name+".snap"] = true
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
-			t.Fatal(err)
-		}
-		buf.WriteByte('\n')
-		path := filepath.Join(dir, tool.Name+".snap")
-		if *update {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Errorf("%v (run go test ./tools/betterprompt -update to create it)", err)
-			continue
-		}
-		if !bytes.Equal(buf.Bytes(), want) {
-			t.Errorf("%s differs from %s; review the change and run go test ./tools/betterprompt -update.\n got: %s", tool.Name, path, buf.Bytes())
-		}
-	}
-	// A snapshot whose tool is gone is a tool removed: that too is reviewed.
-	files, _ := os.ReadDir(dir)
-	for _, f := range files {
-		if !seen[f.Name()] {
-			t.Errorf("%s has no tool any more; delete it if that is intended", filepath.Join(dir, f.Name()))
-		}
-	}
+	toolsnap.Check(t, filepath.Join("testdata", "toolsnaps"), rawToolsList(t, e), *update, "go test ./tools/betterprompt -update")
 }
 
 func TestToolSurface(t *testing.T) {
