@@ -144,7 +144,10 @@ func generate(d *Toolset) server.ServerTool {
 			return &job, nil
 		}
 		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
-		turn.endIfUnused(d)
+		// The engine sends the start at once, on its own goroutine; one
+		// that has not begun a while later never will (a replay joined
+		// another submission): its turn is given back then.
+		time.AfterFunc(runs.LateWork, func() { turn.endIfUnused(d) })
 		if err != nil {
 			return tools.Result[GenerationView]{}, engineError(err)
 		}
@@ -173,7 +176,7 @@ func (t *turn) begin() bool {
 }
 
 // endIfUnused gives back a turn no start request used (a replay joined
-// another submission, or the call ended before its start ran).
+// another submission); a start that begins later is not sent.
 func (t *turn) endIfUnused(d *Toolset) {
 	t.mu.Lock()
 	unused := !t.used && !t.ended

@@ -13,6 +13,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/bpmcp/bpmcp/bwapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/secret"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterwaifu"
 )
 
@@ -274,4 +276,63 @@ func TestAPIBusyDefersTheNextTurn(t *testing.T) {
 	})
 }
 
-var _ = betterwaifu.KeyHeader
+
+// A 500 to the start may have created a generation: reported as unknown,
+// never sent again.
+func TestServerErrorOnStart(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		e := newEnv(t, fakeapi.Options{})
+		e.fake.InjectFault("POST /generate", fakeapi.Fault{Status: 500})
+		res := e.call(t, "betterwaifu_generate", gen("x"))
+		mustError(t, res, "cannot be known")
+		if n := e.fake.Count("POST /generate"); n != 1 {
+			t.Errorf("%d POSTs after a 500", n)
+		}
+	})
+}
+
+// A call cancelled while its generation runs leaves it running: the key's
+// turn is held until it ends, and the next generation waits the cooldown
+// after that.
+func TestCancelledWhileGenerating(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		e := newEnv(t, fakeapi.Options{QueueTime: 20 * time.Second, ProcessTime: 20 * time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req := mcp.CallToolRequest{}
+			req.Params.Name, req.Params.Arguments = "betterwaifu_generate", gen("first", "wait_seconds", 120)
+			_, _ = e.client.CallTool(ctx, req)
+		}()
+		time.Sleep(5 * time.Second)
+		cancel()
+		<-done
+		mustOK(t, e.call(t, "betterwaifu_generate", gen("second", "wait_seconds", 300)))
+		gens := e.fake.Generations()
+		if len(gens) != 2 || gens[1].Submitted.Sub(gens[0].Done) < 60*time.Second || e.fake.Rejected429(fakeapi.TestKey) != 0 {
+			t.Errorf("the second generation went %v after the first ended (want ≥ 60 s), %d × 429",
+				gens[len(gens)-1].Submitted.Sub(gens[0].Done), e.fake.Rejected429(fakeapi.TestKey))
+		}
+	})
+}
+
+// In per-request-keys mode each caller's own key is used, and a caller
+// without one is told to send it; two keys have lines of their own.
+func TestPerRequestKeys(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		other := "bw_other_key"
+		active := &fakeapi.Subscription{Status: "active", Plan: "pro"}
+		e := newEnv(t, fakeapi.Options{Keys: map[string]fakeapi.Key{
+			fakeapi.TestKey: {Username: "a", Credits: 50, Subscription: active}, other: {Username: "b", Credits: 50, Subscription: active}}},
+			func(d *betterwaifu.Toolset) { d.PerRequestKeys = true })
+		mustError(t, e.call(t, "betterwaifu_get_account", map[string]any{}), betterwaifu.KeyHeader)
+		for _, key := range []string{fakeapi.TestKey, other} {
+			ctx := tools.WithCallerKey(context.Background(), betterwaifu.KeyHeader, secret.String(key))
+			mustOK(t, e.callCtx(ctx, t, "betterwaifu_generate", gen("x", "wait_seconds", 0)))
+		}
+		if gens := e.fake.Generations(); len(gens) != 2 || gens[0].Submitted != gens[1].Submitted {
+			t.Errorf("two keys waited for one line: %+v", gens)
+		}
+	})
+}
