@@ -276,7 +276,6 @@ func TestAPIBusyDefersTheNextTurn(t *testing.T) {
 	})
 }
 
-
 // A 500 to the start may have created a generation: reported as unknown,
 // never sent again.
 func TestServerErrorOnStart(t *testing.T) {
