@@ -41,23 +41,10 @@ const PipeHost = "fakeapi.invalid"
 func NewPipeServer(t testing.TB, opts Options) (*Server, string, *http.Client) {
 	t.Helper()
 	s := New(opts)
-	ln := pipenet.Listen()
-	hs := &http.Server{Handler: s}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = hs.Serve(ln) // ErrServerClosed once the cleanup below runs
-	}()
-	tr := &http.Transport{DialContext: ln.Dial, MaxIdleConnsPerHost: 128}
-	client := &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client, stop := pipenet.ServeHTTP(s)
 	t.Cleanup(func() {
 		s.Close() // first: held POSTs answer, so their handlers return
-		_ = hs.Close()
-		tr.CloseIdleConnections()
-		<-served
+		stop()
 	})
 	return s, "http://" + PipeHost + "/v1", client
 }

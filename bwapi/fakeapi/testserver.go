@@ -27,19 +27,7 @@ const PipeHost = "betterwaifu.invalid"
 func NewPipeServer(t testing.TB, opts Options) (*Server, string, *http.Client) {
 	t.Helper()
 	s := New(opts)
-	ln := pipenet.Listen()
-	hs := &http.Server{Handler: s}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = hs.Serve(ln)
-	}()
-	tr := &http.Transport{DialContext: ln.Dial, MaxIdleConnsPerHost: 64}
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	t.Cleanup(func() {
-		_ = hs.Close()
-		tr.CloseIdleConnections()
-		<-served
-	})
+	client, stop := pipenet.ServeHTTP(s)
+	t.Cleanup(stop)
 	return s, "http://" + PipeHost + "/api/v1", client
 }

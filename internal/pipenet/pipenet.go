@@ -12,6 +12,7 @@ package pipenet
 import (
 	"context"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -77,3 +78,28 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// ServeHTTP serves h over a new Listener and returns the only HTTP client
+// that reaches it (whatever the URL's host; it keeps idle connections and
+// follows no redirects), and stop, which closes the server and the
+// client's idle connections and waits for the server to end, so that no
+// goroutine outlives a testing/synctest bubble.
+func ServeHTTP(h http.Handler) (client *http.Client, stop func()) {
+	ln := Listen()
+	hs := &http.Server{Handler: h}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln) // ErrServerClosed once stop runs
+	}()
+	tr := &http.Transport{DialContext: ln.Dial, MaxIdleConnsPerHost: 128}
+	client = &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return client, func() {
+		_ = hs.Close()
+		tr.CloseIdleConnections()
+		<-served
+	}
+}
