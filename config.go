@@ -47,6 +47,8 @@ type config struct {
 	MaxWaitsPerKey int           `env:"BPMCP_MAX_WAITS_PER_KEY" envDefault:"64" flag:"max-waits-per-key" help:"how many calls may wait for runs at once per API key; past it run_prompt refuses before spending and get_run answers without waiting"`
 	ExclusiveKey   bool          `env:"BPMCP_EXCLUSIVE_KEY" flag:"exclusive-key" help:"only this server starts runs with the API key (no web app, CLI or other server process): a run found in the run list after a failed start is then known to be this server's; otherwise it is reported as unconfirmed"`
 	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
+	ReadOnly       bool          `env:"BPMCP_READ_ONLY" flag:"read-only" help:"offer only the tools that spend nothing (search, inspect, read runs and balances)"`
+	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
 	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
@@ -82,6 +84,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (con
 		return c, err
 	}
 	c.AllowedOrigins = splitList(strings.Join(c.AllowedOrigins, ","))
+	c.Tools = splitList(strings.Join(c.Tools, ","))
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))
 	}

@@ -17,11 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
@@ -134,7 +136,12 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			Sandbox:        cfg.Sandbox,
 		})
 	}
-	err = serve(ctx, cfg, logger, toolsets, stdin, stdout, stderr)
+	keep, err := toolFilter(cfg, toolsets)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
+		return 2
+	}
+	err = serve(ctx, cfg, logger, toolsets, keep, stdin, stdout, stderr)
 	// Runs whose POST is still held by the API would lose their id if the
 	// process exited now: wait for their answers (the ids are logged), up to
 	// a bound, and stop at a second signal. This happens however serving
@@ -154,12 +161,35 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	return 0
 }
 
+// toolFilter returns the option that offers only the configured tools
+// (--read-only, --tools), or none; a name in --tools that no toolset has is
+// an error that lists the names there are.
+func toolFilter(cfg config, toolsets []tools.Toolset) ([]mcpserver.Option, error) {
+	if !cfg.ReadOnly && len(cfg.Tools) == 0 {
+		return nil, nil
+	}
+	allowed := map[string]bool{}
+	if len(cfg.Tools) > 0 {
+		names := mcpserver.ToolNames(toolsets)
+		for _, n := range cfg.Tools {
+			if !slices.Contains(names, n) {
+				return nil, fmt.Errorf("--tools names %q, which this server does not offer here; its tools are: %s", n, strings.Join(names, ", "))
+			}
+			allowed[n] = true
+		}
+	}
+	return []mcpserver.Option{mcpserver.WithToolFilter(func(t mcp.Tool) bool {
+		return (len(allowed) == 0 || allowed[t.Name]) && (!cfg.ReadOnly || mcpserver.ReadOnly(t))
+	})}, nil
+}
+
 // serve serves MCP on the configured transport until ctx ends or the
 // client goes away.
-func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, stdin io.Reader, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, keep []mcpserver.Option,
+	stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cfg.Transport {
 	case "http":
-		srv := mcpserver.New(programVersion(), toolsets)
+		srv := mcpserver.New(programVersion(), toolsets, keep...)
 		return mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
 			Toolsets:       toolsets,
 			Addr:           cfg.Addr,
@@ -182,7 +212,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tool
 	default:
 		logger.Info("serving MCP over stdio", "version", programVersion())
 		// One client: MCP tasks are safe to offer (see mcpserver.WithTasks).
-		srv := mcpserver.New(programVersion(), toolsets, mcpserver.WithTasks())
+		srv := mcpserver.New(programVersion(), toolsets, append(keep, mcpserver.WithTasks())...)
 		return mcpserver.ServeStdio(ctx, srv, stdin, stdout, stderr, mcpserver.StdioOptions{
 			Toolsets: toolsets,
 			EOFGrace: cfg.WaitDefault + 15*time.Second,

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,85 @@ func TestConfigDefaultsMatchThePackages(t *testing.T) {
 		if d.cli != d.pkg {
 			t.Errorf("%s defaults to %v in config.go but to %v in its package", d.setting, d.cli, d.pkg)
 		}
+	}
+}
+
+// listTools runs the server over stdio with args and env, and returns the
+// tools it lists and its instructions.
+func listTools(t *testing.T, args []string, env map[string]string) (names []string, instructions string) {
+	t.Helper()
+	in := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}` + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"tools/list"}` + "\n")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code := run(ctx, args, env, in, &stdout, &stderr); code != 0 {
+		t.Fatalf("%v: exit code %d; stderr: %s", args, code, stderr.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var msg struct {
+			ID     int `json:"id"`
+			Result struct {
+				Instructions string `json:"instructions"`
+				Tools        []struct {
+					Name string `json:"name"`
+				} `json:"tools"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &msg); err != nil {
+			t.Fatalf("stdout line %q: %v", line, err)
+		}
+		switch msg.ID {
+		case 1:
+			instructions = msg.Result.Instructions
+		case 2:
+			for _, tool := range msg.Result.Tools {
+				names = append(names, tool.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, instructions
+}
+
+// --read-only and --tools shape tools/list and say so in the instructions;
+// BetterWaifu's tools come with its key (or the sandbox) only.
+func TestWhichToolsAreOffered(t *testing.T) {
+	bp := []string{"get_credits", "get_prompt", "get_run", "run_prompt", "search_prompts"}
+	bw := []string{"betterwaifu_generate", "betterwaifu_get_account", "betterwaifu_get_generation", "betterwaifu_list_models"}
+	key := map[string]string{"BETTERPROMPT_API_KEY": "bp_x", "BETTERPROMPT_BASE_URL": "http://127.0.0.1:9/v1"}
+	withBW := map[string]string{"BETTERPROMPT_API_KEY": "bp_x", "BETTERWAIFU_API_KEY": "bw_x"}
+	cases := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		want  []string
+		noted bool // the instructions say only some tools are offered
+	}{
+		{"BetterPrompt only", nil, key, bp, false},
+		{"with a BetterWaifu key", nil, withBW, append(slices.Clone(bp), bw...), false},
+		{"sandbox", []string{"--sandbox"}, nil, append(slices.Clone(bp), bw...), false},
+		{"read-only", []string{"--read-only"}, withBW,
+			[]string{"betterwaifu_get_account", "betterwaifu_get_generation", "betterwaifu_list_models", "get_credits", "get_prompt", "get_run", "search_prompts"}, true},
+		{"allowlist", []string{"--tools", "search_prompts,get_prompt"}, key, []string{"get_prompt", "search_prompts"}, true},
+		{"allowlist and read-only", []string{"--tools", "run_prompt,get_run", "--read-only"}, key, []string{"get_run"}, true},
+	}
+	for _, tc := range cases {
+		got, instr := listTools(t, tc.args, tc.env)
+		want := slices.Sorted(slices.Values(tc.want))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: tools %v, want %v", tc.name, got, want)
+		}
+		if noted := strings.Contains(instr, "offers only these tools"); noted != tc.noted {
+			t.Errorf("%s: instructions note the filter: %v, want %v", tc.name, noted, tc.noted)
+		}
+		if strings.Contains(instr, "BetterWaifu") != slices.Contains(got, "betterwaifu_get_account") {
+			t.Errorf("%s: instructions mention BetterWaifu: %v, tools %v", tc.name, strings.Contains(instr, "BetterWaifu"), got)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--tools", "run_promt"}, key, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `"run_promt"`) || !strings.Contains(stderr.String(), "run_prompt") {
+		t.Errorf("an unknown tool name: code %d, %s", code, stderr.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/tools"
@@ -21,6 +22,29 @@ type Option func(*options)
 
 type options struct {
 	tasks bool
+	keep  func(mcp.Tool) bool
+}
+
+// WithToolFilter offers only the tools keep accepts (the read-only mode,
+// an allowlist of tool names). The instructions then say which tools are
+// offered, since each toolset's paragraph names all of its own.
+func WithToolFilter(keep func(mcp.Tool) bool) Option { return func(o *options) { o.keep = keep } }
+
+// ReadOnly accepts the tools that spend nothing: those annotated read-only.
+func ReadOnly(t mcp.Tool) bool {
+	return t.Annotations.ReadOnlyHint != nil && *t.Annotations.ReadOnlyHint
+}
+
+// ToolNames returns the names of every tool of sets, in order, for
+// checking a configured allowlist.
+func ToolNames(sets []tools.Toolset) []string {
+	var names []string
+	for _, ts := range sets {
+		for _, t := range ts.Tools(nil) {
+			names = append(names, t.Tool.Name)
+		}
+	}
+	return names
 }
 
 // WithTasks lets task-capable hosts call the tools that take them (such as
@@ -47,7 +71,6 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	serverOpts := []server.ServerOption{
 		server.WithTitle("BetterPrompt"),
 		server.WithToolCapabilities(false),
-		server.WithInstructions(strings.Join(instr, "\n\n")),
 		server.WithRecovery(),
 		server.WithHooks(hooks),
 	}
@@ -62,10 +85,26 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 			server.WithMaxConcurrentTasks(maxActiveTasks),
 		)
 	}
-	s := server.NewMCPServer(Name, version, serverOpts...)
+	var offered []server.ServerTool
+	var names []string
+	dropped := false
 	for _, ts := range sets {
-		s.AddTools(ts.Tools(tasks)...)
+		for _, t := range ts.Tools(tasks) {
+			if o.keep != nil && !o.keep(t.Tool) {
+				dropped = true
+				continue
+			}
+			offered = append(offered, t)
+			names = append(names, t.Tool.Name)
+		}
 	}
+	if dropped {
+		instr = append(instr, "This server's configuration offers only these tools: "+strings.Join(names, ", ")+
+			". Tools named above that are not in this list are not available here; do not try to call them.")
+	}
+	serverOpts = append(serverOpts, server.WithInstructions(strings.Join(instr, "\n\n")))
+	s := server.NewMCPServer(Name, version, serverOpts...)
+	s.AddTools(offered...)
 	return s
 }
 
