@@ -199,7 +199,7 @@ func listTools(t *testing.T, args []string, env map[string]string) (names []stri
 // --read-only and --tools shape tools/list and say so in the instructions;
 // BetterWaifu's tools come with its key (or the sandbox) only.
 func TestWhichToolsAreOffered(t *testing.T) {
-	bp := []string{"get_credits", "get_prompt", "get_run", "run_prompt", "search_prompts"}
+	bp := []string{"get_credits", "get_prompt", "get_run", "list_models", "run_prompt", "search_prompts"}
 	bw := []string{"betterwaifu_generate", "betterwaifu_get_account", "betterwaifu_get_generation", "betterwaifu_list_models"}
 	key := map[string]string{"BETTERPROMPT_API_KEY": "bp_x", "BETTERPROMPT_BASE_URL": "http://127.0.0.1:9/v1"}
 	withBW := map[string]string{"BETTERPROMPT_API_KEY": "bp_x", "BETTERWAIFU_API_KEY": "bw_x"}
@@ -214,7 +214,7 @@ func TestWhichToolsAreOffered(t *testing.T) {
 		{"with a BetterWaifu key", nil, withBW, append(slices.Clone(bp), bw...), false},
 		{"sandbox", []string{"--sandbox"}, nil, append(slices.Clone(bp), bw...), false},
 		{"read-only", []string{"--read-only"}, withBW,
-			[]string{"betterwaifu_get_account", "betterwaifu_get_generation", "betterwaifu_list_models", "get_credits", "get_prompt", "get_run", "search_prompts"}, true},
+			[]string{"betterwaifu_get_account", "betterwaifu_get_generation", "betterwaifu_list_models", "get_credits", "get_prompt", "get_run", "list_models", "search_prompts"}, true},
 		{"allowlist", []string{"--tools", "search_prompts,get_prompt"}, key, []string{"get_prompt", "search_prompts"}, true},
 		{"allowlist and read-only", []string{"--tools", "run_prompt,get_run", "--read-only"}, key, []string{"get_run"}, true},
 	}

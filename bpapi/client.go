@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bpmcp/bpmcp/state"
@@ -95,6 +96,11 @@ type Client struct {
 	cred      *credential // behind a pointer so that printing a Client never shows the key
 	limiter   Limiter     // nil: no client-side limit
 
+	// resourcesStale is set when an answer asks for the resources to be
+	// read again (action-require: update-resources); shared by every copy
+	// made with WithAPIKey.
+	resourcesStale *atomic.Bool
+
 	maxRetries     int
 	maxRetryWait   time.Duration
 	requestTimeout time.Duration
@@ -166,8 +172,14 @@ func New(opts Options) *Client {
 		c.limiter = state.NewRateLimiter(limit, burst)
 	}
 	c.cred = newCredential(opts.APIKey)
+	c.resourcesStale = new(atomic.Bool)
 	return c
 }
+
+// ResourcesChanged reports whether an answer since the last call asked
+// clients to read GET /v1/resources again (the header action-require:
+// update-resources that the official CLI honours), and clears the mark.
+func (c *Client) ResourcesChanged() bool { return c.resourcesStale.Swap(false) }
 
 // WithAPIKey returns a copy of c that authenticates with key. The copy is
 // cheap: it shares c's HTTP client and rate limiter, so every client derived

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -158,6 +159,9 @@ func (c *Client) attempt(ctx context.Context, r *request, target, apiPath string
 	}
 	defer resp.Body.Close()
 	o.status = resp.StatusCode
+	if strings.EqualFold(strings.TrimSpace(resp.Header.Get("Action-Require")), "update-resources") {
+		c.resourcesStale.Store(true)
+	}
 	o.maySent = true
 	raw, readErr := readBody(resp.Body, c.maxBodyBytes)
 	// An answer that echoes the key (a debugging proxy, say), raw, escaped

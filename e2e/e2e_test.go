@@ -271,7 +271,7 @@ func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(list.Tools) != 9 { // BetterPrompt's five, BetterWaifu's four (the sandbox serves both)
+				if len(list.Tools) != 10 { // BetterPrompt's six, BetterWaifu's four (the sandbox serves both)
 					t.Fatalf("%d tools", len(list.Tools))
 				}
 				c := &caller{t: t, cs: cs, schemas: outputSchemas(t, list.Tools)}

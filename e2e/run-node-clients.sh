@@ -47,7 +47,7 @@ TIME_SCALE="${E2E_TIME_SCALE:-0.2}"
 PARTS=" ${E2E_PARTS:-conformance inspector sdk} "
 RESULTS="$E2E_DIR/results"
 BROWSER_ORIGIN="http://localhost:6274" # the Inspector web UI's origin: allowed, to check allow-listing works
-EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
+EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,list_models,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
 START=$SECONDS
 
 # Sandbox fixtures (testdata/catalogue/INDEX.md).

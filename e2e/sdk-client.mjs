@@ -30,7 +30,7 @@ const COLD_EMAIL_VERSION = "6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7a11";
 const SLOW_VERSION = "5326247b-9496-4564-8298-35f19a183ef2"; // Deep Research Brief, 30 s nominal
 const FAILING_PROMPT = "415be72d-145a-4112-9883-dffddb2efd29";
 const IMAGE_VERSION = "3b4c5d6e-7f80-4192-a3b4-c5d6e7f8a999";
-const EXPECTED_TOOLS = ["search_prompts", "get_prompt", "run_prompt", "get_run", "get_credits",
+const EXPECTED_TOOLS = ["search_prompts", "get_prompt", "run_prompt", "get_run", "get_credits", "list_models",
   "betterwaifu_generate", "betterwaifu_get_generation", "betterwaifu_list_models", "betterwaifu_get_account"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -355,6 +355,7 @@ async function main() {
       ["search_prompts", { query: "cold email" }],
       ["get_prompt", { prompt_id: COLD_EMAIL_PROMPT }],
       ["get_credits", {}],
+      ["list_models", { modality: "image" }],
       ...(runId ? [["get_run", { run_id: runId, wait_seconds: 0 }]] : []),
       ["betterwaifu_list_models", { include_nsfw: true }],
       ["betterwaifu_get_account", {}],

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,13 +82,15 @@ type Options struct {
 // Server is the fake API. It is an http.Handler serving /v1/... and the media
 // files; it is safe for concurrent use.
 type Server struct {
-	opts      Options
-	baseURL   string
-	prompts   []*Prompt
-	byPrompt  map[string]*Prompt // lower-case promptId
-	byVersion map[string]versionRef
-	bySlug    map[string]*Prompt
-	routes    []route
+	opts Options
+	// resourcesChanged makes the next answer ask for /v1/resources again.
+	resourcesChanged atomic.Bool
+	baseURL          string
+	prompts          []*Prompt
+	byPrompt         map[string]*Prompt // lower-case promptId
+	byVersion        map[string]versionRef
+	bySlug           map[string]*Prompt
+	routes           []route
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -193,6 +196,11 @@ func clonePrompt(p Prompt) *Prompt {
 	}
 	return &c
 }
+
+// ChangeResources makes the next answer carry the header
+// "action-require: update-resources", as the API does when its models or
+// run options change (reference §7.10).
+func (s *Server) ChangeResources() { s.resourcesChanged.Store(true) }
 
 // Close wakes every POST /v1/runs still held (they answer 504 with their
 // runId) and makes later ones answer without holding. Runs keep their
@@ -341,6 +349,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		writeError(sw, http.StatusNotFound, "Not found")
 		return
+	}
+	if s.resourcesChanged.Swap(false) {
+		// As the live API tells the official CLI to reload /v1/resources.
+		w.Header().Set("Action-Require", "update-resources")
 	}
 	if !rt.public {
 		if !s.authorize(sw, c) {

@@ -67,13 +67,15 @@ func TestToolSurface(t *testing.T) {
 	tools := list.Tools
 	if n := len(rawToolsList(t, e)); n > 6*1024 {
 		t.Errorf("tools/list is %d bytes; keep it under 6 KB", n)
+	} else {
+		t.Logf("tools/list: %d bytes", n)
 	}
 	names := make([]string, len(tools))
 	for i, tool := range tools {
 		names[i] = tool.Name
 	}
 	slices.Sort(names)
-	want := []string{"get_credits", "get_prompt", "get_run", "run_prompt", "search_prompts"}
+	want := []string{"get_credits", "get_prompt", "get_run", "list_models", "run_prompt", "search_prompts"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tools = %v, want exactly %v", names, want)
 	}

@@ -337,7 +337,7 @@ func getCredits(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "get_credits",
 		Title:       "Get credit balance",
-		Description: "Return the account's remaining BetterPrompt credits, which run_prompt spends.",
+		Description: "Return the BetterPrompt credits left, which run_prompt spends.",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, _ CreditsInput) (tools.Result[CreditsOutput], error) {
 		c, _, err := d.client(ctx)

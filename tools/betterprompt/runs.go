@@ -130,6 +130,10 @@ type CandidateView struct {
 // every agent's context).
 func (CandidateView) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
 
+// JSONSchema declares an output as a plain object, to keep tools/list small
+// (it goes into every agent's context); its fields are in the README.
+func (OutputView) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
+
 // OutputView is one output of a run: text, or the URL of an image or video.
 type OutputView struct {
 	Type      string `json:"type" jsonschema:"enum=text,enum=image,enum=video,enum=error"`
@@ -155,14 +159,14 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 
 func inputsSchema() *jsonschema.Schema {
 	props := jsonschema.NewProperties()
-	props.Set("textInputs", &jsonschema.Schema{
-		Type:                 "object",
-		Description:          "Input name to value (an array for multi-choice).",
-		AdditionalProperties: &jsonschema.Schema{AnyOf: []*jsonschema.Schema{{Type: "string"}, {Type: "array", Items: &jsonschema.Schema{Type: "string"}}}},
-	})
+	// textInputs' values are strings, or arrays of strings for a
+	// multi-choice; get_prompt's input_schema says which, and the server
+	// checks them, so the generic schema leaves them open (tools/list goes
+	// into every agent's context).
+	props.Set("textInputs", &jsonschema.Schema{Type: "object", Description: "Name → value (array for multi-choice)."})
 	props.Set("imageInputs", &jsonschema.Schema{
 		Type:        "array",
-		Description: "In order: {\"type\":\"url\",\"url\":...} or {\"type\":\"base64\",\"base64\":...}.",
+		Description: "In order: {type:url,url} or {type:base64,base64}.",
 		Items:       &jsonschema.Schema{Type: "object"},
 	})
 	return &jsonschema.Schema{Type: "object", Properties: props,
@@ -173,9 +177,8 @@ func runPrompt(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "run_prompt",
 		Title: "Run prompt (spends credits)",
-		Description: "Run a published prompt. Spends credits; cannot be cancelled. inputs follow get_prompt's input_schema " +
-			"and are checked before spending. Waits up to wait_seconds, then returns outputs (text, image/video URLs) " +
-			"or a run_id for get_run.",
+		Description: "Run a published prompt. Spends credits; cannot be cancelled. inputs (get_prompt's input_schema) are " +
+			"checked first. Waits up to wait_seconds for the outputs (text, image/video URLs), else returns a run_id.",
 		Hints:       tools.Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
 		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
@@ -480,8 +483,8 @@ func getRun(d *Toolset) server.ServerTool {
 		InputSchema: in,
 		Name:        "get_run",
 		Title:       "Get run result",
-		Description: "Follow a run_id from run_prompt: waits up to wait_seconds, then returns its status and " +
-			"outputs (image/video URLs last 24 h). Call again while queued or running.",
+		Description: "Wait up to wait_seconds for a run_id, then return its status and outputs (URLs last 24 h). " +
+			"Call again while queued or running.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetRunInput) (tools.Result[RunView], error) {
 		c, tenant, err := d.client(ctx)

@@ -239,7 +239,8 @@ func (c *configCache) put(v *bpapi.PromptVersion) *promptConfig {
 }
 
 // resourceCache keeps /v1/resources (the models and their run options) for a
-// while; it changes rarely.
+// while, or until an answer says they changed (action-require:
+// update-resources); they change rarely.
 type resourceCache struct {
 	mu      sync.Mutex
 	value   *bpapi.Resources
@@ -250,8 +251,9 @@ const resourcesTTL = 10 * time.Minute
 
 func (d *Toolset) resourcesFor(ctx context.Context, c *bpapi.Client) (*bpapi.Resources, error) {
 	rc := &d.resources
+	changed := c.ResourcesChanged()
 	rc.mu.Lock()
-	if rc.value != nil && time.Since(rc.fetched) < resourcesTTL {
+	if rc.value != nil && time.Since(rc.fetched) < resourcesTTL && !changed {
 		v := rc.value
 		rc.mu.Unlock()
 		return v, nil

@@ -14,7 +14,7 @@ import (
 	"github.com/bpmcp/bpmcp/tools"
 )
 
-// Toolset is BetterPrompt's toolset: its five tools, and what they share
+// Toolset is BetterPrompt's toolset: its six tools, and what they share
 // (the client, the wait settings, the run engine, the caches, the wait
 // slots).
 type Toolset struct {
@@ -81,7 +81,7 @@ func (d *Toolset) Instructions() string {
 // KeyHeader names the header of a caller's own key.
 func (d *Toolset) KeyHeader() string { return KeyHeader }
 
-// Tools declares BetterPrompt's five tools; run_prompt takes task calls
+// Tools declares BetterPrompt's six tools; run_prompt takes task calls
 // when tasks is not nil.
 func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	d.Wait = d.Wait.withDefaults()
@@ -93,7 +93,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	}
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
-	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d)}
+	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d), listModels(d)}
 }
 
 // BeginShutdown refuses new runs at once and, after answerWithin, makes
