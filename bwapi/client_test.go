@@ -44,7 +44,7 @@ func TestAccountAndModels(t *testing.T) {
 		t.Fatalf("account %+v, %v", a, err)
 	}
 	ms, err := c.Models(ctx)
-	if err != nil || len(ms) != len(fakeapi.DefaultModels) || ms[0].ID != 814910 || ms[0].BaseModel != "Pony" {
+	if err != nil || len(ms) != len(fakeapi.DefaultModels) || ms[0].ID != 902311 || ms[3].BaseModel != "Pony" {
 		t.Fatalf("models %+v, %v", ms, err)
 	}
 }
@@ -67,7 +67,7 @@ func TestGenerationLifecycle(t *testing.T) {
 		t.Fatalf("processing: %+v, %v", r, err)
 	}
 	clk.Advance(5 * time.Second)
-	if r, err = c.Generation(ctx, g.ID); err != nil || r.Status != bwapi.Succeeded || r.Output == nil || len(r.Output.Images) != 1 || r.Output.Seed == nil {
+	if r, err = c.Generation(ctx, g.ID); err != nil || r.Status != bwapi.Succeeded || r.Output == nil || len(r.Output.Images) != 1 || r.Output.Seed == "" {
 		t.Fatalf("succeeded: %+v, %v", r, err)
 	}
 	if !strings.HasSuffix(r.Output.Images[0].URL, ".webp") || r.Output.Images[0].ID == "" {
@@ -180,5 +180,32 @@ func TestEchoedKeyIsRedacted(t *testing.T) {
 	}
 	if s := strings.Join([]string{c.KeyID()}, ""); strings.Contains(s, fakeapi.TestKey) {
 		t.Error("KeyID shows the key")
+	}
+}
+
+// A generation's loosely typed fields never fail its reading: a seed wider
+// than 64 bits, an error given as an object, a queue position as a string.
+func TestGenerationReadsLeniently(t *testing.T) {
+	t.Parallel()
+	fake, c, _ := start(t, fakeapi.Options{})
+	for body, check := range map[string]func(*bwapi.Generation) bool{
+		`{"id":"j","status":"succeeded","output":{"images":[{"url":"u","id":"i"}],"seed":18446744073709552000}}`: func(g *bwapi.Generation) bool {
+			return g.Output != nil && g.Output.Seed == "18446744073709552000" && len(g.Output.Images) == 1
+		},
+		`{"id":"j","status":"failed","error":{"code":"E1","message":"boom"}}`: func(g *bwapi.Generation) bool {
+			return g.Status == bwapi.Failed && strings.Contains(g.Error, "boom")
+		},
+		`{"id":"j","status":"queued","queue_position":"3"}`: func(g *bwapi.Generation) bool {
+			return g.QueuePosition != nil && *g.QueuePosition == 3
+		},
+		`{"id":"j","status":"succeeded","output":{"images":[],"seed":"not a number"}}`: func(g *bwapi.Generation) bool {
+			return g.Output != nil && g.Output.Seed == ""
+		},
+	} {
+		fake.InjectFault("GET /generate/{id}", fakeapi.Fault{Status: 200, Body: body})
+		g, err := c.Generation(context.Background(), "j")
+		if err != nil || !check(g) {
+			t.Errorf("%s: %+v, %v", body, g, err)
+		}
 	}
 }

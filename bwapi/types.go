@@ -2,6 +2,7 @@ package bwapi
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 )
 
@@ -70,22 +71,69 @@ const (
 func (s Status) Final() bool { return s == Succeeded || s == Failed }
 
 // Generation is a generation's state (GET /generate/{id}, and what the 201
-// of POST /generate says).
+// of POST /generate says). Fields the documentation types loosely are read
+// leniently, so that one odd field never hides a finished generation.
 type Generation struct {
 	ID     string `json:"id"`
 	Status Status `json:"status"`
 	// QueuePosition is set only while queued.
-	QueuePosition *int `json:"queue_position,omitempty"`
+	QueuePosition *int `json:"-"`
 	// Output is set only when succeeded.
 	Output *Output `json:"output,omitempty"`
-	// Error is set only when failed.
-	Error string `json:"error,omitempty"`
+	// Error is set only when failed: the message, or the JSON it came as.
+	Error string `json:"-"`
+}
+
+// UnmarshalJSON reads a generation; queue_position and error are read
+// whatever their type.
+func (g *Generation) UnmarshalJSON(b []byte) error {
+	type plain Generation
+	var row struct {
+		plain
+		QueuePosition json.RawMessage `json:"queue_position"`
+		Error         json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(b, &row); err != nil {
+		return err
+	}
+	*g = Generation(row.plain)
+	if n, err := json.Number(scalar(row.QueuePosition)).Int64(); err == nil && n >= 0 && n < 1<<31 {
+		p := int(n)
+		g.QueuePosition = &p
+	}
+	if s := scalar(row.Error); s != "" {
+		g.Error = s
+	} else if len(row.Error) > 0 && string(row.Error) != "null" {
+		g.Error = excerpt(row.Error)
+	}
+	return nil
 }
 
 // Output is a finished generation's images and seed.
 type Output struct {
 	Images []Image `json:"images"`
-	Seed   *int64  `json:"seed,omitempty"`
+	// Seed is the seed as the API wrote it (it may not fit 64 bits); ""
+	// when absent or not a number.
+	Seed json.Number `json:"-"`
+}
+
+// UnmarshalJSON reads the output; the seed is kept as written.
+func (o *Output) UnmarshalJSON(b []byte) error {
+	var row struct {
+		Images []Image         `json:"images"`
+		Seed   json.RawMessage `json:"seed"`
+	}
+	if err := json.Unmarshal(b, &row); err != nil {
+		return err
+	}
+	o.Images = row.Images
+	o.Seed = ""
+	if s := scalar(row.Seed); s != "" {
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			o.Seed = json.Number(s)
+		}
+	}
+	return nil
 }
 
 // Image is one generated image (WebP; the URL's lifetime is undocumented).

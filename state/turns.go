@@ -26,15 +26,17 @@ type Turns struct {
 	// minutes); the next turn then starts after it plus Cooldown.
 	MaxHold time.Duration
 
-	mu    sync.Mutex
-	lines map[string]*line
-	next  uint64
+	mu        sync.Mutex
+	lines     map[string]*line
+	next      uint64
+	lastSweep time.Time
 }
 
 type line struct {
 	queue   []string  // tickets waiting, in arrival order
 	holder  string    // the ticket holding the turn, "" when none
 	heldAt  time.Time // when the holder got it
+	started bool      // the holder's job has started (Started)
 	freeAt  time.Time // the next turn starts no earlier
 	changed chan struct{}
 }
@@ -47,10 +49,11 @@ type TurnState struct {
 	Ahead int
 	// Busy: another caller's job holds the turn.
 	Busy bool
-	// Earliest is the earliest time this caller can get the turn: the
-	// cooldown after the job in progress (which ends no earlier than now)
-	// and one cooldown for each caller ahead. Later is possible, earlier
-	// not.
+	// Earliest is when this caller's turn can come at the soonest if the
+	// callers ahead all run their jobs: the cooldown after a job in
+	// progress (which ends no earlier than now), then one cooldown per
+	// caller ahead. It is sooner when a caller ahead leaves or has its job
+	// refused; a holder whose job has not started counts for nothing.
 	Earliest time.Time
 	// FreeAt is when the current cooldown ends (zero: none, or a job is
 	// in progress).
@@ -83,7 +86,7 @@ func (t *Turns) lineLocked(key string, now time.Time) *line {
 		maxHold = 30 * time.Minute
 	}
 	if l.holder != "" && now.Sub(l.heldAt) > maxHold {
-		l.holder = ""
+		l.holder, l.started = "", false
 		l.freeAt = later(l.freeAt, l.heldAt.Add(maxHold+t.Cooldown))
 		l.notify()
 	}
@@ -99,6 +102,7 @@ func (l *line) notify() {
 func (t *Turns) Enter(_ context.Context, key string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.sweepLocked(time.Now())
 	l := t.lineLocked(key, time.Now())
 	t.next++
 	ticket := strconv.FormatUint(t.next, 10)
@@ -135,15 +139,29 @@ func (t *Turns) Try(_ context.Context, key, ticket string) (TurnState, error) {
 	}
 	st := TurnState{Ahead: pos, Busy: l.holder != "", Changed: l.changed}
 	base := later(now, l.freeAt)
-	if st.Busy {
+	switch {
+	case st.Busy && l.started:
 		// The job in progress ends no earlier than now, and the cooldown
 		// counts from its end.
-		base = now.Add(t.Cooldown)
-	} else if l.freeAt.After(now) {
+		base = later(base, now.Add(t.Cooldown))
+	case !st.Busy && l.freeAt.After(now):
 		st.FreeAt = l.freeAt
 	}
 	st.Earliest = base.Add(time.Duration(pos) * t.Cooldown)
 	return st, nil
+}
+
+// Started records that the holder's job has started: the next turn then
+// comes no sooner than the cooldown after now.
+func (t *Turns) Started(_ context.Context, key, ticket string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.lineLocked(key, time.Now())
+	if l.holder == ticket && !l.started {
+		l.started = true
+		l.notify()
+	}
+	return nil
 }
 
 // Leave takes a caller that has not got the turn out of line (its call
@@ -176,7 +194,7 @@ func (t *Turns) Finish(_ context.Context, key, ticket string, freeAt time.Time) 
 	if l.holder != ticket {
 		return nil
 	}
-	l.holder = ""
+	l.holder, l.started = "", false
 	l.freeAt = later(l.freeAt, freeAt)
 	l.notify()
 	t.dropIdleLocked(key, l)
@@ -194,6 +212,18 @@ func (t *Turns) Defer(_ context.Context, key string, until time.Time) error {
 		l.notify()
 	}
 	return nil
+}
+
+// sweepLocked forgets, at most once a minute, every line with no one in it
+// whose cooldown has passed: a key seen once does not stay in memory.
+func (t *Turns) sweepLocked(now time.Time) {
+	if now.Sub(t.lastSweep) < time.Minute {
+		return
+	}
+	t.lastSweep = now
+	for key, l := range t.lines {
+		t.dropIdleLocked(key, l)
+	}
 }
 
 // dropIdleLocked forgets a line with no one in it whose cooldown has

@@ -21,6 +21,11 @@ func TestTurnsAreFirstComeFirstServedWithACooldown(t *testing.T) {
 		if st, _ := tr.Try(ctx, "k", a); !st.Granted {
 			t.Fatalf("a first in line: %+v", st)
 		}
+		// Until a's job has started, it may yet be refused: b could go now.
+		if st, _ := tr.Try(ctx, "k", b); st.Granted || !st.Busy || !st.Earliest.Equal(time.Now()) {
+			t.Fatalf("b while a submits: %+v", st)
+		}
+		_ = tr.Started(ctx, "k", a)
 		// While a's job runs, b is next: no earlier than a minute from now.
 		st, _ := tr.Try(ctx, "k", b)
 		if st.Granted || !st.Busy || st.Ahead != 0 || !st.Earliest.Equal(time.Now().Add(time.Minute)) {

@@ -1,6 +1,7 @@
 package fakeapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -121,6 +122,11 @@ func New(opts Options) *Server {
 	if opts.Models == nil {
 		opts.Models = DefaultModels
 	}
+	// Listed as the API lists them: by model name, then version name.
+	opts.Models = slices.Clone(opts.Models)
+	slices.SortStableFunc(opts.Models, func(a, b Model) int {
+		return cmp.Or(strings.Compare(a.ModelName, b.ModelName), strings.Compare(a.Name, b.Name))
+	})
 	if opts.Cooldown == 0 {
 		opts.Cooldown = 60 * time.Second
 	}
@@ -152,6 +158,10 @@ func New(opts Options) *Server {
 	} {
 		s.mux.HandleFunc(strings.Replace(r.pattern, " ", " /api/v1", 1), s.route(r.pattern, r.h))
 	}
+	s.mux.HandleFunc("GET /api/v1/generate/{$}", s.route("GET /generate/{id}", func(w http.ResponseWriter, _ *http.Request, _ *account) {
+		writeError(w, http.StatusBadRequest, "Generation ID is required")
+	}))
+	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not found") })
 	s.mux.HandleFunc("GET /images/{job}/{file}", s.handleImage)
 	return s
 }
@@ -168,7 +178,11 @@ func (s *Server) route(name string, h func(http.ResponseWriter, *http.Request, *
 		f := s.takeFault(name)
 		if f != nil && f.Kind != FaultDropAfterCreate {
 			if f.Latency > 0 {
-				time.Sleep(f.Latency)
+				select {
+				case <-time.After(f.Latency):
+				case <-r.Context().Done(): // the client went away
+					return
+				}
 			}
 			if s.fault(rec, r, f) {
 				return
@@ -239,9 +253,6 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request, a *accou
 		return
 	case !s.knownModel(*b.ModelVersionID):
 		writeError(w, http.StatusBadRequest, "Invalid model_version_id")
-		return
-	case b.Width < 0 || b.Width > 2048 || b.Height < 0 || b.Height > 2048 || b.Steps < 0 || b.Steps > 60:
-		writeError(w, http.StatusBadRequest, "width and height must be at most 2048, steps at most 60")
 		return
 	}
 	s.mu.Lock()

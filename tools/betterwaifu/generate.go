@@ -2,6 +2,7 @@ package betterwaifu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -65,7 +66,7 @@ type GenerationView struct {
 	GenerationID   string      `json:"generation_id"`
 	Status         string      `json:"status" jsonschema:"enum=queued,enum=processing,enum=succeeded,enum=failed,enum=unconfirmed"`
 	Images         []ImageView `json:"images"`
-	Seed           *int64      `json:"seed,omitempty"`
+	Seed           json.Number `json:"seed,omitempty"`
 	ModelVersionID int64       `json:"model_version_id,omitempty"`
 	Message        string      `json:"message,omitempty"`
 }
@@ -100,59 +101,180 @@ func generate(d *Toolset) server.ServerTool {
 			"waits its turn and the images up to wait_seconds, else returns generation_id.",
 		Hints: tools.Hints{OpenWorld: true},
 	}, func(ctx context.Context, in GenerateInput) (tools.Result[GenerationView], error) {
-		wait := d.waitFor(in.WaitSeconds)
-		deadline := time.Now().Add(wait)
+		deadline := time.Now().Add(d.waitFor(in.WaitSeconds))
 		c, tenant, err := d.client(ctx)
 		if err != nil {
 			return tools.Result[GenerationView]{}, err
 		}
-		if err := d.preflight(ctx, c, tenant); err != nil {
-			return tools.Result[GenerationView]{}, err
-		}
-		model, err := d.pickModel(ctx, c, tenant, in.ModelVersionID)
-		if err != nil {
-			return tools.Result[GenerationView]{}, err
-		}
-		req := bwapi.GenerateRequest{Prompt: in.Prompt, NegativePrompt: in.NegativePrompt, ModelVersionID: model.ID,
-			Width: in.Width, Height: in.Height, Steps: in.Steps, CFGScale: in.CFGScale, Sampler: in.Sampler, Seed: in.Seed}
 		up := upstream{c}
-		call := runs.Call{Tenant: tenant, Kind: fmt.Sprint(model.ID), Key: tools.CallKey(ctx)}
 		progress := tools.NewProgress(ctx, d.logger())
-		// A replayed call is answered with the generation its first
-		// delivery started; it does not queue again.
-		if outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, deadline, progress); err != nil {
-			return tools.Result[GenerationView]{}, engineError(err)
-		} else if joined {
-			return d.render(outcome), nil
-		}
-		turn, err := d.awaitTurn(ctx, tenant, deadline, progress)
-		if err != nil {
-			return tools.Result[GenerationView]{}, err
-		}
-		start := func(sctx context.Context) (*runs.Job, error) {
-			if !turn.begin() {
-				return nil, errTurnLost
+		// A request delivered twice (an HTTP-level retry) is answered with
+		// what its first delivery did, and never queues again.
+		key := tools.CallKey(ctx)
+		if key != "" {
+			first, ok := d.deliveries.begin(tenant + "|" + key)
+			if !ok {
+				return d.replay(ctx, up, tenant, key, first, deadline, progress)
 			}
-			submitted := time.Now()
-			g, err := c.Generate(sctx, req)
-			d.afterStart(c, turn, submitted, g, err)
-			if err != nil {
-				return nil, err
-			}
-			d.submitted.put(g.ID, model.ID)
-			job := jobOf(g, call.Kind)
-			return &job, nil
+			defer first.end(errTurnLost) // a no-op once submitted or refused
+			ctx = withDelivery(ctx, first)
 		}
-		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
-		// The engine sends the start at once, on its own goroutine; one
-		// that has not begun a while later never will (a replay joined
-		// another submission): its turn is given back then.
-		time.AfterFunc(runs.LateWork, func() { turn.endIfUnused(d) })
-		if err != nil {
-			return tools.Result[GenerationView]{}, engineError(err)
+		res, err := d.generateOnce(ctx, c, up, tenant, key, in, deadline, progress)
+		if dl := deliveryOf(ctx); dl != nil && err != nil {
+			dl.end(err)
 		}
-		return d.render(outcome), nil
+		return res, err
 	})
+}
+
+// generateOnce queues for the key's turn, then submits the generation and
+// waits for it.
+func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream, tenant, key string, in GenerateInput,
+	deadline time.Time, progress *tools.Progress) (tools.Result[GenerationView], error) {
+	// The place in line is taken first, so that callers are served in the
+	// order they came, however long their checks take.
+	ticket, err := d.Turns.Enter(ctx, tenant)
+	if err != nil {
+		return tools.Result[GenerationView]{}, tools.Failf(err, "The server could not queue the generation (%v); nothing was submitted. Try again in a moment.", err)
+	}
+	granted := false
+	defer func() {
+		if !granted {
+			d.leaveLine(ctx, tenant, ticket)
+		}
+	}()
+	if err := d.preflight(ctx, c, tenant); err != nil {
+		return tools.Result[GenerationView]{}, err
+	}
+	model, err := d.pickModel(ctx, c, tenant, in.ModelVersionID)
+	if err != nil {
+		return tools.Result[GenerationView]{}, err
+	}
+	if err := d.awaitTurn(ctx, tenant, ticket, deadline, progress); err != nil {
+		return tools.Result[GenerationView]{}, err
+	}
+	granted = true
+	turn := &turn{key: tenant, ticket: ticket}
+	if ctx.Err() != nil {
+		// Cancelled as the turn came: nothing is sent for a call that ended.
+		d.finishTurn(turn, time.Time{})
+		return tools.Result[GenerationView]{}, tools.Failf(ctx.Err(), "The call ended before its generation was submitted; nothing was started or spent.")
+	}
+	req := bwapi.GenerateRequest{Prompt: in.Prompt, NegativePrompt: in.NegativePrompt, ModelVersionID: model.ID,
+		Width: in.Width, Height: in.Height, Steps: in.Steps, CFGScale: in.CFGScale, Sampler: in.Sampler, Seed: in.Seed}
+	call := runs.Call{Tenant: tenant, Kind: fmt.Sprint(model.ID), Key: key}
+	dl := deliveryOf(ctx)
+	start := func(sctx context.Context) (*runs.Job, error) {
+		if !turn.begin() {
+			return nil, errTurnLost
+		}
+		if dl != nil {
+			dl.end(nil) // on record: a second delivery now rejoins it
+		}
+		submitted := time.Now()
+		g, err := c.Generate(sctx, req)
+		d.afterStart(c, turn, submitted, g, err)
+		if err != nil {
+			return nil, err
+		}
+		d.submitted.put(g.ID, model.ID)
+		job := jobOf(g, call.Kind)
+		return &job, nil
+	}
+	outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
+	// The engine sends the start at once, on its own goroutine; one that
+	// has not begun a while later never will (a replay joined another
+	// submission): its turn is given back then.
+	time.AfterFunc(runs.LateWork, func() { turn.endIfUnused(d) })
+	if err != nil {
+		return tools.Result[GenerationView]{}, d.engineError(err)
+	}
+	return d.render(outcome), nil
+}
+
+// replay answers a second delivery of a request: once the first delivery
+// has submitted its generation, with that generation; if the first was
+// refused, with the same refusal.
+func (d *Toolset) replay(ctx context.Context, up upstream, tenant, key string, first *delivery, deadline time.Time,
+	progress *tools.Progress) (tools.Result[GenerationView], error) {
+	progress.Send(ctx, "This request was already received and waits in line; waiting for it")
+	select {
+	case <-first.done:
+	case <-ctx.Done():
+		return tools.Result[GenerationView]{}, tools.Failf(ctx.Err(), "The call ended while its first delivery was still "+
+			"waiting in line; that one goes on. Nothing more was submitted.")
+	}
+	if first.err != nil {
+		return tools.Result[GenerationView]{}, first.err
+	}
+	outcome, joined, err := d.runEngine().Rejoin(ctx, up, runs.Call{Tenant: tenant, Key: key}, deadline, progress)
+	switch {
+	case err != nil:
+		return tools.Result[GenerationView]{}, d.engineError(err)
+	case !joined:
+		return tools.Result[GenerationView]{}, tools.Failf(nil, "This request was received twice, and the record of its "+
+			"first delivery is gone; nothing more was submitted. Call betterwaifu_generate again if no generation shows in the web app.")
+	}
+	return d.render(outcome), nil
+}
+
+// deliveries tracks, per tenant and request, the delivery in progress, so
+// that a second delivery of the same request (an HTTP-level retry) waits for
+// it instead of queueing again.
+type deliveries struct {
+	mu sync.Mutex
+	m  map[string]*delivery
+}
+
+type delivery struct {
+	once sync.Once
+	done chan struct{}
+	err  error // why nothing was submitted; nil once submitted
+	drop func()
+}
+
+// begin registers a delivery of key; ok is false when one is in progress,
+// which is returned.
+func (ds *deliveries) begin(key string) (*delivery, bool) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if dl := ds.m[key]; dl != nil {
+		return dl, false
+	}
+	if ds.m == nil {
+		ds.m = make(map[string]*delivery)
+	}
+	dl := &delivery{done: make(chan struct{})}
+	dl.drop = func() {
+		ds.mu.Lock()
+		defer ds.mu.Unlock()
+		if ds.m[key] == dl {
+			delete(ds.m, key)
+		}
+	}
+	ds.m[key] = dl
+	return dl, true
+}
+
+// end says what became of the delivery (nil: submitted) the first time it
+// is called; a second delivery then proceeds.
+func (dl *delivery) end(err error) {
+	dl.once.Do(func() {
+		dl.err = err
+		close(dl.done)
+		dl.drop() // the engine's records answer later deliveries
+	})
+}
+
+type deliveryKey struct{}
+
+func withDelivery(ctx context.Context, dl *delivery) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, dl)
+}
+
+func deliveryOf(ctx context.Context) *delivery {
+	dl, _ := ctx.Value(deliveryKey{}).(*delivery)
+	return dl
 }
 
 // turn is a key's turn, held by one call from the moment it is granted
@@ -201,6 +323,9 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 	busy, retryAfter := bwapi.IsBusy(err)
 	switch {
 	case err == nil:
+		sctx, cancel := context.WithTimeout(context.Background(), runs.LateWork)
+		_ = d.Turns.Started(sctx, t.key, t.ticket)
+		cancel()
 		d.followers.Add(1)
 		go func() {
 			defer d.followers.Done()
@@ -227,28 +352,44 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 
 // follow reads a generation until it ends, then gives back the key's turn
 // with the cooldown counted from the later of its submission and its end
-// (the documentation does not say which counts).
+// (the documentation does not say which counts). A generation that cannot
+// be read for good (404, 401, 403) gives the turn back after a few tries,
+// with the cooldown counted from then.
 func (d *Toolset) follow(c *bwapi.Client, t *turn, submitted time.Time, id string) {
 	end := submitted.Add(maxFollow)
-	interval := 2 * time.Second
+	failures := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-d.stop: // shutting down: a reading in flight has nothing to report
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		g, err := c.Generation(ctx, id)
-		cancel()
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		g, err := c.Generation(rctx, id)
+		rcancel()
 		now := time.Now()
-		if err == nil && g.Status.Final() {
+		switch {
+		case err == nil && g.Status.Final():
 			d.finishTurn(t, later(submitted, now).Add(d.Cooldown))
 			return
+		case err != nil && (bwapi.IsNotFound(err) || bwapi.IsUnauthorized(err) || bwapi.IsForbidden(err)):
+			failures++
+		case err == nil:
+			failures = 0
 		}
-		if now.After(end) {
-			d.logger().Warn("a BetterWaifu generation did not end within the time this server follows it; its key's turn is given back",
-				"generation_id", id)
+		if failures >= 5 || now.After(end) {
+			d.logger().Warn("a BetterWaifu generation could not be followed to its end; its key's turn is given back",
+				"generation_id", id, "err", err)
 			d.finishTurn(t, now.Add(d.Cooldown))
 			return
 		}
 		select {
-		case <-time.After(interval):
-		case <-d.stop:
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
 			return // shutting down: the in-memory line goes with the process
 		}
 	}
@@ -264,34 +405,26 @@ func later(a, b time.Time) time.Time {
 // awaitTurn waits in the key's line until the call's turn comes, sending
 // progress; it refuses at once when the turn cannot come before the
 // deadline. Nothing is sent to BetterWaifu while waiting.
-func (d *Toolset) awaitTurn(ctx context.Context, key string, deadline time.Time, progress *tools.Progress) (*turn, error) {
-	ticket, err := d.Turns.Enter(ctx, key)
-	if err != nil {
-		return nil, tools.Failf(err, "The server could not queue the generation (%v); nothing was submitted. Try again in a moment.", err)
-	}
-	leave := func() {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runs.LateWork)
-		defer cancel()
-		_ = d.Turns.Leave(lctx, key, ticket)
-	}
+func (d *Toolset) awaitTurn(ctx context.Context, key, ticket string, deadline time.Time, progress *tools.Progress) error {
 	stop := d.runEngine().Stopping()
 	tick := d.ProgressEvery
 	if tick <= 0 {
 		tick = 3 * time.Second
 	}
 	for {
+		if ctx.Err() != nil {
+			return tools.Failf(ctx.Err(), "The call ended while waiting for its turn; nothing was submitted and nothing was spent.")
+		}
 		st, err := d.Turns.Try(ctx, key, ticket)
 		if err != nil {
-			leave()
-			return nil, tools.Failf(err, "The server lost this call's place in line (%v); nothing was submitted. Try again.", err)
+			return tools.Failf(err, "The server lost this call's place in line (%v); nothing was submitted. Try again.", err)
 		}
 		if st.Granted {
-			return &turn{key: key, ticket: ticket}, nil
+			return nil
 		}
 		now := time.Now()
 		if st.Earliest.After(deadline) || !now.Before(deadline) {
-			leave()
-			return nil, d.noSlotError(st, now)
+			return d.noSlotError(st, now)
 		}
 		progress.Send(ctx, lineMessage(st, now))
 		next := min(tick, time.Until(deadline))
@@ -304,14 +437,19 @@ func (d *Toolset) awaitTurn(ctx context.Context, key string, deadline time.Time,
 		case <-timer.C:
 		case <-stop:
 			timer.Stop()
-			leave()
-			return nil, errShuttingDown
+			return errShuttingDown
 		case <-ctx.Done():
-			timer.Stop()
-			leave()
-			return nil, tools.Failf(ctx.Err(), "The call ended while waiting for its turn; nothing was submitted and nothing was spent.")
 		}
 		timer.Stop()
+	}
+}
+
+// leaveLine takes a caller that did not get its turn out of line.
+func (d *Toolset) leaveLine(ctx context.Context, key, ticket string) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runs.LateWork)
+	defer cancel()
+	if err := d.Turns.Leave(lctx, key, ticket); err != nil {
+		d.logger().Warn("leaving a BetterWaifu line failed; the place is dropped when its key's line is next read", "err", err)
 	}
 }
 
@@ -332,7 +470,7 @@ func lineMessage(st state.TurnState, now time.Time) string {
 
 // noSlotError refuses a call whose turn cannot come within its wait.
 func (d *Toolset) noSlotError(st state.TurnState, now time.Time) error {
-	when := fmt.Sprintf("at %s UTC at the earliest (in about %s)", st.Earliest.UTC().Format("15:04:05"), seconds(st.Earliest.Sub(now)))
+	when := fmt.Sprintf("at about %s UTC (in about %s) if the generations before it run", st.Earliest.UTC().Format("15:04:05"), seconds(st.Earliest.Sub(now)))
 	why := fmt.Sprintf("BetterWaifu runs one generation at a time per key, %s apart", seconds(d.Cooldown))
 	if st.Ahead > 0 {
 		why += fmt.Sprintf(", and %s ahead of this one", plural(st.Ahead, "call is", "calls are"))
@@ -397,7 +535,7 @@ func getGeneration(d *Toolset) server.ServerTool {
 		deadline := time.Now().Add(d.waitFor(in.WaitSeconds))
 		outcome, err := d.runEngine().Follow(ctx, upstream{c}, tenant, in.GenerationID, deadline, tools.NewProgress(ctx, d.logger()))
 		if err != nil {
-			return tools.Result[GenerationView]{}, engineError(err)
+			return tools.Result[GenerationView]{}, d.engineError(err)
 		}
 		return d.render(outcome), nil
 	})
@@ -425,8 +563,8 @@ func (d *Toolset) render(o runs.Outcome) tools.Result[GenerationView] {
 	switch o.Job.Status {
 	case runs.Succeeded:
 		head := fmt.Sprintf("Generation %s succeeded: %s", g.ID, plural(len(v.Images), "image", "images"))
-		if v.Seed != nil {
-			head += fmt.Sprintf(" (seed %d)", *v.Seed)
+		if v.Seed != "" {
+			head += fmt.Sprintf(" (seed %s)", v.Seed)
 		}
 		content = append(content, mcp.NewTextContent(head+d.sandboxNote()))
 		for i, im := range v.Images {
@@ -468,11 +606,31 @@ func (d *Toolset) renderUnknown(o runs.Outcome) tools.Result[GenerationView] {
 		return tools.Text(v, v.Message)
 	}
 	v.Status = "unconfirmed"
-	v.Message = fmt.Sprintf("The request that starts the generation got no answer, and BetterWaifu has no list of "+
-		"generations to check, so whether it started (and was charged) cannot be known. Do not start it again at once: "+
-		"look at your generations in the BetterWaifu web app first. This server holds this key's next generation until "+
-		"about %s UTC in case it did start.", o.Submitted.Add(unknownHold+d.Cooldown).UTC().Format("15:04:05"))
+	hold := o.Submitted.Add(unknownHold + d.Cooldown).UTC().Format("15:04:05")
+	v.Message = fmt.Sprintf("The request that starts the generation failed without a clear answer (%s), and BetterWaifu has "+
+		"no list of generations to check, so whether it started (and was charged) cannot be known. Do not start it again "+
+		"at once: look at your generations in the BetterWaifu web app first. This server holds this key's next generation "+
+		"until about %s UTC in case it did start.", causeOf(o.Cause), hold)
+	if errors.Is(o.Cause, bwapi.ErrNoID) {
+		v.Message = fmt.Sprintf("BetterWaifu accepted the generation (it was started and is charged), but its answer carried "+
+			"no id this server could read, so it cannot be followed here: find it in your generations in the BetterWaifu "+
+			"web app. This server holds this key's next generation until about %s UTC while it runs.", hold)
+	}
 	return tools.Result[GenerationView]{Value: v, Content: []mcp.Content{mcp.NewTextContent(v.Message)}, IsError: true}
+}
+
+// causeOf words why a start's outcome is unknown, in a few words.
+func causeOf(err error) string {
+	var ae *bwapi.APIError
+	switch {
+	case err == nil:
+		return "no answer"
+	case errors.As(err, &ae):
+		return fmt.Sprintf("HTTP %d", ae.Status)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	}
+	return "the connection failed"
 }
 
 func (d *Toolset) sandboxNote() string {

@@ -109,7 +109,7 @@ func TestArguments(t *testing.T) {
 		// Without model_version_id, the first safe-for-work model is used.
 		res := e.call(t, "betterwaifu_generate", map[string]any{"prompt": "x"})
 		mustOK(t, res)
-		if v := view(t, res); v.ModelVersionID != 814910 {
+		if v := view(t, res); v.ModelVersionID != 902311 { // Amanatsu, first by model name
 			t.Errorf("default model %d", v.ModelVersionID)
 		}
 	})

@@ -56,6 +56,7 @@ type Toolset struct {
 	stopOnce   sync.Once
 	stop       chan struct{}
 	submitted  modelMemo
+	deliveries deliveries
 }
 
 // Turns is the per-key line of generations; state.Turns keeps it in memory.
@@ -66,6 +67,8 @@ type Turns interface {
 	Try(ctx context.Context, key, ticket string) (state.TurnState, error)
 	// Leave takes a caller that has not got the turn out of line.
 	Leave(ctx context.Context, key, ticket string) error
+	// Started records that the holder's job has started.
+	Started(ctx context.Context, key, ticket string) error
 	// Finish ends a held turn; the next starts no earlier than freeAt.
 	Finish(ctx context.Context, key, ticket string, freeAt time.Time) error
 	// Defer moves key's next turn to until at the earliest.

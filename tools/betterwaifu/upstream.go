@@ -46,7 +46,8 @@ func (upstream) Classify(err error) runs.Failure {
 		return runs.Failure{Kind: runs.Denied}
 	case bwapi.IsNotFound(err):
 		return runs.Failure{Kind: runs.NotFound}
-	case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+	case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status >= 300 && ae.Status < 400):
+		// A 429, or a redirect (not followed: the request went nowhere).
 		return runs.Failure{Kind: runs.Refused}
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
 		return runs.Failure{Kind: runs.Invalid}
@@ -131,11 +132,13 @@ func describeError(err error) string {
 	case bwapi.IsForbidden(err):
 		return "BetterWaifu refused (403: " + msg + "): the API needs an active subscription, and a plan may not allow " +
 			"every model. betterwaifu_get_account shows the subscription."
+	case bwapi.IsNotFound(err) && ae.Method == http.MethodPost:
+		return "BetterWaifu answered 404 to the generation request (" + msg + "): check BETTERWAIFU_BASE_URL (it ends in /api/v1)."
 	case bwapi.IsNotFound(err):
 		return "Not found (404: " + msg + "). Generation ids come from betterwaifu_generate."
 	case ae.Status == http.StatusTooManyRequests:
 		return "BetterWaifu is busy for this key (429: " + msg + "): it runs one generation at a time, 60 s apart."
-	case ae.Status == http.StatusBadRequest:
+	case ae.Status == http.StatusBadRequest && ae.Method == http.MethodPost:
 		return "BetterWaifu refused the request (400: " + msg + "). The API documents no ranges for sizes, steps or " +
 			"cfg_scale: try values closer to the examples (832×1216, 30 steps, cfg_scale 7, sampler euler_a)."
 	}
@@ -146,7 +149,7 @@ func describeError(err error) string {
 var errShuttingDown = &tools.Error{Msg: "The server is shutting down; nothing was submitted and nothing was spent. Try again once it is back."}
 
 // engineError words the engine's failures for the agent.
-func engineError(err error) error {
+func (d *Toolset) engineError(err error) error {
 	var (
 		refused    *runs.RefusedError
 		cancelled  *runs.CancelledError
@@ -159,10 +162,14 @@ func engineError(err error) error {
 	case errors.Is(err, runs.ErrStopping):
 		return errShuttingDown
 	case errors.As(err, &refused):
-		if busy, _ := bwapi.IsBusy(refused.Err); busy {
+		if busy, after := bwapi.IsBusy(refused.Err); busy {
+			if after <= 0 {
+				after = d.Cooldown
+			}
 			return tools.Failf(refused.Err, "BetterWaifu refused the generation: a generation of this key is still active "+
 				"or cooling down (429), perhaps one started elsewhere (the web app, another client). Nothing was started. "+
-				"This server now waits that long before the next generation of this key; call betterwaifu_generate again.")
+				"This server holds this key's next generation until about %s UTC (in %s); call betterwaifu_generate again then.",
+				time.Now().Add(after).UTC().Format("15:04:05"), seconds(after))
 		}
 		if errors.Is(refused.Err, errTurnLost) {
 			return tools.Failf(refused.Err, "The call ended before its generation was submitted; nothing was started or spent.")
@@ -172,8 +179,9 @@ func engineError(err error) error {
 		if cancelled.State == runs.StateRefused || cancelled.State == runs.StateNotStarted {
 			return tools.Failf(context.Canceled, "The call was cancelled; nothing was generated or spent.")
 		}
-		return tools.Failf(context.Canceled, "The call was cancelled, but the generation had been submitted; it goes on "+
-			"(generations cannot be cancelled) and is charged. Follow it with betterwaifu_get_generation, generation_id=%s.", cancelled.ID)
+		return tools.Failf(context.Canceled, "The call was cancelled after the generation was submitted: unless BetterWaifu "+
+			"refuses it, it goes on (generations cannot be cancelled) and will be charged. Follow it with "+
+			"betterwaifu_get_generation, generation_id=%s, before starting another.", cancelled.ID)
 	case errors.As(err, &unreadable):
 		return tools.Failf(unreadable.Err, "Generation %s could not be read just now (%s). It was started and goes on: call "+
 			"betterwaifu_get_generation with it in a moment.", unreadable.ID, describeError(unreadable.Err))
