@@ -25,7 +25,7 @@ func TestReviewIdleLinesAreNeverForgotten(t *testing.T) {
 			}
 			_ = tr.Finish(ctx, key, tk, time.Now().Add(time.Minute))
 		}
-		time.Sleep(time.Hour) // every cooldown is long over
+		time.Sleep(time.Hour)                  // every cooldown is long over
 		_, _ = tr.Enter(ctx, "a later caller") // lines are swept as callers come
 		tr.mu.Lock()
 		n := len(tr.lines)
