@@ -47,6 +47,8 @@ type config struct {
 	MaxWaitsPerKey int           `env:"BPMCP_MAX_WAITS_PER_KEY" envDefault:"64" flag:"max-waits-per-key" help:"how many calls may wait for runs at once per API key; past it run_prompt refuses before spending and get_run answers without waiting"`
 	ExclusiveKey   bool          `env:"BPMCP_EXCLUSIVE_KEY" flag:"exclusive-key" help:"only this server starts runs with the API key (no web app, CLI or other server process): a run found in the run list after a failed start is then known to be this server's; otherwise it is reported as unconfirmed"`
 	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
+	BudgetCredits  int           `env:"BPMCP_BUDGET_CREDITS" flag:"budget-credits" help:"credits each API key may spend per --budget-window, per upstream (0: no budget); a run whose estimate would go past it is refused before anything is sent"`
+	BudgetWindow   time.Duration `env:"BPMCP_BUDGET_WINDOW" envDefault:"24h" flag:"budget-window" help:"the budget's rolling window: a charge counts for this long after its run started"`
 	ReadOnly       bool          `env:"BPMCP_READ_ONLY" flag:"read-only" help:"offer only the tools that spend nothing (search, inspect, read runs and balances)"`
 	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
@@ -126,6 +128,9 @@ func (c config) validate() error {
 		// 0 does not mean "never": sessions kept for ever are the unbounded
 		// memory this setting exists to prevent.
 		errs = append(errs, errors.New("--session-idle-ttl must be more than 0 (sessions are not kept for ever; for long-idle clients use a long duration such as 24h)"))
+	}
+	if c.BudgetCredits < 0 || c.BudgetWindow <= 0 {
+		errs = append(errs, errors.New("--budget-credits must be 0 (no budget) or more, and --budget-window more than 0"))
 	}
 	if c.SandboxTimeScale <= 0 {
 		errs = append(errs, errors.New("--sandbox-time-scale must be more than 0"))

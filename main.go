@@ -30,9 +30,11 @@ import (
 	"github.com/bpmcp/bpmcp/bwapi"
 	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
 	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 	"github.com/bpmcp/bpmcp/tools/betterwaifu"
+	"github.com/bpmcp/bpmcp/tools/spending"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -104,6 +106,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         logger,
 	})
+	// One ledger for both upstreams; each keeps its own budget in it.
+	budgets := state.NewBudgets()
+	policy := func() spending.Policy {
+		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
+	}
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
 	bp := &betterprompt.Toolset{
@@ -114,6 +121,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		Sandbox:        cfg.Sandbox,
 		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
 		ExclusiveKey:   cfg.ExclusiveKey,
+		Spending:       policy(),
 	}
 	// Every toolset the server offers; a new one is registered here.
 	toolsets := []tools.Toolset{bp}
@@ -134,6 +142,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			Cooldown:       cfg.BetterWaifuCooldown,
 			Logger:         logger,
 			Sandbox:        cfg.Sandbox,
+			Spending:       policy(),
 		})
 	}
 	keep, err := toolFilter(cfg, toolsets)

@@ -114,8 +114,9 @@ func (c *factCache) learnSkill(s bpapi.Skill, modality string) promptFacts {
 // marketplace data, the same for every caller, so it is shared by all.
 // Entries are kept for factsTTL: prices change.
 type factCache struct {
-	mu      sync.Mutex
-	entries map[string]factEntry
+	mu       sync.Mutex
+	entries  map[string]factEntry
+	inFlight map[string]chan struct{} // prompt id → closed when its lookup ends
 }
 
 type factEntry struct {
@@ -172,23 +173,44 @@ func (c *factCache) get(promptID string) promptFacts {
 	return e.f
 }
 
-// startLookup reports whether a lookup of promptID is due, and records
-// that one runs now.
-func (c *factCache) startLookup(promptID string) bool {
+// startLookup reports whether a lookup of promptID is due and records that
+// one runs now; done must then be called when it ends. When another
+// lookup of it is in flight, it waits for that one (or ctx) and reports
+// that none is due: concurrent calls share one lookup.
+func (c *factCache) startLookup(ctx context.Context, promptID string) (due bool, done func()) {
 	id := strings.ToLower(promptID)
 	now := time.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	if wait, ok := c.inFlight[id]; ok {
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+		}
+		return false, nil
+	}
 	e, ok := c.entries[id]
 	if ok && now.Sub(e.looked) < lookupEvery {
-		return false
+		c.mu.Unlock()
+		return false, nil
 	}
 	if c.entries == nil || len(c.entries) >= maxFacts {
 		c.entries = make(map[string]factEntry)
 	}
 	e.looked = now
 	c.entries[id] = e
-	return true
+	if c.inFlight == nil {
+		c.inFlight = make(map[string]chan struct{})
+	}
+	ch := make(chan struct{})
+	c.inFlight[id] = ch
+	c.mu.Unlock()
+	return true, func() {
+		c.mu.Lock()
+		delete(c.inFlight, id)
+		c.mu.Unlock()
+		close(ch)
+	}
 }
 
 // factsFor returns what is known about pv's prompt, looking it up when
@@ -197,9 +219,14 @@ func (c *factCache) startLookup(promptID string) bool {
 // its type (video rows give no price). A lookup that fails leaves the facts
 // as they were: it never fails the call.
 func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.PromptVersion) promptFacts {
-	if f := d.facts.get(pv.PromptID); f.complete() || !d.facts.startLookup(pv.PromptID) {
+	if f := d.facts.get(pv.PromptID); f.complete() {
 		return f
 	}
+	due, done := d.facts.startLookup(ctx, pv.PromptID)
+	if !due {
+		return d.facts.get(pv.PromptID)
+	}
+	defer done()
 	q := strings.TrimSpace(pv.Title)
 	if utf8.RuneCountInString(q) > maxQueryLength {
 		q = string([]rune(q)[:maxQueryLength])

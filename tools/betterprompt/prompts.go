@@ -13,6 +13,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/spending"
 )
 
 // maxQueryLength is the API's limit on a search query.
@@ -331,6 +332,8 @@ type CreditsInput struct{}
 // CreditsOutput is the result of get_credits.
 type CreditsOutput struct {
 	Credits int `json:"credits" jsonschema_description:"Credits remaining on the account."`
+	// Budget is this server's spending budget for the key, when one is set.
+	Budget *spending.View `json:"budget,omitempty"`
 }
 
 func getCredits(d *Toolset) server.ServerTool {
@@ -340,7 +343,7 @@ func getCredits(d *Toolset) server.ServerTool {
 		Description: "Return the BetterPrompt credits left, which run_prompt spends.",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, _ CreditsInput) (tools.Result[CreditsOutput], error) {
-		c, _, err := d.client(ctx)
+		c, tenant, err := d.client(ctx)
 		if err != nil {
 			return tools.Result[CreditsOutput]{}, err
 		}
@@ -348,7 +351,12 @@ func getCredits(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[CreditsOutput]{}, err
 		}
-		return tools.Text(CreditsOutput{Credits: n}, fmt.Sprintf("The account has %d credits.", n)), nil
+		budget, err := d.budgetView(ctx, tenant)
+		if err != nil {
+			return tools.Result[CreditsOutput]{}, err
+		}
+		out := CreditsOutput{Credits: n, Budget: budget}
+		return tools.Text(out, fmt.Sprintf("The account has %d credits.", n)+budget.Text()), nil
 	})
 }
 

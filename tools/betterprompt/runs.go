@@ -39,6 +39,7 @@ type RunPromptInput struct {
 	RunModel        string            `json:"run_model,omitempty"`
 	RunOptions      map[string]string `json:"run_options,omitempty"`
 	WaitSeconds     *float64          `json:"wait_seconds,omitempty"`
+	MaxCredits      *int              `json:"max_credits,omitempty"`
 
 	parsed *schema.Inputs // Inputs, parsed once by Check
 	slug   string         // the slug to resolve, when PromptID is one
@@ -87,6 +88,9 @@ func (in *RunPromptInput) Check() error {
 		if len(k) > maxRunOptionLength || len(v) > maxRunOptionLength {
 			return tools.Invalidf("run_options.%s is too long", tools.Excerpt(k, 40))
 		}
+	}
+	if in.MaxCredits != nil && *in.MaxCredits < 0 {
+		return tools.Invalidf("max_credits must be 0 or more")
 	}
 	return checkWait(in.WaitSeconds)
 }
@@ -154,6 +158,7 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 		Description: "As get_prompt's run_options_schema says; default: the prompt's."})
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
 		Description: fmt.Sprintf("Seconds to wait for the result (default %d); then use get_run.", int(defaultWait.Seconds()))})
+	props.Set("max_credits", &jsonschema.Schema{Type: "integer", Minimum: json.Number("0"), Description: "Refused if the estimate is higher."})
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
 }
 
@@ -237,19 +242,25 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
+		sp, err := d.checkSpend(ctx, c, tenant, pc.pv, in.MaxCredits)
+		if err != nil {
+			return tools.Result[RunView]{}, err
+		}
 		start := func(ctx context.Context) (*runs.Job, error) {
 			run, err := c.CreateRun(ctx, req)
 			if err != nil {
 				return nil, err
 			}
+			d.started(sp, run.RunID)
 			job := jobOf(run)
 			return &job, nil
 		}
 		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
+		d.afterRun(ctx, sp, outcome, err)
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
-		return withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), nil
+		return withCapNotes(withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), sp), nil
 	})
 }
 
@@ -505,6 +516,7 @@ func getRun(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
+		d.settleFollowed(ctx, in.RunID, outcome)
 		res := d.renderOutcome(outcome)
 		if outcome.Job != nil && !strings.EqualFold(outcome.Job.ID, in.RunID) {
 			// The agent followed a temporary handle: from now on the run's

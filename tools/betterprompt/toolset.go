@@ -12,6 +12,7 @@ import (
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/spending"
 )
 
 // Toolset is BetterPrompt's toolset: its six tools, and what they share
@@ -44,10 +45,15 @@ type Toolset struct {
 	// reported as unconfirmed, with the runs that may be it.
 	ExclusiveKey bool
 
+	// Spending is the budget per key (none by default); its Upstream is
+	// set to "BetterPrompt".
+	Spending spending.Policy
+
 	configs   configCache
 	verified  verifiedKeys
 	resources resourceCache
 	facts     factCache
+	pending   spending.Pending
 	adapter   tools.Adapter
 
 	engineOnce sync.Once
@@ -91,6 +97,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.Slots == nil {
 		d.Slots = state.NewSlots()
 	}
+	d.Spending.Upstream = "BetterPrompt"
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d), listModels(d)}

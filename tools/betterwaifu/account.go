@@ -12,6 +12,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/spending"
 )
 
 // How long the account and the model list are trusted.
@@ -184,6 +185,8 @@ type AccountOutput struct {
 	Username     string            `json:"username"`
 	Credits      float64           `json:"credits"`
 	Subscription *SubscriptionView `json:"subscription,omitempty"`
+	// Budget is this server's spending budget for the key, when one is set.
+	Budget *spending.View `json:"budget,omitempty"`
 }
 
 // SubscriptionView is an account's plan; absent when it has none.
@@ -214,12 +217,16 @@ func getAccount(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[AccountOutput]{}, err
 		}
-		out := AccountOutput{Username: a.Username, Credits: a.Credits}
+		budget, err := d.Spending.Report(ctx, tenant)
+		if err != nil {
+			return tools.Result[AccountOutput]{}, tools.Failf(err, "The server could not read the spending budget (%v). Try again in a moment.", err)
+		}
+		out := AccountOutput{Username: a.Username, Credits: a.Credits, Budget: budget}
 		text := fmt.Sprintf("BetterWaifu account %s: %g credits; no subscription (the API needs an active one).", a.Username, a.Credits)
 		if s := a.Subscription; s != nil {
 			out.Subscription = &SubscriptionView{Status: s.Status, Plan: s.Plan, EndDate: s.EndDate}
 			text = fmt.Sprintf("BetterWaifu account %s: %g credits; subscription %s (%s), until %s.", a.Username, a.Credits, s.Plan, s.Status, s.EndDate)
 		}
-		return tools.Text(out, text), nil
+		return tools.Text(out, text+budget.Text()), nil
 	})
 }

@@ -34,6 +34,7 @@ type GenerateInput struct {
 	Sampler        string   `json:"sampler,omitempty" jsonschema_description:"e.g. euler_a."`
 	Seed           *int64   `json:"seed,omitempty"`
 	WaitSeconds    *float64 `json:"wait_seconds,omitempty"`
+	MaxCredits     *int     `json:"max_credits,omitempty"`
 }
 
 // Check validates the arguments before anything is sent.
@@ -56,6 +57,8 @@ func (in *GenerateInput) Check() error {
 		return tools.Invalidf("sampler is a short name such as \"euler_a\"")
 	case in.WaitSeconds != nil && !(*in.WaitSeconds >= 0):
 		return tools.Invalidf("wait_seconds must be 0 or more")
+	case in.MaxCredits != nil && *in.MaxCredits < 0:
+		return tools.Invalidf("max_credits must be 0 or more")
 	}
 	return nil
 }
@@ -64,12 +67,38 @@ func (in *GenerateInput) Check() error {
 // betterwaifu_get_generation.
 type GenerationView struct {
 	GenerationID   string      `json:"generation_id"`
-	Status         string      `json:"status" jsonschema:"enum=queued,enum=processing,enum=succeeded,enum=failed,enum=unconfirmed"`
+	Status         string      `json:"status"` // queued, processing, succeeded, failed or unconfirmed (in the README)
 	Images         []ImageView `json:"images"`
-	Seed           json.Number `json:"seed,omitempty"`
+	Seed           Seed        `json:"seed,omitempty"`
 	ModelVersionID int64       `json:"model_version_id,omitempty"`
 	Message        string      `json:"message,omitempty"`
 }
+
+// Seed is a generation's seed as BetterWaifu wrote it: a JSON number that
+// may not fit 64 bits, so it is kept as its digits.
+type Seed string
+
+// MarshalJSON writes the number as it came.
+func (s Seed) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte("null"), nil
+	}
+	return []byte(s), nil
+}
+
+// UnmarshalJSON reads a number; anything else is no seed.
+func (s *Seed) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if json.Unmarshal(b, &n) != nil {
+		*s = ""
+		return nil
+	}
+	*s = Seed(n)
+	return nil
+}
+
+// JSONSchema declares a number.
+func (Seed) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "number"} }
 
 // ImageView is one generated image.
 type ImageView struct {
@@ -146,6 +175,9 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 	if err := d.preflight(ctx, c, tenant); err != nil {
 		return tools.Result[GenerationView]{}, err
 	}
+	if err := d.budgetLeft(ctx, tenant); err != nil {
+		return tools.Result[GenerationView]{}, err
+	}
 	model, err := d.pickModel(ctx, c, tenant, in.ModelVersionID)
 	if err != nil {
 		return tools.Result[GenerationView]{}, err
@@ -160,6 +192,11 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 		d.finishTurn(turn, time.Time{})
 		return tools.Result[GenerationView]{}, tools.Failf(ctx.Err(), "The call ended before its generation was submitted; nothing was started or spent.")
 	}
+	m, err := d.reserve(ctx, c, tenant, in.MaxCredits != nil)
+	if err != nil {
+		d.finishTurn(turn, time.Time{})
+		return tools.Result[GenerationView]{}, err
+	}
 	req := bwapi.GenerateRequest{Prompt: in.Prompt, NegativePrompt: in.NegativePrompt, ModelVersionID: model.ID,
 		Width: in.Width, Height: in.Height, Steps: in.Steps, CFGScale: in.CFGScale, Sampler: in.Sampler, Seed: in.Seed}
 	call := runs.Call{Tenant: tenant, Kind: fmt.Sprint(model.ID), Key: key}
@@ -173,7 +210,10 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 		}
 		submitted := time.Now()
 		g, err := c.Generate(sctx, req)
-		d.afterStart(c, turn, submitted, g, err)
+		if err == nil {
+			d.meters.put(g.ID, m)
+		}
+		d.afterStart(c, turn, m, submitted, g, err)
 		if err != nil {
 			return nil, err
 		}
@@ -184,12 +224,16 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 	outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
 	// The engine sends the start at once, on its own goroutine; one that
 	// has not begun a while later never will (a replay joined another
-	// submission): its turn is given back then.
-	time.AfterFunc(runs.LateWork, func() { turn.endIfUnused(d) })
+	// submission): its turn is given back then, and its budget.
+	time.AfterFunc(runs.LateWork, func() {
+		if turn.endIfUnused(d) {
+			m.res.Release(context.Background())
+		}
+	})
 	if err != nil {
 		return tools.Result[GenerationView]{}, d.engineError(err)
 	}
-	return d.render(outcome), nil
+	return withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, in.MaxCredits)), nil
 }
 
 // replay answers a second delivery of a request: once the first delivery
@@ -298,8 +342,9 @@ func (t *turn) begin() bool {
 }
 
 // endIfUnused gives back a turn no start request used (a replay joined
-// another submission); a start that begins later is not sent.
-func (t *turn) endIfUnused(d *Toolset) {
+// another submission), and reports whether it did; a start that begins
+// later is not sent.
+func (t *turn) endIfUnused(d *Toolset) bool {
 	t.mu.Lock()
 	unused := !t.used && !t.ended
 	t.ended = true
@@ -307,6 +352,7 @@ func (t *turn) endIfUnused(d *Toolset) {
 	if unused {
 		d.finishTurn(t, time.Time{})
 	}
+	return unused
 }
 
 func (d *Toolset) finishTurn(t *turn, freeAt time.Time) {
@@ -319,7 +365,7 @@ func (d *Toolset) finishTurn(t *turn, freeAt time.Time) {
 
 // afterStart decides when the key's next turn may start, from what the
 // start request's answer says.
-func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *bwapi.Generation, err error) {
+func (d *Toolset) afterStart(c *bwapi.Client, t *turn, m *meter, submitted time.Time, g *bwapi.Generation, err error) {
 	busy, retryAfter := bwapi.IsBusy(err)
 	switch {
 	case err == nil:
@@ -329,7 +375,7 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 		d.followers.Add(1)
 		go func() {
 			defer d.followers.Done()
-			d.follow(c, t, submitted, g.ID)
+			d.follow(c, t, m, submitted, g.ID)
 		}()
 	case busy:
 		// The API is the source of truth: something else holds the key.
@@ -340,6 +386,7 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 		_ = d.Turns.Defer(ctx, t.key, time.Now().Add(retryAfter))
 		cancel()
 		d.finishTurn(t, time.Time{})
+		m.res.Release(context.Background())
 	case errors.Is(err, bwapi.ErrOutcomeUnknown), errors.Is(err, bwapi.ErrNoID), upstream{c}.Classify(err).Kind == runs.OutcomeUnknown:
 		// It may have started: hold the key as if it had.
 		d.logger().Warn("a BetterWaifu generation may have started without its id reaching this server; "+
@@ -347,6 +394,7 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 		d.finishTurn(t, submitted.Add(unknownHold+d.Cooldown))
 	default:
 		d.finishTurn(t, time.Time{}) // refused: nothing started, no cooldown
+		m.res.Release(context.Background())
 	}
 }
 
@@ -355,7 +403,7 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, submitted time.Time, g *b
 // (the documentation does not say which counts). A generation that cannot
 // be read for good (404, 401, 403) gives the turn back after a few tries,
 // with the cooldown counted from then.
-func (d *Toolset) follow(c *bwapi.Client, t *turn, submitted time.Time, id string) {
+func (d *Toolset) follow(c *bwapi.Client, t *turn, m *meter, submitted time.Time, id string) {
 	end := submitted.Add(maxFollow)
 	failures := 0
 	ctx, cancel := context.WithCancel(context.Background())
@@ -374,6 +422,7 @@ func (d *Toolset) follow(c *bwapi.Client, t *turn, submitted time.Time, id strin
 		now := time.Now()
 		switch {
 		case err == nil && g.Status.Final():
+			m.measure(ctx, d, c, t.key)
 			d.finishTurn(t, later(submitted, now).Add(d.Cooldown))
 			return
 		case err != nil && (bwapi.IsNotFound(err) || bwapi.IsUnauthorized(err) || bwapi.IsForbidden(err)):
@@ -537,7 +586,7 @@ func getGeneration(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[GenerationView]{}, d.engineError(err)
 		}
-		return d.render(outcome), nil
+		return withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, nil)), nil
 	})
 }
 
@@ -554,7 +603,7 @@ func (d *Toolset) render(o runs.Outcome) tools.Result[GenerationView] {
 		v.Status = string(bwapi.Processing) // an undocumented status: still going
 	}
 	if g.Output != nil {
-		v.Seed = g.Output.Seed
+		v.Seed = Seed(g.Output.Seed)
 		for _, im := range g.Output.Images {
 			v.Images = append(v.Images, ImageView{URL: im.URL, ID: im.ID})
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/spending"
 )
 
 // Toolset is BetterWaifu's toolset: its four tools and what they share.
@@ -42,6 +43,9 @@ type Toolset struct {
 	Logger *slog.Logger
 	// Sandbox marks results as simulated.
 	Sandbox bool
+	// Spending is the budget per key (none by default); its Upstream is
+	// set to "BetterWaifu".
+	Spending spending.Policy
 	// PollMin and PollMax bound the interval between readings of a
 	// generation (defaults 1 s and 3 s); ProgressEvery is the interval of
 	// progress messages (default 3 s).
@@ -57,6 +61,7 @@ type Toolset struct {
 	stop       chan struct{}
 	submitted  modelMemo
 	deliveries deliveries
+	meters     meters
 }
 
 // Turns is the per-key line of generations; state.Turns keeps it in memory.
@@ -113,6 +118,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.Turns == nil {
 		d.Turns = state.NewTurns(d.Cooldown)
 	}
+	d.Spending.Upstream = "BetterWaifu"
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{generate(d), getGeneration(d), listModels(d), getAccount(d)}
