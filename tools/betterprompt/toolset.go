@@ -97,7 +97,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.Slots == nil {
 		d.Slots = state.NewSlots()
 	}
-	d.Spending.Upstream = "BetterPrompt"
+	d.Spending.Init("BetterPrompt")
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d), listModels(d)}

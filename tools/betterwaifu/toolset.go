@@ -118,7 +118,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	if d.Turns == nil {
 		d.Turns = state.NewTurns(d.Cooldown)
 	}
-	d.Spending.Upstream = "BetterWaifu"
+	d.Spending.Init("BetterWaifu")
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
 	return []server.ServerTool{generate(d), getGeneration(d), listModels(d), getAccount(d)}

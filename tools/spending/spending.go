@@ -58,12 +58,16 @@ func (p *Policy) window() time.Duration {
 	return p.Window
 }
 
-func (p *Policy) budgets() Budgets {
+// Init sets the defaults (an in-memory ledger) and the upstream's name.
+// Call it once, before the policy is used.
+func (p *Policy) Init(upstream string) {
+	p.Upstream = upstream
 	if p.Budgets == nil {
 		p.Budgets = state.NewBudgets()
 	}
-	return p.Budgets
 }
+
+func (p *Policy) budgets() Budgets { return p.Budgets }
 
 func (p *Policy) key(tenant string) string { return p.Upstream + ":" + tenant }
 
