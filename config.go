@@ -49,6 +49,8 @@ type config struct {
 	RateLimit      float64       `env:"BPMCP_RATE_LIMIT" envDefault:"5" flag:"rate-limit" help:"BetterPrompt requests per second per API key (the API allows 5)"`
 	BudgetCredits  int           `env:"BPMCP_BUDGET_CREDITS" flag:"budget-credits" help:"credits each API key may spend per --budget-window, per upstream (0: no budget); a run whose estimate would go past it is refused before anything is sent"`
 	BudgetWindow   time.Duration `env:"BPMCP_BUDGET_WINDOW" envDefault:"24h" flag:"budget-window" help:"the budget's rolling window: a charge counts for this long after its run started"`
+	ConfirmAbove   int           `env:"BPMCP_CONFIRM_ABOVE" flag:"confirm-above" help:"ask the user, through the client, before a run estimated above this many credits, or whose price is unknown (0: never ask)"`
+	StateSecret    secret.String `env:"BPMCP_STATE_SECRET" help:"key that seals the state of a confirmation question; give every replica the same one (default: a random key per process). Environment only"`
 	ReadOnly       bool          `env:"BPMCP_READ_ONLY" flag:"read-only" help:"offer only the tools that spend nothing (search, inspect, read runs and balances)"`
 	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
@@ -128,6 +130,9 @@ func (c config) validate() error {
 		// 0 does not mean "never": sessions kept for ever are the unbounded
 		// memory this setting exists to prevent.
 		errs = append(errs, errors.New("--session-idle-ttl must be more than 0 (sessions are not kept for ever; for long-idle clients use a long duration such as 24h)"))
+	}
+	if c.ConfirmAbove < 0 {
+		errs = append(errs, errors.New("--confirm-above must be 0 (never ask) or more"))
 	}
 	if c.BudgetCredits < 0 || c.BudgetWindow <= 0 {
 		errs = append(errs, errors.New("--budget-credits must be 0 (no budget) or more, and --budget-window more than 0"))

@@ -29,6 +29,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/bwapi"
 	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
@@ -111,6 +112,13 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	policy := func() spending.Policy {
 		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
 	}
+	var confirm *spending.Confirmer
+	if cfg.ConfirmAbove > 0 {
+		confirm = &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
+		if cfg.StateSecret == "" && cfg.Transport == "http" {
+			logger.Info("BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
+		}
+	}
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
 	bp := &betterprompt.Toolset{
@@ -122,6 +130,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
 		ExclusiveKey:   cfg.ExclusiveKey,
 		Spending:       policy(),
+		Confirm:        confirm,
 	}
 	// Every toolset the server offers; a new one is registered here.
 	toolsets := []tools.Toolset{bp}
@@ -143,6 +152,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			Logger:         logger,
 			Sandbox:        cfg.Sandbox,
 			Spending:       policy(),
+			Confirm:        confirm,
 		})
 	}
 	keep, err := toolFilter(cfg, toolsets)

@@ -155,6 +155,9 @@ func build[In any, Out any](a *Adapter, s Spec, inSchema, outSchema json.RawMess
 		}
 		ctx = withRequest(ctx, req)
 		out, err := fn(ctx, in)
+		if res, ok := needInput(err); ok {
+			return res
+		}
 		if err != nil {
 			a.logToolError(ctx, s.Name, err)
 			return a.errorResult(err)

@@ -27,7 +27,7 @@ type spend struct {
 // budget for it.
 func (d *Toolset) checkSpend(ctx context.Context, c *bpapi.Client, tenant string, pv *bpapi.PromptVersion, maxCredits *int) (*spend, error) {
 	sp := &spend{max: maxCredits}
-	if maxCredits == nil && d.Spending.Budget <= 0 {
+	if maxCredits == nil && d.Spending.Budget <= 0 && (d.Confirm == nil || d.Confirm.Above <= 0) {
 		return sp, nil
 	}
 	f := d.facts.get(pv.PromptID).forVersion(pv.PromptVersionID)
@@ -37,6 +37,9 @@ func (d *Toolset) checkSpend(ctx context.Context, c *bpapi.Client, tenant string
 	sp.estimate = f.EstimatedCredits
 	what := fmt.Sprintf("a run of %q", pv.Title)
 	if err := spending.CheckCap(maxCredits, sp.estimate, what); err != nil {
+		return nil, err
+	}
+	if err := d.Confirm.Confirm(ctx, d.question(ctx, c, tenant, pv, sp.estimate)); err != nil {
 		return nil, err
 	}
 	res, err := d.Spending.Reserve(ctx, tenant, sp.estimate, what)
@@ -120,4 +123,21 @@ func (d *Toolset) budgetView(ctx context.Context, tenant string) (*spending.View
 		return nil, tools.Failf(err, "The server could not read the spending budget (%v). Try again in a moment.", err)
 	}
 	return v, nil
+}
+
+// question is what the user is asked before a run above the confirmation
+// threshold: the prompt, its price, the balance and the budget left.
+func (d *Toolset) question(ctx context.Context, c *bpapi.Client, tenant string, pv *bpapi.PromptVersion, estimate *int) spending.Question {
+	q := spending.Question{Tool: "run_prompt", Tenant: tenant, What: fmt.Sprintf("%q on BetterPrompt", pv.Title), Estimate: estimate}
+	if d.Confirm == nil || d.Confirm.Above <= 0 || estimate != nil && *estimate <= d.Confirm.Above {
+		return q // no question: nothing more to read
+	}
+	if n, err := c.Credits(ctx); err == nil {
+		b := float64(n)
+		q.Balance = &b
+	}
+	if v, err := d.Spending.Report(ctx, tenant); err == nil && v != nil {
+		q.Left = &v.Left
+	}
+	return q
 }

@@ -48,6 +48,8 @@ type Toolset struct {
 	// Spending is the budget per key (none by default); its Upstream is
 	// set to "BetterPrompt".
 	Spending spending.Policy
+	// Confirm asks the user before a run above its threshold (nil: never).
+	Confirm *spending.Confirmer
 
 	configs   configCache
 	verified  verifiedKeys

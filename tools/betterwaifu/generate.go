@@ -182,6 +182,9 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 	if err != nil {
 		return tools.Result[GenerationView]{}, err
 	}
+	if err := d.Confirm.Confirm(ctx, d.question(ctx, c, tenant)); err != nil {
+		return tools.Result[GenerationView]{}, err
+	}
 	if err := d.awaitTurn(ctx, tenant, ticket, deadline, progress); err != nil {
 		return tools.Result[GenerationView]{}, err
 	}

@@ -130,3 +130,19 @@ func withNotes(r tools.Result[GenerationView], notes []string) tools.Result[Gene
 	r.Content = append(r.Content, mcp.NewTextContent(msg))
 	return r
 }
+
+// question is what the user is asked before a generation, when a
+// confirmation threshold is set: its price is unknown, so it is asked.
+func (d *Toolset) question(ctx context.Context, c *bwapi.Client, tenant string) spending.Question {
+	q := spending.Question{Tool: "betterwaifu_generate", Tenant: tenant, What: "an image generation on BetterWaifu"}
+	if d.Confirm == nil || d.Confirm.Above <= 0 {
+		return q
+	}
+	if a, err := d.account(ctx, c, tenant, false); err == nil {
+		q.Balance = &a.Credits
+	}
+	if v, err := d.Spending.Report(ctx, tenant); err == nil && v != nil {
+		q.Left = &v.Left
+	}
+	return q
+}

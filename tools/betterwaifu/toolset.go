@@ -46,6 +46,9 @@ type Toolset struct {
 	// Spending is the budget per key (none by default); its Upstream is
 	// set to "BetterWaifu".
 	Spending spending.Policy
+	// Confirm asks the user before a generation when a threshold is set:
+	// BetterWaifu publishes no price, so every generation is asked about.
+	Confirm *spending.Confirmer
 	// PollMin and PollMax bound the interval between readings of a
 	// generation (defaults 1 s and 3 s); ProgressEvery is the interval of
 	// progress messages (default 3 s).
