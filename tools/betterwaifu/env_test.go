@@ -41,6 +41,13 @@ type env struct {
 
 func newEnv(t *testing.T, opts fakeapi.Options, tweak ...func(*betterwaifu.Toolset)) *env {
 	t.Helper()
+	return newEnvClient(t, opts, nil, tweak...)
+}
+
+// newEnvClient is newEnv with the client built with copts (an elicitation
+// handler, say).
+func newEnvClient(t *testing.T, opts fakeapi.Options, copts []client.ClientOption, tweak ...func(*betterwaifu.Toolset)) *env {
+	t.Helper()
 	fake, base, hc := fakeapi.NewPipeServer(t, opts)
 	d := &betterwaifu.Toolset{
 		Client:      bwapi.New(bwapi.Options{BaseURL: base, APIKey: fakeapi.TestKey, HTTPClient: hc}),
@@ -51,7 +58,7 @@ func newEnv(t *testing.T, opts fakeapi.Options, tweak ...func(*betterwaifu.Tools
 	}
 	e := &env{fake: fake, deps: d}
 	srv := mcpserver.New("test", []tools.Toolset{d})
-	c, err := client.NewInProcessClient(srv)
+	c, err := client.NewInProcessClientWithOptions(srv, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,16 @@
 package betterwaifu_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bpmcp/bpmcp/bwapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/tools/betterwaifu"
 	"github.com/bpmcp/bpmcp/tools/spending"
 )
@@ -58,4 +63,30 @@ func TestBudgetForGenerations(t *testing.T) {
 			t.Errorf("budget %+v", out.Budget)
 		}
 	})
+}
+
+// answer is a user who accepts or declines every elicitation.
+type answer bool
+
+func (a answer) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	if !a {
+		return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionDecline}}, nil
+	}
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
+}
+
+// With a confirmation threshold, every generation is asked about (its
+// price is unknown): accepted it runs, declined nothing is submitted.
+func TestConfirmGeneration(t *testing.T) {
+	for _, accept := range []bool{true, false} {
+		inBubble(t, func(t *testing.T) {
+			e := newEnvClient(t, fakeapi.Options{}, []client.ClientOption{client.WithElicitationHandler(answer(accept))},
+				func(d *betterwaifu.Toolset) { d.Confirm = &spending.Confirmer{Above: 1, Sealer: seal.New(nil)} })
+			res := e.call(t, "betterwaifu_generate", gen("x"))
+			if posts := e.fake.Count("POST /generate"); accept && (res.IsError || posts != 1) || !accept && (!res.IsError || posts != 0) {
+				t.Errorf("accept %v: isError %v, %d POSTs: %s", accept, res.IsError, posts, text(res))
+			}
+		})
+	}
 }
