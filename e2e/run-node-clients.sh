@@ -351,6 +351,25 @@ if [[ "$PARTS" == *" sdk "* ]]; then
   timed sdk "$t0"
 fi
 
+# ---- 4. confirmation before spending, TypeScript SDK over HTTP --------------------------
+# A server of its own: --confirm-above 30 makes every run of the 40-credit cold email ask.
+if [[ "$PARTS" == *" sdk "* ]]; then
+  step "TypeScript SDK client answers the confirmation (confirm-client.mjs)"
+  CPORT="$(free_port)"
+  "$BIN" --sandbox --transport http --addr "127.0.0.1:$CPORT" --sandbox-time-scale "$TIME_SCALE" \
+    --log-format json --confirm-above 30 </dev/null >/dev/null 2>"$RESULTS/server-confirm.log" &
+  CPID=$!
+  for _ in $(seq 100); do healthy "http://127.0.0.1:$CPORT/healthz" && break; sleep 0.1; done
+  if timeout 120 node "$E2E_DIR/confirm-client.mjs" --url "http://127.0.0.1:$CPORT/mcp" >"$RESULTS/confirm-client.txt" 2>&1; then
+    pass "confirm-client http (accept and decline)"
+  else
+    fail "confirm-client http" "$(grep FAIL "$RESULTS/confirm-client.txt" | head -2)"
+  fi
+  sed 's/^/    /' "$RESULTS/confirm-client.txt"
+  kill "$CPID" 2>/dev/null || true
+  wait "$CPID" 2>/dev/null || true
+fi
+
 # ---- the HTTP server must still be up and must not have logged errors -----------------
 if [[ -n "$SERVER_PID" ]]; then
   if kill -0 "$SERVER_PID" 2>/dev/null; then
