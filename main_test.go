@@ -231,6 +231,17 @@ func TestWhichToolsAreOffered(t *testing.T) {
 			t.Errorf("%s: instructions mention BetterWaifu: %v, tools %v", tc.name, strings.Contains(instr, "BetterWaifu"), got)
 		}
 	}
+	// A tool that is not offered is refused when called.
+	in := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}` + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_prompt","arguments":{"prompt_id":"cold-email-opener"}}}` + "\n")
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"--read-only"}, key, in, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), `"id":2,"error"`) || !strings.Contains(out.String(), "run_prompt") {
+		t.Errorf("run_prompt in read-only mode: code %d, %s", code, out.String())
+	}
 	var stderr bytes.Buffer
 	if code := run(context.Background(), []string{"--tools", "run_promt"}, key, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), `"run_promt"`) || !strings.Contains(stderr.String(), "run_prompt") {
