@@ -207,12 +207,14 @@ func (e *Engine) Stopping() <-chan struct{} { return e.stop }
 // until deadline. A call replayed with the same Call.Key and tenant gets the
 // submission its first delivery made, and starts nothing.
 func (e *Engine) Run(ctx context.Context, up Upstream, call Call, start StartFunc, deadline time.Time, progress Progress) (Outcome, error) {
-	s, _, err := e.submit(ctx, up, call, start)
+	s, replayed, err := e.submit(ctx, up, call, start)
 	if err != nil {
 		return Outcome{}, err
 	}
 	w := &waiter{e: e, up: up, tenant: call.Tenant, deadline: deadline, progress: progress}
-	return w.awaitSubmission(ctx, s)
+	out, err := w.awaitSubmission(ctx, s)
+	out.Joined = replayed // also with an error: what the call holds for its start is not needed
+	return out, err
 }
 
 // Rejoin answers a replay of call (the same Call.Key and tenant as a call

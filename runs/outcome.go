@@ -12,6 +12,10 @@ type Outcome struct {
 	Job *Job
 	// Stopping says the engine is shutting down: the wait ended early.
 	Stopping bool
+	// Joined says the call was a replay that joined the submission of its
+	// first delivery: its own start was never sent (Run sets it, also when
+	// it returns an error).
+	Joined bool
 
 	// When Job is nil, what is known instead:
 

@@ -79,8 +79,8 @@ func (b *Budgets) Reserve(_ context.Context, key, id string, amount, limit int, 
 	defer b.mu.Unlock()
 	l := b.liveLocked(key, window, now)
 	s := spendOf(l, limit)
-	if s.Spent+s.Reserved+amount > limit {
-		return s, false, nil
+	if s.Left <= 0 || s.Spent+s.Reserved+amount > limit {
+		return s, false, nil // once it is all used, not even a free run starts
 	}
 	b.ledgers[key] = append(l, charge{id: id, at: now, amount: amount})
 	return spendOf(b.ledgers[key], limit), true, nil

@@ -213,6 +213,17 @@ func (c *factCache) startLookup(ctx context.Context, promptID string) (due bool,
 	}
 }
 
+// unmarkLookup forgets that a lookup of promptID ran (it learnt nothing).
+func (c *factCache) unmarkLookup(promptID string) {
+	id := strings.ToLower(promptID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok {
+		e.looked = time.Time{}
+		c.entries[id] = e
+	}
+}
+
 // factsFor returns what is known about pv's prompt, looking it up when
 // nothing seen so far gave its type and price: a search by its title finds
 // its row (text and image prompts), and a search of video prompts finds
@@ -227,6 +238,16 @@ func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.Promp
 		return d.facts.get(pv.PromptID)
 	}
 	defer done()
+	// The lookup is shared by every call that waits for it: it does not
+	// end with the call that started it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	answered := false
+	defer func() {
+		if !answered {
+			d.facts.unmarkLookup(pv.PromptID) // nothing was learnt: the next call tries again
+		}
+	}()
 	q := strings.TrimSpace(pv.Title)
 	if utf8.RuneCountInString(q) > maxQueryLength {
 		q = string([]rune(q)[:maxQueryLength])
@@ -235,6 +256,7 @@ func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.Promp
 		return d.facts.get(pv.PromptID)
 	}
 	if rows, err := c.SearchPrompts(ctx, q); err == nil {
+		answered = true
 		for _, r := range rows {
 			d.facts.learn(r.PromptID, factsOfRow(r))
 		}
@@ -245,6 +267,7 @@ func (d *Toolset) factsFor(ctx context.Context, c *bpapi.Client, pv *bpapi.Promp
 		return f
 	}
 	if rows, err := c.SearchSkills(ctx, q, "video"); err == nil {
+		answered = true
 		for _, r := range rows {
 			d.facts.learnSkill(r, "video")
 		}

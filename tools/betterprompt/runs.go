@@ -251,12 +251,12 @@ func runPrompt(d *Toolset) server.ServerTool {
 			if err != nil {
 				return nil, err
 			}
-			d.started(sp, run.RunID)
+			d.started(c, sp, run.RunID)
 			job := jobOf(run)
 			return &job, nil
 		}
 		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
-		d.afterRun(ctx, sp, outcome, err)
+		d.afterRun(ctx, c, sp, outcome, err)
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
@@ -516,8 +516,12 @@ func getRun(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
-		d.settleFollowed(ctx, in.RunID, outcome)
+		overCap := d.settleFollowed(ctx, in.RunID, outcome)
 		res := d.renderOutcome(outcome)
+		if overCap != "" {
+			res.Value.Message = strings.TrimSpace(res.Value.Message + " " + overCap)
+			res.Content = append(res.Content, mcp.NewTextContent(overCap))
+		}
 		if outcome.Job != nil && !strings.EqualFold(outcome.Job.ID, in.RunID) {
 			// The agent followed a temporary handle: from now on the run's
 			// own id is the one to use (it survives a restart of this server).

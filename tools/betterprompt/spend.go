@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -46,17 +47,26 @@ func (d *Toolset) checkSpend(ctx context.Context, c *bpapi.Client, tenant string
 	if err != nil {
 		return nil, err
 	}
-	sp.res = res
+	sp.res = spending.Track(res, maxCredits)
 	return sp, nil
 }
 
 // started keeps the reservation under the run id the API gave, so that
-// whoever reads the run when it ends settles its charge.
-func (d *Toolset) started(sp *spend, runID string) { d.pending.Keep(sp.res, runID) }
+// whoever reads the run when it ends settles its charge, and follows the
+// run in case nobody does.
+func (d *Toolset) started(c *bpapi.Client, sp *spend, runID string) {
+	if sp.res == nil {
+		return
+	}
+	d.pending.Keep(sp.res, runID)
+	if sp.res.Holds() {
+		d.settleLater(c, runID)
+	}
+}
 
 // afterRun settles, releases or keeps a run's reservation, from what its
-// call learnt.
-func (d *Toolset) afterRun(ctx context.Context, sp *spend, o runs.Outcome, err error) {
+// call learnt. c reads the run later when it outlives the call.
+func (d *Toolset) afterRun(ctx context.Context, c *bpapi.Client, sp *spend, o runs.Outcome, err error) {
 	if sp.res == nil {
 		return
 	}
@@ -65,42 +75,117 @@ func (d *Toolset) afterRun(ctx context.Context, sp *spend, o runs.Outcome, err e
 		cancelled *runs.CancelledError
 	)
 	switch {
+	case o.Joined:
+		// A replay: its first delivery's reservation covers the run.
+		d.drop(ctx, sp.res)
 	case errors.As(err, &refused), errors.Is(err, runs.ErrStopping):
-		sp.res.Release(ctx)
-		d.pending.Take(sp.res)
+		d.drop(ctx, sp.res)
 	case errors.As(err, &cancelled) && (cancelled.State == runs.StateRefused || cancelled.State == runs.StateNotStarted):
-		sp.res.Release(ctx)
-		d.pending.Take(sp.res)
+		d.drop(ctx, sp.res)
 	case errors.As(err, &cancelled):
-		d.pending.Keep(sp.res, cancelled.ID)
+		d.pending.Keep(sp.res, cancelled.ID) // started() follows it when the API named it
 	case err != nil:
 		// The run's fate is not known here: its estimate stays counted.
 	case o.Job != nil && o.Job.Status.Final():
-		sp.res.Settle(ctx, runOf(o.Job).Cost())
+		settle(ctx, sp.res, runOf(o.Job))
 		d.pending.Take(sp.res)
 	case o.Job != nil:
 		d.pending.Keep(sp.res, o.Job.ID, o.Handle)
+		if sp.res.Holds() {
+			d.settleLater(c, o.Job.ID) // a second follower of the same run exits when the first settles it
+		}
 	case o.State == runs.StateNotStarted:
-		sp.res.Release(ctx)
-		d.pending.Take(sp.res)
+		d.drop(ctx, sp.res)
 	default:
 		d.pending.Keep(sp.res, o.Handle)
 	}
 }
 
+// drop gives a reservation back: its run did not start (or is another
+// call's).
+func (d *Toolset) drop(ctx context.Context, r *spending.Reservation) {
+	r.Release(ctx)
+	d.pending.Take(r)
+}
+
+// settle records a finished run's charge; a run that gives no figure stays
+// counted at its reservation.
+func settle(ctx context.Context, r *spending.Reservation, run *bpapi.Run) {
+	if run.Tokens == nil && run.Credits == nil {
+		r.Settle(ctx, r.Amount)
+		return
+	}
+	r.Settle(ctx, run.Cost())
+}
+
+// settleLater follows a run that outlived its call until it ends, to
+// settle its reservation, so that a run nobody reads again does not hold
+// the budget for the whole window. It stops at shutdown, after 30 minutes,
+// or when get_run settled it first.
+func (d *Toolset) settleLater(c *bpapi.Client, runID string) {
+	if runID == "" || !d.pending.Holds(runID) {
+		return
+	}
+	if _, following := d.following.LoadOrStore(runID, true); following {
+		return
+	}
+	stop := d.runEngine().Stopping()
+	d.settlers.Add(1)
+	go func() {
+		defer d.settlers.Done()
+		defer d.following.Delete(runID)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		end := time.Now().Add(30 * time.Minute)
+		for interval := time.Second; time.Now().Before(end); interval = min(interval*2, time.Minute) {
+			select {
+			case <-time.After(interval):
+			case <-ctx.Done():
+				return
+			}
+			if !d.pending.Holds(runID) {
+				return // get_run settled it
+			}
+			rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+			run, err := c.GetRun(rctx, runID)
+			rcancel()
+			switch {
+			case err == nil && run.Status.Final():
+				if r := d.pending.TakeID(runID); r != nil {
+					settle(ctx, r, run)
+				}
+				return
+			case bpapi.IsNotFound(err), bpapi.IsUnauthorized(err):
+				return // its estimate stays counted
+			}
+		}
+	}()
+}
+
 // settleFollowed settles the reservation of a run get_run found ended (or
-// never started), when this process made one.
-func (d *Toolset) settleFollowed(ctx context.Context, id string, o runs.Outcome) {
+// never started), when this process made one, and says whether the run
+// cost more than the cap its run_prompt call set.
+func (d *Toolset) settleFollowed(ctx context.Context, id string, o runs.Outcome) string {
 	switch {
 	case o.Job != nil && o.Job.Status.Final():
 		if r := d.pending.TakeID(id, o.Job.ID); r != nil {
-			r.Settle(ctx, runOf(o.Job).Cost())
+			run := runOf(o.Job)
+			settle(ctx, r, run)
+			return r.OverCap(run.Cost())
 		}
 	case o.Job == nil && o.State == runs.StateNotStarted:
 		if r := d.pending.TakeID(id, o.Handle); r != nil {
 			r.Release(ctx)
 		}
 	}
+	return ""
 }
 
 // withCapNotes says in a run_prompt result what max_credits could not
@@ -116,7 +201,7 @@ func withCapNotes(r tools.Result[RunView], sp *spend) tools.Result[RunView] {
 	return r
 }
 
-// budgetText is the key's budget in a get_credits text, or "".
+// budgetView is the key's budget for get_credits, or nil.
 func (d *Toolset) budgetView(ctx context.Context, tenant string) (*spending.View, error) {
 	v, err := d.Spending.Report(ctx, tenant)
 	if err != nil {

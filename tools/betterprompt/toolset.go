@@ -56,6 +56,8 @@ type Toolset struct {
 	resources resourceCache
 	facts     factCache
 	pending   spending.Pending
+	settlers  sync.WaitGroup // follow runs that outlived their call, to settle their budget
+	following sync.Map       // run id → a settler follows it
 	adapter   tools.Adapter
 
 	engineOnce sync.Once
@@ -116,7 +118,22 @@ func (d *Toolset) BeginShutdown(answerWithin time.Duration) {
 // Drain stops new runs, makes every waiting call answer now, and blocks
 // until every run this process started has been answered by the API (so
 // its id is known and logged), or ctx ends. Call it on shutdown.
-func (d *Toolset) Drain(ctx context.Context) error { return d.runEngine().Drain(ctx) }
+func (d *Toolset) Drain(ctx context.Context) error {
+	err := d.runEngine().Drain(ctx) // stops the settlers too
+	done := make(chan struct{})
+	go func() {
+		d.settlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
 
 // redactor returns the function that redacts the call's API key, in every
 // form bpapi.Client.Redact knows, or nil when the call has no key.

@@ -195,7 +195,7 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 		d.finishTurn(turn, time.Time{})
 		return tools.Result[GenerationView]{}, tools.Failf(ctx.Err(), "The call ended before its generation was submitted; nothing was started or spent.")
 	}
-	m, err := d.reserve(ctx, c, tenant, in.MaxCredits != nil)
+	m, err := d.reserve(ctx, c, tenant, in.MaxCredits)
 	if err != nil {
 		d.finishTurn(turn, time.Time{})
 		return tools.Result[GenerationView]{}, err

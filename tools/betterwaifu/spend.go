@@ -24,6 +24,7 @@ import (
 type meter struct {
 	before float64 // the balance read just before submitting; NaN when unread
 	res    *spending.Reservation
+	cap    *int // the call's max_credits, reported when the charge is known
 
 	once   sync.Once
 	charge *int // nil until measured, or when it could not be
@@ -72,30 +73,23 @@ func (ms *meters) get(id string) *meter {
 	return ms.m[id]
 }
 
-// prepareSpend checks the key's budget before the call queues (nothing
-// left: refused at once) and returns the meter to fill when its turn comes.
+// budgetLeft refuses, before the call queues, a generation when nothing is
+// left of the key's budget; it reserves nothing (that happens at the
+// call's turn).
 func (d *Toolset) budgetLeft(ctx context.Context, tenant string) error {
-	v, err := d.Spending.Report(ctx, tenant)
-	if err != nil {
-		return tools.Failf(err, "The server could not read the spending budget (%v); nothing was submitted. Try again in a moment.", err)
-	}
-	if v != nil && v.Left <= 0 {
-		_, err := d.Spending.Reserve(ctx, tenant, nil, "a BetterWaifu generation")
-		return err // refused, with the figures
-	}
-	return nil
+	return d.Spending.CheckLeft(ctx, tenant, "a BetterWaifu generation")
 }
 
 // reserve takes what is left of the key's budget for a generation whose
 // price is unknown, and reads the balance it will be measured from. It is
 // called once the key's turn has come, just before submitting.
-func (d *Toolset) reserve(ctx context.Context, c *bwapi.Client, tenant string, measure bool) (*meter, error) {
+func (d *Toolset) reserve(ctx context.Context, c *bwapi.Client, tenant string, maxCredits *int) (*meter, error) {
 	res, err := d.Spending.Reserve(ctx, tenant, nil, "a BetterWaifu generation")
 	if err != nil {
 		return nil, err
 	}
-	m := &meter{before: math.NaN(), res: res}
-	if res != nil || measure {
+	m := &meter{before: math.NaN(), res: res, cap: maxCredits}
+	if res != nil || maxCredits != nil {
 		if a, err := d.account(ctx, c, tenant, true); err == nil {
 			m.before = a.Credits
 		}
@@ -111,6 +105,12 @@ func (d *Toolset) chargeNotes(ctx context.Context, c *bwapi.Client, tenant strin
 	if o.Job != nil && o.Job.Status.Final() {
 		if m := d.meters.get(o.Job.ID); m != nil {
 			charge = m.measure(ctx, d, c, tenant)
+			if maxCredits == nil {
+				maxCredits = m.cap // followed later: the cap its generate call set
+				if charge != nil && maxCredits != nil && *charge > *maxCredits {
+					return []string{fmt.Sprintf("This run cost %d credits, more than max_credits=%d.", *charge, *maxCredits)}
+				}
+			}
 		}
 	}
 	notes := spending.CapNotes(maxCredits, nil, charge)

@@ -29,7 +29,7 @@ func TestMaxCreditsAndCharge(t *testing.T) {
 			t.Errorf("message %q", v.Message)
 		}
 		res = e.call(t, "betterwaifu_get_generation", map[string]any{"generation_id": v.GenerationID})
-		if !strings.Contains(text(res), "Charged 10 credits") {
+		if !strings.Contains(text(res), "This run cost 10 credits, more than max_credits=5") { // the cap its generate call set
 			t.Errorf("get_generation does not say the charge:\n%s", text(res))
 		}
 	})

@@ -74,12 +74,45 @@ func (p *Policy) key(tenant string) string { return p.Upstream + ":" + tenant }
 // Reservation is the part of a key's budget a run holds until its charge is
 // known. A nil Reservation (no budget) does nothing.
 type Reservation struct {
-	p      *Policy
+	p      *Policy // nil: no budget, only a cap to report
 	key    string
 	id     string
 	Amount int
-	once   sync.Once
-	kept   []string // the ids Pending keeps it under (guarded by Pending's lock)
+	// Cap is the run's max_credits, for reporting a run that cost more
+	// once its charge is known.
+	Cap  *int
+	once sync.Once
+	kept []string // the ids Pending keeps it under (guarded by Pending's lock)
+}
+
+// Track returns what a run holds: its reservation with its cap, a
+// reservation-less record of its cap when there is no budget, or nil when
+// there is neither.
+func Track(r *Reservation, maxCredits *int) *Reservation {
+	switch {
+	case r != nil:
+		r.Cap = maxCredits
+		return r
+	case maxCredits != nil:
+		return &Reservation{Cap: maxCredits}
+	}
+	return nil
+}
+
+// CheckLeft refuses, without reserving anything, when nothing is left of
+// tenant's budget.
+func (p *Policy) CheckLeft(ctx context.Context, tenant, what string) error {
+	if p == nil || p.Budget <= 0 {
+		return nil
+	}
+	s, err := p.budgets().Report(ctx, p.key(tenant), p.Budget, p.window())
+	if err != nil {
+		return budgetUnreadable(err)
+	}
+	if s.Left <= 0 {
+		return p.refusal(s, nil, what)
+	}
+	return nil
 }
 
 // Reserve reserves a run's estimate of tenant's budget, or refuses the run
@@ -142,7 +175,7 @@ func windowText(w time.Duration) string {
 // Settle records the run's actual charge in place of its reservation. Only
 // the first settlement or release counts.
 func (r *Reservation) Settle(ctx context.Context, actual int) {
-	if r == nil {
+	if r == nil || r.p == nil {
 		return
 	}
 	r.once.Do(func() {
@@ -154,7 +187,7 @@ func (r *Reservation) Settle(ctx context.Context, actual int) {
 
 // Release gives the reservation back: the run did not start.
 func (r *Reservation) Release(ctx context.Context) {
-	if r == nil {
+	if r == nil || r.p == nil {
 		return
 	}
 	r.once.Do(func() {
@@ -224,6 +257,17 @@ func CapNotes(maxCredits, estimate, actual *int) []string {
 	return notes
 }
 
+// Holds reports whether r holds part of a budget (not only a cap).
+func (r *Reservation) Holds() bool { return r != nil && r.p != nil }
+
+// OverCap says that a run cost more than its cap, or "".
+func (r *Reservation) OverCap(actual int) string {
+	if r == nil || r.Cap == nil || actual <= *r.Cap {
+		return ""
+	}
+	return fmt.Sprintf("This run cost %d credits, more than max_credits=%d.", actual, *r.Cap)
+}
+
 // Pending keeps, by run id (and by the handle that first stood for it),
 // the reservations of runs still going when their call answered, so that
 // whoever reads them when they end settles their charge. Bounded: a
@@ -252,6 +296,13 @@ func (p *Pending) Keep(r *Reservation, ids ...string) {
 			r.kept = append(r.kept, id)
 		}
 	}
+}
+
+// Holds reports whether a reservation is kept under id.
+func (p *Pending) Holds(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[id] != nil
 }
 
 // TakeID returns and forgets the reservation kept under any of ids, or nil.
