@@ -116,7 +116,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if cfg.ConfirmAbove > 0 {
 		confirm = &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
 		if cfg.StateSecret == "" && cfg.Transport == "http" {
-			logger.Info("BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
+			level := slog.LevelInfo
+			if cfg.Stateless {
+				level = slog.LevelWarn // load-balanced replicas: an answer would land on another and be refused
+			}
+			logger.Log(context.Background(), level, "BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
 		}
 	}
 	wait := betterprompt.DefaultWaitConfig()

@@ -30,17 +30,27 @@ func InputResponses(ctx context.Context) (mcp.InputResponses, string) {
 	return req.Params.InputResponses, req.Params.RequestState
 }
 
-// CanElicit reports whether the client declared that it can answer an
-// elicitation: in the request's own capabilities (2026-07-28) or in those
-// of its session (earlier eras).
-func CanElicit(ctx context.Context) bool {
+// CanElicit reports whether the client can answer a form elicitation: it
+// declared the capability (in the request's own capabilities in 2026-07-28,
+// in its session's before) with form mode (an empty declaration means
+// form). Otherwise why says why not, for a message.
+func CanElicit(ctx context.Context) (ok bool, why string) {
+	form := func(e *mcp.ElicitationCapability) bool { return e != nil && (e.Form != nil || e.URL == nil) }
 	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.ClientCapabilities != nil {
-		return info.ClientCapabilities.Elicitation != nil
+		if form(info.ClientCapabilities.Elicitation) {
+			return true, ""
+		}
+		return false, "this client cannot ask the user (it does not declare form elicitation)"
 	}
-	if s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
-		return s.GetClientCapabilities().Elicitation != nil
+	s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo)
+	if !ok || s.SessionID() == "" {
+		return false, "this server runs without sessions (--stateless), where a client of the 2025-11-25 protocol " +
+			"cannot be asked; a 2026-07-28 client, or a server with sessions, can ask the user"
 	}
-	return false
+	if form(s.GetClientCapabilities().Elicitation) {
+		return true, ""
+	}
+	return false, "this client cannot ask the user (it does not declare form elicitation)"
 }
 
 // needInput returns the result a tool function asked to send as is.

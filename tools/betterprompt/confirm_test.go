@@ -126,7 +126,7 @@ func TestConfirmationWithoutClientSupport(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withConfirm(30, 0))
 	mustError(t, e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs}),
-		"confirmation threshold of 30 credits", "cannot ask the user", "--confirm-above", "cannot be given on the user's behalf")
+		"this server asks above 30 credits", "cannot ask the user", "--confirm-above", "cannot be given on the user's behalf")
 	if n := e.fake.Count("POST /v1/runs"); n != 0 {
 		t.Errorf("%d POSTs", n)
 	}

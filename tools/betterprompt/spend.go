@@ -40,6 +40,9 @@ func (d *Toolset) checkSpend(ctx context.Context, c *bpapi.Client, tenant string
 	if err := spending.CheckCap(maxCredits, sp.estimate, what); err != nil {
 		return nil, err
 	}
+	if err := d.Spending.Check(ctx, tenant, sp.estimate, what); err != nil {
+		return nil, err // before asking the user about a run the budget would refuse
+	}
 	if err := d.Confirm.Confirm(ctx, d.question(ctx, c, tenant, pv, sp.estimate)); err != nil {
 		return nil, err
 	}
@@ -213,7 +216,8 @@ func (d *Toolset) budgetView(ctx context.Context, tenant string) (*spending.View
 // question is what the user is asked before a run above the confirmation
 // threshold: the prompt, its price, the balance and the budget left.
 func (d *Toolset) question(ctx context.Context, c *bpapi.Client, tenant string, pv *bpapi.PromptVersion, estimate *int) spending.Question {
-	q := spending.Question{Tool: "run_prompt", Tenant: tenant, What: fmt.Sprintf("%q on BetterPrompt", pv.Title), Estimate: estimate}
+	q := spending.Question{Tool: "run_prompt", Tenant: tenant, Subject: pv.PromptVersionID,
+		What: fmt.Sprintf("%q on BetterPrompt", pv.Title), Estimate: estimate}
 	if d.Confirm == nil || d.Confirm.Above <= 0 || estimate != nil && *estimate <= d.Confirm.Above {
 		return q // no question: nothing more to read
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -30,12 +31,19 @@ type Confirmer struct {
 	Sealer *seal.Sealer
 	// TTL is how long a question can be answered (default 10 minutes).
 	TTL time.Duration
+
+	mu   sync.Mutex
+	used map[string]time.Time // nonces of accepted answers → when they expire
 }
 
 // Question is what the user is asked about.
 type Question struct {
 	Tool   string // the tool name
 	Tenant string // the caller's key identity
+	// Subject is what exactly runs (a prompt version id), bound into the
+	// answer with the price: an answer for one version or price does not
+	// start another.
+	Subject string
 	// What names the run for the user, e.g. `"Cold Email Opener" on BetterPrompt`.
 	What     string
 	Estimate *int     // nil when unknown
@@ -46,11 +54,15 @@ type Question struct {
 // confirmID names the question in the input requests and responses.
 const confirmID = "confirm_spend"
 
-// asked is the sealed request state: which call the answer is for.
+// asked is the sealed request state: which call, and what the user was
+// shown, the answer is for.
 type asked struct {
-	Tool   string `json:"tool"`
-	Tenant string `json:"tenant"`
-	Args   string `json:"args"` // sha256 of the call's arguments
+	Tool     string `json:"tool"`
+	Tenant   string `json:"tenant"`
+	Args     string `json:"args"` // sha256 of the call's arguments, canonical
+	Subject  string `json:"subject,omitempty"`
+	Estimate int    `json:"estimate"` // -1: unknown
+	Nonce    string `json:"nonce"`    // an accepted answer is used once
 }
 
 // Confirm returns nil when the run may go (no threshold, a price at or
@@ -61,22 +73,29 @@ func (c *Confirmer) Confirm(ctx context.Context, q Question) error {
 	if c == nil || c.Above <= 0 || q.Estimate != nil && *q.Estimate <= c.Above {
 		return nil
 	}
-	want := asked{Tool: q.Tool, Tenant: q.Tenant, Args: argsHash(tools.RawArguments(ctx))}
+	est := -1
+	if q.Estimate != nil {
+		est = *q.Estimate
+	}
+	want := asked{Tool: q.Tool, Tenant: q.Tenant, Args: argsHash(tools.RawArguments(ctx)), Subject: q.Subject, Estimate: est}
 	responses, state := tools.InputResponses(ctx)
 	if answer := server.ElicitationResponse(responses, confirmID); answer != nil {
 		return c.check(answer, state, want)
 	}
-	if !tools.CanElicit(ctx) {
-		return &tools.Error{Expected: true, Msg: fmt.Sprintf("Not run, and nothing spent: %s costs %s, above this server's "+
-			"confirmation threshold of %d credits, so the user must confirm it, and this client cannot ask the user (it does "+
-			"not support elicitation). Tell the user: they can run it themselves on the website, or whoever runs this server "+
-			"can raise --confirm-above. The confirmation cannot be given on the user's behalf.", q.What, price(q.Estimate), c.Above)}
+	if tools.IsTaskCall(ctx) {
+		// mcp-go does not carry a question through a task: ask the agent to
+		// call plainly.
+		return &tools.Error{Expected: true, Msg: fmt.Sprintf("Not run, and nothing spent: %s costs %s, so the user must "+
+			"confirm it, which cannot be asked within an MCP task. Call the tool again without task augmentation.", q.What, price(q.Estimate))}
 	}
-	ttl := c.TTL
-	if ttl <= 0 {
-		ttl = 10 * time.Minute
+	if ok, why := tools.CanElicit(ctx); !ok {
+		return &tools.Error{Expected: true, Msg: fmt.Sprintf("Not run, and nothing spent: %s costs %s, so the user must "+
+			"confirm it (this server asks above %d credits, and always when the price is unknown), and %s. Tell the user: "+
+			"they can run it themselves on the website, or whoever runs this server can raise --confirm-above. The "+
+			"confirmation cannot be given on the user's behalf.", q.What, price(q.Estimate), c.Above, why)}
 	}
-	sealed, err := c.Sealer.Seal(want, ttl)
+	want.Nonce = newID()
+	sealed, err := c.Sealer.Seal(want, c.ttl())
 	if err != nil {
 		return tools.Failf(err, "The server could not prepare the confirmation (%v); nothing was run.", err)
 	}
@@ -95,7 +114,10 @@ func (c *Confirmer) Confirm(ctx context.Context, q Question) error {
 }
 
 func (c *Confirmer) message(q Question) string {
-	msg := fmt.Sprintf("Run %s? It costs %s (more than the %d credits above which this server asks).", q.What, price(q.Estimate), c.Above)
+	msg := fmt.Sprintf("Run %s? It costs %s (this server asks above %d credits).", q.What, price(q.Estimate), c.Above)
+	if q.Estimate == nil {
+		msg = fmt.Sprintf("Run %s? Its price is not published: the credits it takes are known only afterwards.", q.What)
+	}
 	if q.Balance != nil {
 		msg += fmt.Sprintf(" Balance: %g credits.", *q.Balance)
 	}
@@ -113,7 +135,7 @@ func price(estimate *int) string {
 }
 
 // check reads the user's answer, once its request state is verified to be
-// this call's.
+// this call's, for what the user was shown, and not used before.
 func (c *Confirmer) check(answer *mcp.ElicitationResult, state string, want asked) error {
 	var got asked
 	switch err := c.Sealer.Open(state, &got); {
@@ -122,23 +144,76 @@ func (c *Confirmer) check(answer *mcp.ElicitationResult, state string, want aske
 			"spent; call the tool again to ask the user anew."}
 	case err != nil:
 		return &tools.Error{Expected: true, Msg: "Not run: the confirmation could not be verified (its request state is " +
-			"not one this server sealed). Nothing was spent; call the tool again to ask the user anew."}
-	case got != want:
+			"not one this server sealed; replicas must share BPMCP_STATE_SECRET). Nothing was spent; call the tool again " +
+			"to ask the user anew."}
+	case got.Tool != want.Tool || got.Tenant != want.Tenant || got.Args != want.Args:
 		return &tools.Error{Expected: true, Msg: "Not run: the confirmation was given for another call (other arguments). " +
 			"Nothing was spent; call the tool again to ask the user about this one."}
+	case got.Subject != want.Subject || got.Estimate != want.Estimate:
+		return &tools.Error{Expected: true, Msg: "Not run: what would run, or its price, changed since the user was asked " +
+			"(a new version, or a price learnt since). Nothing was spent; call the tool again to ask the user anew."}
 	}
-	if answer.Action == mcp.ElicitationResponseActionAccept {
-		if m, ok := answer.Content.(map[string]any); ok && m["confirm"] == true {
-			return nil
+	switch answer.Action {
+	case mcp.ElicitationResponseActionAccept:
+		if m, ok := answer.Content.(map[string]any); !ok || m["confirm"] != true {
+			return errDeclined
 		}
+	case mcp.ElicitationResponseActionCancel:
+		return &tools.Error{Expected: true, Msg: "The user dismissed the question without answering; nothing was run or " +
+			"spent. Ask the user before trying again."}
+	default:
+		return errDeclined
 	}
-	return &tools.Error{Expected: true, Msg: "The user declined the run; nothing was spent. Do not start it again unless the user asks."}
+	if !c.use(got.Nonce, time.Now().Add(c.ttl()+time.Minute)) {
+		return &tools.Error{Expected: true, Msg: "Not run: this confirmation was already used for a run. Nothing more was " +
+			"spent; call the tool again to ask the user about another run."}
+	}
+	return nil
 }
 
-// argsHash identifies a call's arguments (maps are marshalled with sorted
-// keys, so the same arguments hash alike).
+func (c *Confirmer) ttl() time.Duration {
+	if c.TTL <= 0 {
+		return 10 * time.Minute
+	}
+	return c.TTL
+}
+
+var errDeclined = &tools.Error{Expected: true, Msg: "The user declined the run; nothing was spent. Do not start it again unless the user asks."}
+
+// use marks an accepted answer's nonce used, and reports whether it was
+// not before. In memory: with replicas, an answer can be used once on each
+// (their shared store is to hold the nonces).
+func (c *Confirmer) use(nonce string, until time.Time) bool {
+	if nonce == "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.used == nil {
+		c.used = make(map[string]time.Time)
+	}
+	for n, exp := range c.used {
+		if now.After(exp) {
+			delete(c.used, n)
+		}
+	}
+	if _, seen := c.used[nonce]; seen {
+		return false
+	}
+	c.used[nonce] = until
+	return true
+}
+
+// argsHash identifies a call's arguments whatever their JSON spelling:
+// decoded and encoded again, members sorted, numbers and strings in one
+// form.
 func argsHash(args any) string {
 	b, _ := json.Marshal(args)
+	var v any
+	if json.Unmarshal(b, &v) == nil {
+		b, _ = json.Marshal(v)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -99,6 +99,23 @@ func Track(r *Reservation, maxCredits *int) *Reservation {
 	return nil
 }
 
+// Check refuses, without reserving anything, a run whose estimate (nil:
+// unknown) would go past what is left of tenant's budget, so that nobody is
+// asked to confirm a run the budget would then refuse.
+func (p *Policy) Check(ctx context.Context, tenant string, estimate *int, what string) error {
+	if p == nil || p.Budget <= 0 {
+		return nil
+	}
+	s, err := p.budgets().Report(ctx, p.key(tenant), p.Budget, p.window())
+	if err != nil {
+		return budgetUnreadable(err)
+	}
+	if s.Left <= 0 || estimate != nil && *estimate > s.Left {
+		return p.refusal(s, estimate, what)
+	}
+	return nil
+}
+
 // CheckLeft refuses, without reserving anything, when nothing is left of
 // tenant's budget.
 func (p *Policy) CheckLeft(ctx context.Context, tenant, what string) error {
