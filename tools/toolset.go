@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -40,4 +41,20 @@ func WithCallerKey(ctx context.Context, header string, key secret.String) contex
 func CallerKey(ctx context.Context, header string) secret.String {
 	k, _ := ctx.Value(callerKeyContextKey{header}).(secret.String)
 	return k
+}
+
+// WaitGroup waits for wg until ctx ends, and returns ctx's error then: the
+// end of a toolset's Drain, for the goroutines it keeps beyond its calls.
+func WaitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

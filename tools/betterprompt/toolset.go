@@ -120,17 +120,8 @@ func (d *Toolset) BeginShutdown(answerWithin time.Duration) {
 // its id is known and logged), or ctx ends. Call it on shutdown.
 func (d *Toolset) Drain(ctx context.Context) error {
 	err := d.runEngine().Drain(ctx) // stops the settlers too
-	done := make(chan struct{})
-	go func() {
-		d.settlers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+	if werr := tools.WaitGroup(ctx, &d.settlers); err == nil {
+		err = werr
 	}
 	return err
 }

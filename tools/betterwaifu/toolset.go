@@ -163,17 +163,8 @@ func (d *Toolset) BeginShutdown(answerWithin time.Duration) {
 func (d *Toolset) Drain(ctx context.Context) error {
 	err := d.runEngine().Drain(ctx)
 	d.stopOnce.Do(func() { close(d.stop) })
-	done := make(chan struct{})
-	go func() {
-		d.followers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+	if werr := tools.WaitGroup(ctx, &d.followers); err == nil {
+		err = werr
 	}
 	return err
 }
