@@ -99,66 +99,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		logger.Warn("BETTERPROMPT_API_KEY is not set: every tool will answer with instructions to set it (or use --sandbox)")
 	}
 
-	client := bpapi.New(bpapi.Options{
-		BaseURL:        baseURL,
-		APIKey:         apiKey,
-		UserAgent:      "bpmcp/" + programVersion(),
-		RateLimit:      cfg.RateLimit,
-		RequestTimeout: cfg.RequestTimeout,
-		Logger:         logger,
-	})
-	// One ledger for both upstreams; each keeps its own budget in it.
-	budgets := state.NewBudgets()
-	policy := func() spending.Policy {
-		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
-	}
-	var confirm *spending.Confirmer
-	if cfg.ConfirmAbove > 0 {
-		confirm = &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
-		if cfg.StateSecret == "" && cfg.Transport == "http" {
-			level := slog.LevelInfo
-			if cfg.Stateless {
-				level = slog.LevelWarn // load-balanced replicas: an answer would land on another and be refused
-			}
-			logger.Log(context.Background(), level, "BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
-		}
-	}
-	wait := betterprompt.DefaultWaitConfig()
-	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
-	bp := &betterprompt.Toolset{
-		Client:         client,
-		PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
-		Wait:           wait,
-		Logger:         logger,
-		Sandbox:        cfg.Sandbox,
-		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
-		ExclusiveKey:   cfg.ExclusiveKey,
-		Spending:       policy(),
-		Confirm:        confirm,
-	}
-	// Every toolset the server offers; a new one is registered here.
-	toolsets := []tools.Toolset{bp}
-	// BetterWaifu's tools are offered only to whoever can use them: with a
-	// key, in the sandbox, or to callers that bring their own.
-	if bwKey != "" || cfg.PerRequestKeys && cfg.Transport == "http" {
-		toolsets = append(toolsets, &betterwaifu.Toolset{
-			Client: bwapi.New(bwapi.Options{
-				BaseURL:        bwBaseURL,
-				APIKey:         bwKey,
-				UserAgent:      "bpmcp/" + programVersion(),
-				RequestTimeout: cfg.RequestTimeout,
-				Logger:         logger,
-			}),
-			PerRequestKeys: cfg.PerRequestKeys && cfg.Transport == "http",
-			WaitDefault:    cfg.WaitDefault,
-			WaitMax:        cfg.WaitMax,
-			Cooldown:       cfg.BetterWaifuCooldown,
-			Logger:         logger,
-			Sandbox:        cfg.Sandbox,
-			Spending:       policy(),
-			Confirm:        confirm,
-		})
-	}
+	toolsets := buildToolsets(cfg, logger, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
 	keep, err := toolFilter(cfg, toolsets)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
@@ -169,7 +110,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	// process exited now: wait for their answers (the ids are logged), up to
 	// a bound, and stop at a second signal. This happens however serving
 	// ended.
-	drain, cancel := context.WithTimeout(context.Background(), wait.CreateTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), betterprompt.DefaultWaitConfig().CreateTimeout)
 	defer cancel()
 	for _, set := range toolsets {
 		if err := set.Drain(drain); err != nil {
@@ -182,6 +123,85 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// upstreams are the keys and base URLs the toolsets talk to (the sandbox's
+// in sandbox mode).
+type upstreams struct {
+	apiKey    bpapi.APIKey
+	baseURL   string
+	bwKey     bwapi.APIKey
+	bwBaseURL string
+}
+
+// buildToolsets makes every toolset the server offers, with the spending
+// controls they share; a new one is registered here.
+func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolset {
+	client := bpapi.New(bpapi.Options{
+		BaseURL:        up.baseURL,
+		APIKey:         up.apiKey,
+		UserAgent:      "bpmcp/" + programVersion(),
+		RateLimit:      cfg.RateLimit,
+		RequestTimeout: cfg.RequestTimeout,
+		Logger:         logger,
+	})
+	// One ledger for both upstreams; each keeps its own budget in it.
+	budgets := state.NewBudgets()
+	policy := func() spending.Policy {
+		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
+	}
+	confirm := confirmer(cfg, logger)
+	wait := betterprompt.DefaultWaitConfig()
+	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
+	perRequest := cfg.PerRequestKeys && cfg.Transport == "http"
+	toolsets := []tools.Toolset{&betterprompt.Toolset{
+		Client:         client,
+		PerRequestKeys: perRequest,
+		Wait:           wait,
+		Logger:         logger,
+		Sandbox:        cfg.Sandbox,
+		MaxWaitsPerKey: cfg.MaxWaitsPerKey,
+		ExclusiveKey:   cfg.ExclusiveKey,
+		Spending:       policy(),
+		Confirm:        confirm,
+	}}
+	// BetterWaifu's tools are offered only to whoever can use them: with a
+	// key, in the sandbox, or to callers that bring their own.
+	if up.bwKey != "" || perRequest {
+		toolsets = append(toolsets, &betterwaifu.Toolset{
+			Client: bwapi.New(bwapi.Options{
+				BaseURL:        up.bwBaseURL,
+				APIKey:         up.bwKey,
+				UserAgent:      "bpmcp/" + programVersion(),
+				RequestTimeout: cfg.RequestTimeout,
+				Logger:         logger,
+			}),
+			PerRequestKeys: perRequest,
+			WaitDefault:    cfg.WaitDefault,
+			WaitMax:        cfg.WaitMax,
+			Cooldown:       cfg.BetterWaifuCooldown,
+			Logger:         logger,
+			Sandbox:        cfg.Sandbox,
+			Spending:       policy(),
+			Confirm:        confirm,
+		})
+	}
+	return toolsets
+}
+
+// confirmer is the user's confirmation above --confirm-above, or nil.
+func confirmer(cfg config, logger *slog.Logger) *spending.Confirmer {
+	if cfg.ConfirmAbove <= 0 {
+		return nil
+	}
+	if cfg.StateSecret == "" && cfg.Transport == "http" {
+		level := slog.LevelInfo
+		if cfg.Stateless {
+			level = slog.LevelWarn // load-balanced replicas: an answer would land on another and be refused
+		}
+		logger.Log(context.Background(), level, "BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
+	}
+	return &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
 }
 
 // toolFilter returns the option that offers only the configured tools
