@@ -1,0 +1,101 @@
+package redisstate_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bpmcp/bpmcp/state"
+	"github.com/bpmcp/bpmcp/state/redisstate"
+	"github.com/bpmcp/bpmcp/tools/betterwaifu"
+)
+
+var _ betterwaifu.Turns = (*redisstate.Turns)(nil)
+
+func try(t *testing.T, tr *redisstate.Turns, key, ticket string) state.TurnState {
+	t.Helper()
+	st, err := tr.Try(context.Background(), key, ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// The line is one across replicas: first come, first served, one holder,
+// the cooldown after its job, and an estimate that counts a started job.
+func TestTurnsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	stores, _ := replicas(t, 2)
+	const cooldown = 300 * time.Millisecond
+	a, b := stores[0].Turns(cooldown, time.Minute), stores[1].Turns(cooldown, time.Minute)
+	ctx := context.Background()
+	t1, _ := a.Enter(ctx, "k")
+	t2, _ := b.Enter(ctx, "k")
+	t3, _ := a.Enter(ctx, "k")
+	if st := try(t, b, "k", t2); st.Granted || st.Ahead != 1 {
+		t.Fatalf("t2 before t1: %+v", st)
+	}
+	if !try(t, b, "k", t1).Granted {
+		t.Fatal("t1, first in line, was not granted (through the other replica)")
+	}
+	if st := try(t, a, "k", t2); st.Granted || !st.Busy || time.Until(st.Earliest) > 50*time.Millisecond {
+		t.Fatalf("t2 while t1 submits (its job may yet be refused): %+v", st)
+	}
+	_ = a.Started(ctx, "k", t1)
+	if st := try(t, a, "k", t3); st.Ahead != 1 || time.Until(st.Earliest) < 500*time.Millisecond {
+		t.Fatalf("t3 while t1's job runs: %+v (want about 2 cooldowns away)", st)
+	}
+	_ = b.Finish(ctx, "k", t1, time.Now().Add(cooldown))
+	st := try(t, b, "k", t2)
+	if st.Granted || st.Busy || st.FreeAt.IsZero() {
+		t.Fatalf("t2 in the cooldown: %+v", st)
+	}
+	time.Sleep(cooldown + 50*time.Millisecond)
+	if !try(t, a, "k", t2).Granted {
+		t.Fatal("t2 after the cooldown")
+	}
+	_ = a.Leave(ctx, "k", t3)
+	if _, err := b.Try(ctx, "k", t3); !errors.Is(err, state.ErrNotInLine) {
+		t.Fatalf("t3 left but is in line: %v", err)
+	}
+	// Another key has its own line.
+	o, _ := b.Enter(ctx, "other")
+	if !try(t, a, "other", o).Granted {
+		t.Fatal("another key waited for k's line")
+	}
+}
+
+// A holder that stalls past MaxHold loses the turn (and its late Finish
+// changes nothing); a place not renewed expires; a 429 defers the line.
+func TestTurnsExpireAndDefer(t *testing.T) {
+	t.Parallel()
+	stores, _ := replicas(t, 1)
+	tr := stores[0].Turns(100*time.Millisecond, 200*time.Millisecond).WithPlaceTTL(400 * time.Millisecond)
+	ctx := context.Background()
+	h, _ := tr.Enter(ctx, "k")
+	try(t, tr, "k", h)
+	next, _ := tr.Enter(ctx, "k")
+	for range 2 { // stays in line by trying
+		if st := try(t, tr, "k", next); st.Granted {
+			t.Fatal("granted while the holder holds")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(120 * time.Millisecond) // past the 200 ms hold and its 100 ms cooldown
+	if !try(t, tr, "k", next).Granted {
+		t.Fatal("a stalled holder kept the turn past MaxHold")
+	}
+	_ = tr.Finish(ctx, "k", h, time.Now().Add(time.Hour)) // late: fenced off
+	_ = tr.Finish(ctx, "k", next, time.Time{})
+	gone, _ := tr.Enter(ctx, "k")
+	time.Sleep(500 * time.Millisecond) // its place expires unrenewed
+	if _, err := tr.Try(ctx, "k", gone); !errors.Is(err, state.ErrNotInLine) {
+		t.Fatalf("an abandoned place is still in line: %v", err)
+	}
+	_ = tr.Defer(ctx, "k", time.Now().Add(300*time.Millisecond))
+	d, _ := tr.Enter(ctx, "k")
+	if st := try(t, tr, "k", d); st.Granted || st.FreeAt.IsZero() {
+		t.Fatalf("granted within a deferral, or a late Finish moved the line: %+v", st)
+	}
+}
