@@ -54,6 +54,8 @@ type config struct {
 	ReadOnly       bool          `env:"BPMCP_READ_ONLY" flag:"read-only" help:"offer only the tools that spend nothing (search, inspect, read runs and balances)"`
 	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
+	MetricsAddr string `env:"BPMCP_METRICS_ADDR" flag:"metrics-addr" help:"serve Prometheus metrics at http://ADDR/metrics on a listener of their own (off by default)"`
+
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
 	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
 

@@ -29,6 +29,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/bwapi"
 	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/state"
@@ -99,11 +100,24 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		logger.Warn("BETTERPROMPT_API_KEY is not set: every tool will answer with instructions to set it (or use --sandbox)")
 	}
 
-	toolsets := buildToolsets(cfg, logger, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, logger)
+		if err != nil {
+			logger.Error("cannot serve the metrics", "addr", cfg.MetricsAddr, "err", err)
+			return 1
+		}
+		defer stopMetrics()
+	}
+	toolsets := buildToolsets(cfg, logger, m, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
 	keep, err := toolFilter(cfg, toolsets)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
 		return 2
+	}
+	if m != nil {
+		keep = append(keep, mcpserver.WithMetrics(m))
 	}
 	err = serve(ctx, cfg, logger, toolsets, keep, stdin, stdout, stderr)
 	// Runs whose POST is still held by the API would lose their id if the
@@ -136,7 +150,7 @@ type upstreams struct {
 
 // buildToolsets makes every toolset the server offers, with the spending
 // controls they share; a new one is registered here.
-func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolset {
+func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstreams) []tools.Toolset {
 	client := bpapi.New(bpapi.Options{
 		BaseURL:        up.baseURL,
 		APIKey:         up.apiKey,
@@ -144,6 +158,7 @@ func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolse
 		RateLimit:      cfg.RateLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         logger,
+		Observe:        observe(m, "betterprompt"),
 	})
 	// One ledger for both upstreams; each keeps its own budget in it.
 	budgets := state.NewBudgets()
@@ -164,6 +179,7 @@ func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolse
 		ExclusiveKey:   cfg.ExclusiveKey,
 		Spending:       policy(),
 		Confirm:        confirm,
+		Metrics:        m,
 	}}
 	// BetterWaifu's tools are offered only to whoever can use them: with a
 	// key, in the sandbox, or to callers that bring their own.
@@ -175,6 +191,7 @@ func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolse
 				UserAgent:      "bpmcp/" + programVersion(),
 				RequestTimeout: cfg.RequestTimeout,
 				Logger:         logger,
+				Observe:        observe(m, "betterwaifu"),
 			}),
 			PerRequestKeys: perRequest,
 			WaitDefault:    cfg.WaitDefault,
@@ -184,9 +201,34 @@ func buildToolsets(cfg config, logger *slog.Logger, up upstreams) []tools.Toolse
 			Sandbox:        cfg.Sandbox,
 			Spending:       policy(),
 			Confirm:        confirm,
+			Metrics:        m,
 		})
 	}
 	return toolsets
+}
+
+// observe counts an API client's requests in m (nil: not at all).
+func observe(m *metrics.Metrics, api string) func(method, path string, status int, d time.Duration) {
+	if m == nil {
+		return nil
+	}
+	return func(method, path string, status int, d time.Duration) {
+		m.Upstream(api, method, metrics.Route(path), status, d)
+	}
+}
+
+// serveMetrics serves m at http://addr/metrics until the returned stop.
+func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	logger.Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { _ = hs.Close() }, nil
 }
 
 // confirmer is the user's confirmation above --confirm-above, or nil.

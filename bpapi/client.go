@@ -82,6 +82,10 @@ type Options struct {
 	// Logger, when set, receives one debug line per attempt (method, path,
 	// status, duration, attempt) and one per retry. It never sees the key.
 	Logger *slog.Logger
+	// Observe, when set, is told of every attempt: its method, its path
+	// (relative to the base URL, ids included), the HTTP status (0 when no
+	// answer came) and its duration. Metrics use it.
+	Observe func(method, path string, status int, d time.Duration)
 }
 
 // Client is a BetterPrompt API client. It is safe for concurrent use. Create
@@ -107,6 +111,7 @@ type Client struct {
 	maxBodyBytes   int64
 	backoffBase    time.Duration // first backoff step; tests shorten it
 	log            *slog.Logger
+	observe        func(method, path string, status int, d time.Duration)
 }
 
 // credential is an API key prepared for use.
@@ -129,6 +134,7 @@ func New(opts Options) *Client {
 		maxBodyBytes:   opts.MaxBodyBytes,
 		backoffBase:    250 * time.Millisecond,
 		log:            opts.Logger,
+		observe:        opts.Observe,
 	}
 	c.baseURL, c.basePath, c.baseErr = parseBaseURL(opts.BaseURL)
 	if c.httpc == nil {

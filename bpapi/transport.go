@@ -214,6 +214,9 @@ func (c *Client) connError(ctx context.Context, method, apiPath, prefix string, 
 }
 
 func (c *Client) logAttempt(ctx context.Context, method, apiPath string, status int, d time.Duration, n int, err error) {
+	if c.observe != nil {
+		c.observe(method, apiPath, status, d)
+	}
 	if c.log == nil || !c.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}

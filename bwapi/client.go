@@ -42,6 +42,9 @@ type Options struct {
 	// Logger receives a debug line per request (never the key). Nil
 	// discards them.
 	Logger *slog.Logger
+	// Observe, when set, is told of every attempt: method, path (ids
+	// included), HTTP status (0 when no answer came) and duration.
+	Observe func(method, path string, status int, d time.Duration)
 }
 
 // Client calls the BetterWaifu API with one key. It is safe for concurrent
@@ -53,6 +56,7 @@ type Client struct {
 	userAgent string
 	timeout   time.Duration
 	log       *slog.Logger
+	observe   func(method, path string, status int, d time.Duration)
 	cred      *credential // behind a pointer so that printing a Client never shows the key
 }
 
@@ -63,7 +67,7 @@ type credential struct {
 
 // New returns a client; an unusable BaseURL is reported by every call.
 func New(opts Options) *Client {
-	c := &Client{httpc: opts.HTTPClient, userAgent: opts.UserAgent, timeout: opts.RequestTimeout, log: opts.Logger}
+	c := &Client{httpc: opts.HTTPClient, userAgent: opts.UserAgent, timeout: opts.RequestTimeout, log: opts.Logger, observe: opts.Observe}
 	c.base = strings.TrimRight(strings.TrimSpace(opts.BaseURL), "/")
 	if c.base == "" {
 		c.base = DefaultBaseURL
@@ -246,6 +250,13 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte) 
 	}
 	start := time.Now()
 	resp, err := c.httpc.Do(req)
+	if c.observe != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		c.observe(method, path, status, time.Since(start))
+	}
 	if err != nil {
 		c.log.DebugContext(ctx, "betterwaifu request failed", "method", method, "path", path, "err", withoutURL(err))
 		return 0, nil, nil, fmt.Errorf("betterwaifu: %s %s: %w", method, path, withoutURL(err))

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -26,6 +27,9 @@ import (
 // HTTPOptions configures the Streamable HTTP transport.
 type HTTPOptions struct {
 	Addr string // listen address; loopback by default
+	// Ready, when set, says whether the server can serve calls that spend
+	// (a shared store is reachable); /readyz answers 503 when it fails.
+	Ready func(context.Context) error
 	// Stateless serves without Mcp-Session-Id (every request stands alone),
 	// which suits load-balanced replicas.
 	Stateless bool
@@ -122,6 +126,7 @@ type httpTransport struct {
 	streamable *server.StreamableHTTPServer
 	sessions   *sessionManager // nil in stateless mode
 	posts      inflight        // POST requests being answered
+	draining   atomic.Bool     // the shutdown has begun
 }
 
 func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
@@ -180,6 +185,26 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
+	// /readyz says whether to send this replica calls: not while it drains,
+	// nor while a guard it needs (a shared store) cannot be checked.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case t.draining.Load():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"status":"draining"}`)
+		case opts.Ready != nil:
+			if err := opts.Ready(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				b, _ := json.Marshal(map[string]string{"status": "not ready", "reason": err.Error()})
+				_, _ = w.Write(b)
+				return
+			}
+			fallthrough
+		default:
+			_, _ = io.WriteString(w, `{"status":"ready"}`)
+		}
+	})
 	t.handler = mux
 	return t
 }
@@ -221,6 +246,7 @@ func ServeHTTP(ctx context.Context, s *server.MCPServer, opts HTTPOptions, ready
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
+	t.draining.Store(true)
 	// Calls still waiting for runs answer a little before the grace ends,
 	// so that each gets its answer (the run id, or a handle for get_run)
 	// before its stream closes.

@@ -5,12 +5,14 @@
 package mcpserver
 
 import (
+	"context"
 	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -21,8 +23,33 @@ const Name = "betterprompt"
 type Option func(*options)
 
 type options struct {
-	tasks bool
-	keep  func(mcp.Tool) bool
+	tasks   bool
+	keep    func(mcp.Tool) bool
+	metrics *metrics.Metrics
+}
+
+// WithMetrics counts every tool call by tool and outcome in m.
+func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// countCalls is the tool middleware of WithMetrics.
+func countCalls(m *metrics.Metrics) server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			outcome := "ok"
+			switch {
+			case err != nil:
+				outcome = "protocol_error"
+			case res != nil && res.IsError:
+				outcome = "tool_error"
+			case res != nil && len(res.InputRequests) > 0:
+				outcome = "input_required"
+			}
+			m.ToolCall(req.Params.Name, outcome, time.Since(start))
+			return res, err
+		}
+	}
 }
 
 // WithToolFilter offers only the tools keep accepts (the read-only mode,
@@ -68,12 +95,16 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	// A request delivered twice (an HTTP-level retry) must not start a
 	// second paid run: the tools see the session and JSON-RPC id.
 	hooks.AddBeforeCallTool(tools.NoteRequestID)
-	serverOpts := []server.ServerOption{
+	serverOpts := []server.ServerOption{}
+	if o.metrics != nil {
+		serverOpts = append(serverOpts, server.WithToolHandlerMiddleware(countCalls(o.metrics)))
+	}
+	serverOpts = append(serverOpts,
 		server.WithTitle("BetterPrompt"),
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
 		server.WithHooks(hooks),
-	}
+	)
 	var tasks *tools.Tasks
 	if o.tasks {
 		tasks = &tools.Tasks{}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/invopop/jsonschema"
@@ -246,22 +247,49 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, err
 		}
+		var posted atomic.Bool
 		start := func(ctx context.Context) (*runs.Job, error) {
 			run, err := c.CreateRun(ctx, req)
 			if err != nil {
 				return nil, err
 			}
+			posted.Store(true)
+			d.Metrics.RunStarted(apiName)
 			d.started(c, sp, run.RunID)
 			job := jobOf(run)
 			return &job, nil
 		}
+		waited := d.Metrics.Waiting(apiName)
 		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
+		waited()
 		d.afterRun(ctx, c, sp, outcome, err)
+		if err == nil && !outcome.Joined && outcome.Job != nil && !posted.Load() {
+			d.Metrics.RunStarted(apiName) // its id came from a 504 or the run list
+		}
+		d.countEnd(outcome)
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
 		return withCapNotes(withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), sp), nil
 	})
+}
+
+// apiName labels BetterPrompt's metrics.
+const apiName = "betterprompt"
+
+// countEnd counts, once per run, how it ended and what it charged.
+func (d *Toolset) countEnd(o runs.Outcome) {
+	switch {
+	case o.Job != nil && o.Job.Status.Final():
+		run := runOf(o.Job)
+		credits := -1
+		if run.Tokens != nil || run.Credits != nil {
+			credits = run.Cost()
+		}
+		d.Metrics.RunEnded(apiName, o.Job.ID, string(o.Job.Status), credits)
+	case o.Job == nil && o.State == runs.StateNotStarted:
+		d.Metrics.RunEnded(apiName, o.Handle, "not_started", 0)
+	}
 }
 
 // withInputsSent adds to a run_prompt result the inputs that were sent,
@@ -512,10 +540,13 @@ func getRun(d *Toolset) server.ServerTool {
 			wait = 0 // too many waits for this key: answer with the current state
 		}
 		progress := tools.NewProgress(ctx, d.logger())
+		waited := d.Metrics.Waiting(apiName)
 		outcome, err := d.runEngine().Follow(ctx, upstream{c}, tenant, in.RunID, time.Now().Add(wait), progress)
+		waited()
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
+		d.countEnd(outcome)
 		overCap := d.settleFollowed(ctx, in.RunID, outcome)
 		res := d.renderOutcome(outcome)
 		if overCap != "" {

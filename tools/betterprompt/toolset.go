@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
@@ -50,6 +51,8 @@ type Toolset struct {
 	Spending spending.Policy
 	// Confirm asks the user before a run above its threshold (nil: never).
 	Confirm *spending.Confirmer
+	// Metrics counts runs and waits (nil: none).
+	Metrics *metrics.Metrics
 
 	configs   configCache
 	verified  verifiedKeys

@@ -2,12 +2,13 @@ package betterwaifu_test
 
 import (
 	"context"
-	"github.com/bpmcp/bpmcp/bwapi"
-	"github.com/bpmcp/bpmcp/mcpserver"
-	"github.com/bpmcp/bpmcp/tools"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bpmcp/bpmcp/bwapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"

@@ -110,6 +110,9 @@ type ImageView struct {
 // (it goes into every agent's context); its fields are in the README.
 func (ImageView) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
 
+// apiName labels BetterWaifu's metrics.
+const apiName = "betterwaifu"
+
 // unknownHold is how long a generation whose start got no answer is
 // assumed to run before the key's next turn: it may have started, and
 // BetterWaifu cannot list generations to tell.
@@ -148,7 +151,9 @@ func generate(d *Toolset) server.ServerTool {
 			defer first.end(errTurnLost) // a no-op once submitted or refused
 			ctx = withDelivery(ctx, first)
 		}
+		waited := d.Metrics.Waiting(apiName)
 		res, err := d.generateOnce(ctx, c, up, tenant, key, in, deadline, progress)
+		waited()
 		if dl := deliveryOf(ctx); dl != nil && err != nil {
 			dl.end(err)
 		}
@@ -215,6 +220,7 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 		g, err := c.Generate(sctx, req)
 		if err == nil {
 			d.meters.put(g.ID, m)
+			d.Metrics.RunStarted(apiName)
 		}
 		d.afterStart(c, turn, m, submitted, g, err)
 		if err != nil {
@@ -392,6 +398,7 @@ func (d *Toolset) afterStart(c *bwapi.Client, t *turn, m *meter, submitted time.
 		m.res.Release(context.Background())
 	case errors.Is(err, bwapi.ErrOutcomeUnknown), errors.Is(err, bwapi.ErrNoID), upstream{c}.Classify(err).Kind == runs.OutcomeUnknown:
 		// It may have started: hold the key as if it had.
+		d.Metrics.RunEnded(apiName, "unknown@"+submitted.Format(time.RFC3339Nano), "unconfirmed", -1)
 		d.logger().Warn("a BetterWaifu generation may have started without its id reaching this server; "+
 			"the key's next generation waits as if it had", "submitted_at", submitted.UTC().Format(time.RFC3339), "err", err)
 		d.finishTurn(t, submitted.Add(unknownHold+d.Cooldown))
@@ -425,7 +432,11 @@ func (d *Toolset) follow(c *bwapi.Client, t *turn, m *meter, submitted time.Time
 		now := time.Now()
 		switch {
 		case err == nil && g.Status.Final():
-			m.measure(ctx, d, c, t.key)
+			charge := -1
+			if n := m.measure(ctx, d, c, t.key); n != nil {
+				charge = *n
+			}
+			d.Metrics.RunEnded(apiName, id, string(g.Status), charge)
 			d.finishTurn(t, later(submitted, now).Add(d.Cooldown))
 			return
 		case err != nil && (bwapi.IsNotFound(err) || bwapi.IsUnauthorized(err) || bwapi.IsForbidden(err)):

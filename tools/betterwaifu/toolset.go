@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bpmcp/bpmcp/bwapi"
+	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
@@ -49,6 +50,8 @@ type Toolset struct {
 	// Confirm asks the user before a generation when a threshold is set:
 	// BetterWaifu publishes no price, so every generation is asked about.
 	Confirm *spending.Confirmer
+	// Metrics counts generations and waits (nil: none).
+	Metrics *metrics.Metrics
 	// PollMin and PollMax bound the interval between readings of a
 	// generation (defaults 1 s and 3 s); ProgressEvery is the interval of
 	// progress messages (default 3 s).
