@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -246,5 +248,38 @@ func TestWhichToolsAreOffered(t *testing.T) {
 	if code := run(context.Background(), []string{"--tools", "run_promt"}, key, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), `"run_promt"`) || !strings.Contains(stderr.String(), "run_prompt") {
 		t.Errorf("an unknown tool name: code %d, %s", code, stderr.String())
+	}
+}
+
+// --metrics-addr serves Prometheus metrics on a listener of its own while
+// the server runs.
+func TestMetricsAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	stdin, w := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--sandbox", "--metrics-addr", addr}, map[string]string{}, stdin, io.Discard, io.Discard)
+	}()
+	var body string
+	for i := 0; i < 100 && body == ""; i++ {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	_ = w.Close() // stdin ends: the server stops
+	if code := <-done; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {
+		t.Errorf("no metrics at /metrics: %q", body)
 	}
 }
