@@ -214,31 +214,11 @@ func runPrompt(d *Toolset) server.ServerTool {
 		up := upstream{c}
 		call := runs.Call{Tenant: tenant, Kind: pc.pv.PromptVersionID, Key: tools.CallKey(ctx)}
 		progress := tools.NewProgress(ctx, d.logger())
-		release, ok, err := d.acquireWait(ctx, tenant, wait)
-		if err != nil {
-			return tools.Result[RunView]{}, tools.Failf(err, "The server could not count the calls waiting with this API key "+
-				"(%v); nothing was run. Try again in a moment.", err)
+		release, replayed, err := d.holdOrRejoin(ctx, up, call, wait, deadline, progress)
+		if err != nil || replayed != nil {
+			return derefResult(replayed), err
 		}
-		if ok {
-			defer release()
-		}
-		// A replayed call is answered with the run its first delivery
-		// started, before anything is checked again (checks that depend on
-		// what the server has learnt since must not call a paid run
-		// refused), and without waiting when no wait slot is free.
-		rejoinBy := deadline
-		if !ok {
-			rejoinBy = time.Now()
-		}
-		if outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, rejoinBy, progress); err != nil {
-			return tools.Result[RunView]{}, engineError(err)
-		} else if joined {
-			return d.renderOutcome(outcome), nil
-		}
-		if !ok {
-			return tools.Result[RunView]{}, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
-				"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
-		}
+		defer release()
 		req, err := d.buildRunRequest(ctx, c, pc, in)
 		if err != nil {
 			return tools.Result[RunView]{}, err
@@ -272,6 +252,45 @@ func runPrompt(d *Toolset) server.ServerTool {
 		}
 		return withCapNotes(withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), sp), nil
 	})
+}
+
+// holdOrRejoin takes a wait slot for a new run_prompt call, or answers a
+// replayed one with the run its first delivery started (replayed not nil),
+// before anything is checked again: checks that depend on what the server
+// has learnt since must not call a paid run refused. A replay is answered
+// without waiting when no slot is free; a new call is then refused.
+func (d *Toolset) holdOrRejoin(ctx context.Context, up upstream, call runs.Call, wait time.Duration, deadline time.Time,
+	progress *tools.Progress) (release func(), replayed *tools.Result[RunView], err error) {
+	release, ok, err := d.acquireWait(ctx, call.Tenant, wait)
+	if err != nil {
+		return nil, nil, tools.Failf(err, "The server could not count the calls waiting with this API key "+
+			"(%v); nothing was run. Try again in a moment.", err)
+	}
+	rejoinBy := deadline
+	if !ok {
+		release, rejoinBy = func() {}, time.Now()
+	}
+	outcome, joined, err := d.runEngine().Rejoin(ctx, up, call, rejoinBy, progress)
+	switch {
+	case err != nil:
+		release()
+		return nil, nil, engineError(err)
+	case joined:
+		release()
+		r := d.renderOutcome(outcome)
+		return nil, &r, nil
+	case !ok:
+		return nil, nil, tools.Failf(nil, "%d calls are already waiting for runs with this API key, the most "+
+			"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
+	}
+	return release, nil, nil
+}
+
+func derefResult(r *tools.Result[RunView]) tools.Result[RunView] {
+	if r == nil {
+		return tools.Result[RunView]{}
+	}
+	return *r
 }
 
 // apiName labels BetterPrompt's metrics.
