@@ -185,14 +185,14 @@ func (m *MemoryRecords) Orphan(_ context.Context, handle string, createTimeout t
 	return m.update(handle, func(r *Record) {
 		sent := r.SentAt()
 		if r.State == StatePending && time.Since(sent) > createTimeout {
-			r.State, r.Finished, r.Err = StateUnknown, sent.Add(createTimeout), errOrphaned
+			r.State, r.Finished, r.Err = StateUnknown, sent.Add(createTimeout), ErrOrphaned
 		}
 	})
 }
 
-// errOrphaned is the failure of a start request whose sender went away
+// ErrOrphaned is the failure of a start request whose sender went away
 // before it answered.
-var errOrphaned = errors.New("the server instance that sent the request went away before it answered")
+var ErrOrphaned = errors.New("the server instance that sent the request went away before it answered")
 
 // update applies f to handle's record and wakes its waiters.
 func (m *MemoryRecords) update(handle string, f func(*Record)) (Record, error) {
@@ -264,36 +264,54 @@ func (m *MemoryRecords) unclaimLocked(jobID, except string) {
 // confirmableLocked reports whether the only candidate of lk can be r's job
 // for certain.
 func (m *MemoryRecords) confirmableLocked(r *Record, lk *Look, rules Rules) bool {
+	others := make([]Record, 0, len(m.byHandle))
+	for _, o := range m.byHandle {
+		if o.Kind == r.Kind {
+			others = append(others, *o)
+		}
+	}
+	return Confirmable(*r, *lk, rules, others)
+}
+
+// Confirmable reports whether the only candidate of lk can be r's job for
+// certain: no other client uses the key (rules.Exclusive), r's window
+// begins after the previous instance's last start could land
+// (rules.InheritedUntil), and none of others competes with r (Competes).
+// It is the rule of Records.Settle and Records.ConfirmPending, for every
+// store.
+func Confirmable(r Record, lk Look, rules Rules, others []Record) bool {
 	if len(lk.Candidates) != 1 || !rules.Exclusive {
 		return false
 	}
 	from, _ := r.Window(rules.StartBound)
-	return !from.Before(rules.InheritedUntil) && !m.competitorLocked(r, rules.StartBound)
+	if from.Before(rules.InheritedUntil) {
+		return false
+	}
+	for _, o := range others {
+		if Competes(r, o, rules.StartBound) {
+			return false
+		}
+	}
+	return true
 }
 
-// competitorLocked reports whether another record of the same kind, whose
-// window overlaps r's, may have created a job that no record accounts for:
-// its request has not answered, or its outcome is unknown. Every tenant
-// counts, not only r's: the job list may be an account's, which several
-// keys share.
-func (m *MemoryRecords) competitorLocked(r *Record, startBound time.Duration) bool {
-	from, to := r.Window(startBound)
-	for _, o := range m.byHandle {
-		if o == r || o.Kind != r.Kind || (o.State != StatePending && o.State != StateUnknown) {
-			continue
-		}
-		oFrom, oTo := o.Window(startBound)
-		if o.State == StatePending {
-			// Still in flight: it may create its job at any moment, so its
-			// window has no end yet.
-			oTo = maxTime(oTo, to)
-		}
-		if oFrom.After(to) || from.After(oTo) {
-			continue
-		}
-		return true
+// Competes reports whether o, another record of r's kind whose window
+// overlaps r's, may have created a job that no record accounts for: its
+// request has not answered, or its outcome is unknown. Every tenant counts,
+// not only r's: the job list may be an account's, which several keys
+// share.
+func Competes(r, o Record, startBound time.Duration) bool {
+	if o.Handle == r.Handle || o.Kind != r.Kind || (o.State != StatePending && o.State != StateUnknown) {
+		return false
 	}
-	return false
+	from, to := r.Window(startBound)
+	oFrom, oTo := o.Window(startBound)
+	if o.State == StatePending {
+		// Still in flight: it may create its job at any moment, so its
+		// window has no end yet.
+		oTo = maxTime(oTo, to)
+	}
+	return !oFrom.After(to) && !from.After(oTo)
 }
 
 func maxTime(a, b time.Time) time.Time {

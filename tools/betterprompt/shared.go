@@ -105,7 +105,7 @@ func (d *Toolset) runEngine() *runs.Engine {
 			StartBound: w.StartBound, CreateTimeout: w.CreateTimeout,
 			PollMin: w.PollMin, PollMax: w.PollMax, ProgressEvery: w.ProgressEvery,
 			Exclusive: d.ExclusiveKey, Started: d.upSince, Logger: d.Logger,
-			KindKey: "prompt_version_id", Narrate: narrate, Held: d.heldWaits,
+			KindKey: "prompt_version_id", Narrate: narrate, Held: d.heldWaits, Records: d.Records,
 		})
 	})
 	return d.engine

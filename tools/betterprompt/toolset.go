@@ -53,6 +53,9 @@ type Toolset struct {
 	Confirm *spending.Confirmer
 	// Metrics counts runs and waits (nil: none).
 	Metrics *metrics.Metrics
+	// Records keeps the run records (default: in memory); a shared store
+	// lets every replica answer for every handle.
+	Records runs.Records
 
 	configs   configCache
 	verified  verifiedKeys
