@@ -54,7 +54,8 @@ type config struct {
 	ReadOnly       bool          `env:"BPMCP_READ_ONLY" flag:"read-only" help:"offer only the tools that spend nothing (search, inspect, read runs and balances)"`
 	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
-	MetricsAddr string `env:"BPMCP_METRICS_ADDR" flag:"metrics-addr" help:"serve Prometheus metrics at http://ADDR/metrics on a listener of their own (off by default)"`
+	StateURL    secret.String `env:"BPMCP_STATE_URL" flag:"state-url" help:"redis://… (or rediss://…) of a Redis 7 or Valkey that every replica shares: the rate limit, wait slots, run records, budgets and BetterWaifu's line are kept there (default: in memory, one process)"`
+	MetricsAddr string        `env:"BPMCP_METRICS_ADDR" flag:"metrics-addr" help:"serve Prometheus metrics at http://ADDR/metrics on a listener of their own (off by default)"`
 
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
 	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
@@ -132,6 +133,9 @@ func (c config) validate() error {
 		// 0 does not mean "never": sessions kept for ever are the unbounded
 		// memory this setting exists to prevent.
 		errs = append(errs, errors.New("--session-idle-ttl must be more than 0 (sessions are not kept for ever; for long-idle clients use a long duration such as 24h)"))
+	}
+	if u := c.StateURL.Reveal(); u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
+		errs = append(errs, errors.New("--state-url must be a redis://, rediss:// or unix:// URL"))
 	}
 	if c.ConfirmAbove < 0 {
 		errs = append(errs, errors.New("--confirm-above must be 0 (never ask) or more"))

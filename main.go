@@ -24,6 +24,7 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
@@ -33,6 +34,7 @@ import (
 	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/state"
+	"github.com/bpmcp/bpmcp/state/redisstate"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 	"github.com/bpmcp/bpmcp/tools/betterwaifu"
@@ -110,7 +112,15 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		}
 		defer stopMetrics()
 	}
-	toolsets := buildToolsets(cfg, logger, m, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
+	store, err := openStore(cfg, m)
+	if err != nil {
+		logger.Error("cannot use the shared state store", "err", err)
+		return 2
+	}
+	if store != nil {
+		defer store.close()
+	}
+	toolsets := buildToolsets(cfg, logger, m, store, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
 	keep, err := toolFilter(cfg, toolsets)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
@@ -119,7 +129,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if m != nil {
 		keep = append(keep, mcpserver.WithMetrics(m))
 	}
-	err = serve(ctx, cfg, logger, toolsets, keep, stdin, stdout, stderr)
+	var ready func(context.Context) error
+	if store != nil {
+		ready = store.Ping
+	}
+	err = serve(ctx, cfg, logger, toolsets, keep, ready, stdin, stdout, stderr)
 	// Runs whose POST is still held by the API would lose their id if the
 	// process exited now: wait for their answers (the ids are logged), up to
 	// a bound, and stop at a second signal. This happens however serving
@@ -150,8 +164,14 @@ type upstreams struct {
 
 // buildToolsets makes every toolset the server offers, with the spending
 // controls they share; a new one is registered here.
-func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstreams) []tools.Toolset {
+func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *sharedStore, up upstreams) []tools.Toolset {
+	var limiter bpapi.Limiter
+	if store != nil {
+		local := state.NewRateLimiter(cfg.RateLimit, bpapi.DefaultBurst)
+		limiter = store.RateLimiter(cfg.RateLimit, bpapi.DefaultBurst).WithFallback(local)
+	}
 	client := bpapi.New(bpapi.Options{
+		Limiter:        limiter,
 		BaseURL:        up.baseURL,
 		APIKey:         up.apiKey,
 		UserAgent:      "bpmcp/" + programVersion(),
@@ -161,7 +181,10 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstr
 		Observe:        observe(m, "betterprompt"),
 	})
 	// One ledger for both upstreams; each keeps its own budget in it.
-	budgets := state.NewBudgets()
+	var budgets spending.Budgets = state.NewBudgets()
+	if store != nil {
+		budgets = store.Budgets()
+	}
 	policy := func() spending.Policy {
 		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
 	}
@@ -169,7 +192,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstr
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
 	perRequest := cfg.PerRequestKeys && cfg.Transport == "http"
-	toolsets := []tools.Toolset{&betterprompt.Toolset{
+	bp := &betterprompt.Toolset{
 		Client:         client,
 		PerRequestKeys: perRequest,
 		Wait:           wait,
@@ -180,11 +203,15 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstr
 		Spending:       policy(),
 		Confirm:        confirm,
 		Metrics:        m,
-	}}
+	}
+	if store != nil {
+		bp.Slots, bp.Records = store.Slots(), store.Records()
+	}
+	toolsets := []tools.Toolset{bp}
 	// BetterWaifu's tools are offered only to whoever can use them: with a
 	// key, in the sandbox, or to callers that bring their own.
 	if up.bwKey != "" || perRequest {
-		toolsets = append(toolsets, &betterwaifu.Toolset{
+		bw := &betterwaifu.Toolset{
 			Client: bwapi.New(bwapi.Options{
 				BaseURL:        up.bwBaseURL,
 				APIKey:         up.bwKey,
@@ -202,9 +229,36 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, up upstr
 			Spending:       policy(),
 			Confirm:        confirm,
 			Metrics:        m,
-		})
+		}
+		if store != nil {
+			bw.Turns = store.Turns(cfg.BetterWaifuCooldown, 0)
+		}
+		toolsets = append(toolsets, bw)
 	}
 	return toolsets
+}
+
+// sharedStore is the Redis that replicas share (--state-url).
+type sharedStore struct {
+	*redisstate.Store
+	close func()
+}
+
+// openStore connects to --state-url, or returns nil without one. The
+// client fails fast (short timeouts, one retry): a guard that cannot be
+// checked refuses at once rather than hold the call.
+func openStore(cfg config, m *metrics.Metrics) (*sharedStore, error) {
+	if cfg.StateURL == "" {
+		return nil, nil
+	}
+	opts, err := redis.ParseURL(cfg.StateURL.Reveal())
+	if err != nil {
+		return nil, errors.New("--state-url is not a Redis URL") // the URL may hold a password: not repeated
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	c := redis.NewClient(opts)
+	_ = m // store latency metrics come with the store's instrumentation
+	return &sharedStore{Store: redisstate.New(c, ""), close: func() { _ = c.Close() }}, nil
 }
 
 // observe counts an API client's requests in m (nil: not at all).
@@ -271,12 +325,13 @@ func toolFilter(cfg config, toolsets []tools.Toolset) ([]mcpserver.Option, error
 // serve serves MCP on the configured transport until ctx ends or the
 // client goes away.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, keep []mcpserver.Option,
-	stdin io.Reader, stdout, stderr io.Writer) error {
+	ready func(context.Context) error, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cfg.Transport {
 	case "http":
 		srv := mcpserver.New(programVersion(), toolsets, keep...)
 		return mcpserver.ServeHTTP(ctx, srv, mcpserver.HTTPOptions{
 			Toolsets:       toolsets,
+			Ready:          ready,
 			Addr:           cfg.Addr,
 			Stateless:      cfg.Stateless,
 			AllowedOrigins: cfg.AllowedOrigins,

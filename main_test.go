@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/internal/redistest"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
@@ -281,5 +283,58 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {
 		t.Errorf("no metrics at /metrics: %q", body)
+	}
+}
+
+// callOverStdio runs the server with args and env, sends initialize and the
+// given tools/call requests (ids 2, 3, …), and returns the results by id.
+func callOverStdio(t *testing.T, args []string, env map[string]string, calls ...string) map[int]string {
+	t.Helper()
+	msgs := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}` + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n"
+	for i, c := range calls {
+		msgs += fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, i+2, c) + "\n"
+	}
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if code := run(ctx, args, env, strings.NewReader(msgs), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	out := map[int]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var msg struct {
+			ID int `json:"id"`
+		}
+		_ = json.Unmarshal([]byte(line), &msg)
+		out[msg.ID] = line
+	}
+	return out
+}
+
+// With --state-url the run records and guards live in Redis; with Redis
+// gone, a run is refused with nothing spent while reads keep working.
+func TestStateURL(t *testing.T) {
+	srv := redistest.Start(t)
+	runCall := `{"name":"run_prompt","arguments":{"prompt_id":"cold-email-opener","inputs":{"textInputs":{"company_name":"Acme","recipient_role":"CTO","value_proposition":"We halve your cloud bill."}}}}`
+	searchCall := `{"name":"search_prompts","arguments":{"query":"cold email"}}`
+	out := callOverStdio(t, []string{"--sandbox", "--state-url", "redis://" + srv.Addr}, map[string]string{}, runCall)
+	if !strings.Contains(out[2], "succeeded") {
+		t.Fatalf("run_prompt with a shared store: %s", out[2])
+	}
+	if n, err := srv.Client(t).Exists(context.Background(), "bpmcp:v1:runs:{records}:rec").Result(); err != nil || n != 1 {
+		t.Errorf("no run record in Redis: %d %v", n, err)
+	}
+	srv.Stop()
+	out = callOverStdio(t, []string{"--sandbox", "--state-url", "redis://" + srv.Addr}, map[string]string{}, runCall, searchCall)
+	if !strings.Contains(out[2], `"isError":true`) || !strings.Contains(out[2], "nothing was run or spent") {
+		t.Errorf("run_prompt with the store gone: %s", out[2])
+	}
+	if strings.Contains(out[3], `"isError":true`) || !strings.Contains(out[3], "Cold Email Opener") {
+		t.Errorf("search_prompts with the store gone: %s", out[3])
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--state-url", "http://x"}, nil, strings.NewReader(""), io.Discard, &stderr); code != 2 {
+		t.Errorf("a state URL that is not Redis: code %d", code)
 	}
 }

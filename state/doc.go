@@ -16,3 +16,10 @@
 // Keys are opaque identities such as bpapi.Client.KeyID (a hash prefix),
 // never an API key itself.
 package state
+
+import "errors"
+
+// ErrUnavailable is the error of a shared store that cannot be reached: a
+// guard that cannot be checked refuses (fails closed), and callers word it
+// "nothing was spent; try again".
+var ErrUnavailable = errors.New("the shared state store is unavailable")

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +18,14 @@ import (
 
 	"github.com/bpmcp/bpmcp/state"
 )
+
+// Ping checks that Redis answers, for a readiness probe.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
 
 // Store is the state on one Redis deployment.
 type Store struct {
@@ -38,8 +45,9 @@ func New(c redis.UniversalClient, prefix string) *Store {
 func (s *Store) key(kind, id string) string { return s.prefix + kind + ":{" + id + "}" }
 
 // ErrUnavailable wraps every failure to reach Redis: a guard that cannot be
-// checked refuses (callers word it "nothing was spent").
-var ErrUnavailable = errors.New("the shared state store is unavailable")
+// checked refuses (callers word it "nothing was spent"). It is
+// state.ErrUnavailable.
+var ErrUnavailable = state.ErrUnavailable
 
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%w (%s): %v", ErrUnavailable, op, err)
@@ -68,11 +76,25 @@ return wait
 `)
 
 // RateLimiter holds every replica's requests with one key to rate per
-// second, with a burst of burst. It implements bpapi.Limiter.
+// second, with a burst of burst. It implements bpapi.Limiter. When Redis
+// cannot be reached it holds this replica's requests with its fallback, so
+// that reads keep working (the guards of spending fail closed on their
+// own).
 type RateLimiter struct {
 	s        *Store
 	interval time.Duration
 	burst    int
+	fallback interface {
+		Wait(ctx context.Context, keyID string) error
+	}
+}
+
+// WithFallback sets the limiter used while Redis cannot be reached.
+func (l *RateLimiter) WithFallback(f interface {
+	Wait(ctx context.Context, keyID string) error
+}) *RateLimiter {
+	l.fallback = f
+	return l
 }
 
 // RateLimiter returns the shared limiter of rate requests per second.
@@ -95,6 +117,9 @@ func (l *RateLimiter) Wait(ctx context.Context, keyID string) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if l.fallback != nil {
+			return l.fallback.Wait(ctx, keyID)
 		}
 		return unavailable("rate limit", err)
 	}

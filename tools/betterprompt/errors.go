@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -18,6 +19,10 @@ func describeError(err error) string {
 	}
 	if errors.Is(err, bpapi.ErrInvalidID) {
 		return "Invalid arguments: " + err.Error()
+	}
+	if errors.Is(err, state.ErrUnavailable) {
+		return "The server's shared state store cannot be reached, so the guards that protect your credits cannot " +
+			"be checked; nothing was run or spent. Reading prompts and runs still works. Try again in a moment."
 	}
 	if errors.Is(err, context.Canceled) {
 		return "The call was cancelled before it finished. Nothing else was lost; call the tool again if you still need the answer."

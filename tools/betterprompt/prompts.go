@@ -351,12 +351,16 @@ func getCredits(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[CreditsOutput]{}, err
 		}
-		budget, err := d.budgetView(ctx, tenant)
-		if err != nil {
-			return tools.Result[CreditsOutput]{}, err
+		out := CreditsOutput{Credits: n}
+		text := fmt.Sprintf("The account has %d credits.", n)
+		if budget, err := d.Spending.Report(ctx, tenant); err != nil {
+			// A read keeps working without the shared store.
+			text += " The spending budget cannot be read just now (the shared state store is unavailable)."
+		} else {
+			out.Budget = budget
+			text += budget.Text()
 		}
-		out := CreditsOutput{Credits: n, Budget: budget}
-		return tools.Text(out, fmt.Sprintf("The account has %d credits.", n)+budget.Text()), nil
+		return tools.Text(out, text), nil
 	})
 }
 

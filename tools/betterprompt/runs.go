@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/schema"
+	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -262,6 +263,9 @@ func runPrompt(d *Toolset) server.ServerTool {
 func (d *Toolset) holdOrRejoin(ctx context.Context, up upstream, call runs.Call, wait time.Duration, deadline time.Time,
 	progress *tools.Progress) (release func(), replayed *tools.Result[RunView], err error) {
 	release, ok, err := d.acquireWait(ctx, call.Tenant, wait)
+	if errors.Is(err, state.ErrUnavailable) {
+		return nil, nil, err // worded by describeError: the store is down, nothing was run or spent
+	}
 	if err != nil {
 		return nil, nil, tools.Failf(err, "The server could not count the calls waiting with this API key "+
 			"(%v); nothing was run. Try again in a moment.", err)

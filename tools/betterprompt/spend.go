@@ -204,15 +204,6 @@ func withCapNotes(r tools.Result[RunView], sp *spend) tools.Result[RunView] {
 	return r
 }
 
-// budgetView is the key's budget for get_credits, or nil.
-func (d *Toolset) budgetView(ctx context.Context, tenant string) (*spending.View, error) {
-	v, err := d.Spending.Report(ctx, tenant)
-	if err != nil {
-		return nil, tools.Failf(err, "The server could not read the spending budget (%v). Try again in a moment.", err)
-	}
-	return v, nil
-}
-
 // question is what the user is asked before a run above the confirmation
 // threshold: the prompt, its price, the balance and the budget left.
 func (d *Toolset) question(ctx context.Context, c *bpapi.Client, tenant string, pv *bpapi.PromptVersion, estimate *int) spending.Question {

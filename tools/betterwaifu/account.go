@@ -218,8 +218,9 @@ func getAccount(d *Toolset) server.ServerTool {
 			return tools.Result[AccountOutput]{}, err
 		}
 		budget, err := d.Spending.Report(ctx, tenant)
+		note := ""
 		if err != nil {
-			return tools.Result[AccountOutput]{}, tools.Failf(err, "The server could not read the spending budget (%v). Try again in a moment.", err)
+			budget, note = nil, " The spending budget cannot be read just now (the shared state store is unavailable)."
 		}
 		out := AccountOutput{Username: a.Username, Credits: a.Credits, Budget: budget}
 		text := fmt.Sprintf("BetterWaifu account %s: %g credits; no subscription (the API needs an active one).", a.Username, a.Credits)
@@ -227,6 +228,6 @@ func getAccount(d *Toolset) server.ServerTool {
 			out.Subscription = &SubscriptionView{Status: s.Status, Plan: s.Plan, EndDate: s.EndDate}
 			text = fmt.Sprintf("BetterWaifu account %s: %g credits; subscription %s (%s), until %s.", a.Username, a.Credits, s.Plan, s.Status, s.EndDate)
 		}
-		return tools.Text(out, text+budget.Text()), nil
+		return tools.Text(out, text+budget.Text()+note), nil
 	})
 }

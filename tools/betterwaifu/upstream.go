@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/runs"
+	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
 
@@ -112,6 +113,10 @@ func narrate(n runs.Note) string {
 // describeError words a BetterWaifu failure for the agent: what went wrong
 // and what to do next.
 func describeError(err error) string {
+	if errors.Is(err, state.ErrUnavailable) {
+		return "The server's shared state store cannot be reached, so the guards that protect your credits (the key's " +
+			"line, the budget) cannot be checked; nothing was submitted or spent. Try again in a moment."
+	}
 	var ae *bwapi.APIError
 	if !errors.As(err, &ae) {
 		if errors.Is(err, context.DeadlineExceeded) {
