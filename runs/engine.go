@@ -287,7 +287,9 @@ func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start Start
 	go func() {
 		defer e.posts.Done()
 		defer cancel()
+		stopRenewing := e.renewLease(detached, s)
 		job, f, err := e.post(postCtx, up, s, start)
+		stopRenewing()
 		if rec, ok := e.finish(detached, s, job, f, err); ok && rec.State == StateUnknown {
 			e.recoverInBackground(detached, up, s, rec)
 		}
@@ -382,6 +384,37 @@ func (f Failure) mayBeJob() Failure {
 		return Failure{Kind: TimedOut, JobID: f.JobID}
 	}
 	return Failure{Kind: OutcomeUnknown}
+}
+
+// renewLease keeps s's sender lease (Record.AliveUntil) alive until the
+// returned stop is called, so that other processes sharing the records can
+// tell this one is still waiting for the start request's answer. A renewal
+// that fails is tried again at the next tick: a lease that lapses only
+// makes other processes look at the job list early.
+func (e *Engine) renewLease(ctx context.Context, s *submission) (stop func()) {
+	renew := func() {
+		rctx, cancel := lateContext(ctx)
+		defer cancel()
+		if err := e.rec.Renew(rctx, s.handle, time.Now().Add(SenderLease)); err != nil {
+			s.log.Debug("renewing the sender's lease failed", "err", err)
+		}
+	}
+	renew()
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(SenderLease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				renew()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // noteSent records that a start request of s is being sent now: its job,

@@ -84,6 +84,7 @@ type snapshot struct {
 	certainAt time.Time
 	watched   bool            // background recovery watches the job list, and has lately
 	sentAt    time.Time       // when the latest start request was sent
+	orphaned  bool            // pending, but its sender is presumed gone (Record.Orphaned)
 	answered  bool            // the start request has answered or failed
 	changed   <-chan struct{} // closed at the next change, when the records can say so
 }
@@ -122,8 +123,10 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 // snapshotOf is what rec says, without the start request's answer.
 func (e *Engine) snapshotOf(rec Record) snapshot {
 	_, certainAt := rec.Window(e.cfg.StartBound)
+	orphaned, _ := rec.Orphaned(e.cfg.CreateTimeout, time.Now())
 	return snapshot{state: rec.State, jobID: rec.JobID, err: rec.Err, look: rec.Look, certainAt: certainAt,
-		watched: rec.Watched && !e.watchLapsed(rec), answered: !rec.Finished.IsZero(), sentAt: rec.SentAt()}
+		watched: rec.Watched && !e.watchLapsed(rec), answered: !rec.Finished.IsZero(), sentAt: rec.SentAt(),
+		orphaned: orphaned}
 }
 
 // watchLapsed reports whether the recovery that watches rec has not

@@ -83,8 +83,21 @@ func (m *MemoryRecords) Sent(_ context.Context, handle string, at time.Time) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.byHandle[handle]; r != nil {
+		if r.State != StatePending {
+			return ErrOrphaned
+		}
 		r.LastSent = at
 		m.notifyLocked(handle)
+	}
+	return nil
+}
+
+// Renew implements Records.
+func (m *MemoryRecords) Renew(_ context.Context, handle string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.byHandle[handle]; r != nil && r.State == StatePending {
+		r.AliveUntil = until // no waiter to wake: a lease that holds changes nothing
 	}
 	return nil
 }
@@ -183,9 +196,8 @@ func (m *MemoryRecords) Watch(_ context.Context, handle string, watched bool) (R
 // Orphan implements Records.
 func (m *MemoryRecords) Orphan(_ context.Context, handle string, createTimeout time.Duration) (Record, error) {
 	return m.update(handle, func(r *Record) {
-		sent := r.SentAt()
-		if r.State == StatePending && time.Since(sent) > createTimeout {
-			r.State, r.Finished, r.Err = StateUnknown, sent.Add(createTimeout), ErrOrphaned
+		if gone, until := r.Orphaned(createTimeout, time.Now()); gone {
+			r.State, r.Finished, r.Err = StateUnknown, until, ErrOrphaned
 		}
 	})
 }

@@ -32,6 +32,34 @@ type Record struct {
 	Look      *Look // the latest look at the job list; never modified once recorded
 	Watched   bool  // a background recovery watches the job list for it
 	Abandoned bool  // no call waits for it any more
+	// AliveUntil is the sender's lease while the record is pending: the
+	// process sending the start request renews it (Records.Renew) every
+	// SenderLease/3, so once it lapses the sender is presumed gone (a
+	// replica killed while the upstream held its request). Zero: no lease,
+	// and only CreateTimeout tells.
+	AliveUntil time.Time
+}
+
+// SenderLease is how long a sender's lease (Record.AliveUntil) lasts from
+// each renewal. It is long next to a renewal's round trip and to clock
+// differences between replicas, and short next to CreateTimeout, the
+// bound without it.
+const SenderLease = 15 * time.Second
+
+// Orphaned reports whether r, still pending at now, has lost its sender:
+// its latest request was sent more than createTimeout ago (its sender
+// would have recorded the answer by then), or its sender's lease lapsed.
+// until is the last moment its request can count as in flight. It is the
+// rule of Records.Orphan, for every store.
+func (r Record) Orphaned(createTimeout time.Duration, now time.Time) (orphaned bool, until time.Time) {
+	if r.State != StatePending {
+		return false, time.Time{}
+	}
+	until = r.SentAt().Add(createTimeout)
+	if !r.AliveUntil.IsZero() && r.AliveUntil.Before(until) {
+		until = r.AliveUntil
+	}
+	return now.After(until), until
 }
 
 // Window is the interval in which r's job must have been created, if it
@@ -114,8 +142,14 @@ type Records interface {
 	Begin(ctx context.Context, rec Record, closed bool) (got Record, replay bool, err error)
 	// Get returns the record of handle, when it is tenant's.
 	Get(ctx context.Context, handle, tenant string) (rec Record, ok bool, err error)
-	// Sent records that a start request of handle is sent at.
+	// Sent records that a start request of handle is sent at. It fails
+	// with ErrOrphaned, recording nothing, when the record is no longer
+	// pending (another process declared its sender gone: see Orphan): the
+	// request must then not be sent.
 	Sent(ctx context.Context, handle string, at time.Time) error
+	// Renew extends the sender's lease of handle (Record.AliveUntil) to
+	// until, while the record is pending.
+	Renew(ctx context.Context, handle string, until time.Time) error
 	// Finish records a start request's answer (see Answer), except that an
 	// unknown outcome leaves a job the job list already confirmed; when the
 	// outcome is unknown the record is marked Watched, because recovery
@@ -140,11 +174,12 @@ type Records interface {
 	// Watch records whether a background recovery watches the job list for
 	// handle.
 	Watch(ctx context.Context, handle string, watched bool) (Record, error)
-	// Orphan marks handle's record StateUnknown when it is still pending
-	// although its latest request was sent more than createTimeout ago:
-	// its sender would have recorded an answer by then, so it is gone (a
+	// Orphan marks handle's record StateUnknown when Record.Orphaned: it
+	// is still pending although its latest request was sent more than
+	// createTimeout ago (its sender would have recorded an answer by
+	// then), or its sender's lease lapsed; either way the sender is gone (a
 	// process that died while the upstream held the request). The request
-	// counts as in flight until createTimeout after it was sent.
+	// counts as in flight until then (Record.Finished).
 	Orphan(ctx context.Context, handle string, createTimeout time.Duration) (Record, error)
 	// Unclaimed returns rows without the jobs claimed by a record other
 	// than handle ("" for any record).

@@ -262,3 +262,46 @@ func TestOrphanedRecordsOnASharedStoreResolve(t *testing.T) {
 		})
 	}
 }
+
+// A replica that dies while the upstream holds its start request leaves a
+// pending record whose sender's lease (AliveUntil) lapses long before the
+// request's own time (CreateTimeout) would: a process that follows the
+// handle then looks at the job list at once instead of saying "still
+// starting" for minutes.
+func TestPendingRecordWhoseSenderLeaseLapsedIsLookedUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := NewMemoryRecords()
+		v := newTestEnv(t, false, func(c *Config) { c.Records = pollOnly{shared} })
+		at := time.Now().Add(-20 * time.Second) // well within CreateTimeout
+		rec := Record{Kind: coldEmailKind, Submitted: at, LastSent: at, State: StatePending, AliveUntil: at.Add(SenderLease)}
+		rec.Handle, rec.Tenant = NewHandle(at, coldEmailKind), "t"
+		put(shared, rec)
+		out, err := v.e.Follow(context.Background(), v.up, "t", rec.Handle, time.Now().Add(5*time.Second), nil)
+		if err != nil || out.State != StateUnknown || out.Look == nil {
+			t.Errorf("Follow = state %d, look %+v, %v; want unknown after a look at the job list", out.State, out.Look, err)
+		}
+		if got, _, _ := shared.Get(context.Background(), rec.Handle, "t"); got.State != StateUnknown || !errors.Is(got.Err, ErrOrphaned) {
+			t.Errorf("the record stays %+v", got)
+		}
+	})
+}
+
+// Once another process has declared a record's sender gone, the sender
+// (a replica that stalled past its lease) must not send its start request:
+// Sent refuses, and nothing reaches the upstream.
+func TestSentRefusesARecordNoLongerPending(t *testing.T) {
+	m := NewMemoryRecords()
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute)
+	rec := Record{Handle: NewHandle(at, coldEmailKind), Tenant: "t", Kind: coldEmailKind, Submitted: at, LastSent: at,
+		AliveUntil: at.Add(SenderLease)}
+	if _, _, err := m.Begin(ctx, rec, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Orphan(ctx, rec.Handle, time.Hour); err != nil || got.State != StateUnknown {
+		t.Fatalf("orphan after the lease lapsed: %+v %v", got, err)
+	}
+	if err := m.Sent(ctx, rec.Handle, time.Now()); !errors.Is(err, ErrOrphaned) {
+		t.Errorf("Sent after the record was orphaned = %v, want ErrOrphaned", err)
+	}
+}

@@ -118,7 +118,7 @@ func (w *waiter) decided(ctx context.Context, s *submission, snap snapshot) (out
 			return w.lookNow(ctx, s, snap), true, nil
 		}
 	case StatePending:
-		if time.Since(snap.sentAt) > w.e.cfg.CreateTimeout && !w.e.sendingHere(s.handle) {
+		if snap.orphaned && !w.e.sendingHere(s.handle) {
 			return w.orphaned(ctx, s, snap)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 // Server is a running redis-server.
 type Server struct {
 	Addr string
+	bin  string
+	port int
 	cmd  *exec.Cmd
 }
 
@@ -37,13 +39,26 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port)}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), bin: bin, port: port}
+	t.Cleanup(s.Stop)
+	s.start(t)
+	return s
+}
+
+// Restart starts the server again on its address after Stop, empty.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--protected-mode", "yes", "--loglevel", "warning")
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Stop)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	for i := 0; ; i++ {
@@ -51,7 +66,7 @@ func Start(t testing.TB) *Server {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return s
+			return
 		}
 		if i == 100 {
 			t.Fatalf("redis-server did not answer on %s: %v", s.Addr, err)
@@ -75,6 +90,7 @@ func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
+		s.cmd = nil
 	}
 }
 

@@ -206,7 +206,25 @@ func (rr *Records) update(ctx context.Context, handle string, f func(*runs.Recor
 
 // Sent implements runs.Records.
 func (rr *Records) Sent(ctx context.Context, handle string, at time.Time) error {
-	_, err := rr.update(ctx, handle, func(r *runs.Record) { r.LastSent = at })
+	var orphaned bool
+	_, err := rr.update(ctx, handle, func(r *runs.Record) {
+		if orphaned = r.State != runs.StatePending && r.Handle != ""; !orphaned {
+			r.LastSent = at
+		}
+	})
+	if err == nil && orphaned {
+		return runs.ErrOrphaned
+	}
+	return err
+}
+
+// Renew implements runs.Records.
+func (rr *Records) Renew(ctx context.Context, handle string, until time.Time) error {
+	_, err := rr.update(ctx, handle, func(r *runs.Record) {
+		if r.State == runs.StatePending {
+			r.AliveUntil = until
+		}
+	})
 	return err
 }
 
@@ -431,9 +449,8 @@ func (rr *Records) Watch(ctx context.Context, handle string, watched bool) (runs
 // Orphan implements runs.Records.
 func (rr *Records) Orphan(ctx context.Context, handle string, createTimeout time.Duration) (runs.Record, error) {
 	return rr.update(ctx, handle, func(r *runs.Record) {
-		sent := r.SentAt()
-		if r.State == runs.StatePending && time.Since(sent) > createTimeout {
-			r.State, r.Finished, r.Err = runs.StateUnknown, sent.Add(createTimeout), runs.ErrOrphaned
+		if gone, until := r.Orphaned(createTimeout, time.Now()); gone {
+			r.State, r.Finished, r.Err = runs.StateUnknown, until, runs.ErrOrphaned
 		}
 	})
 }

@@ -186,17 +186,17 @@ func TestRecordsWatchAbandonOrphan(t *testing.T) {
 		if rec, _ := r.Abandon(ctx, "h1"); !rec.Abandoned {
 			t.Error("abandon")
 		}
-		if rec, _ := r.Orphan(ctx, "h1", time.Hour); rec.State != runs.StatePending {
+		if err := r.Sent(ctx, "h1", t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _, _ := r.Get(ctx, "h1", "a"); !rec.LastSent.Equal(t0.Add(time.Second)) {
+			t.Errorf("sent: %+v", rec.LastSent)
+		}
+		if rec, _ := r.Orphan(ctx, "h1", time.Since(t0)+time.Hour); rec.State != runs.StatePending {
 			t.Errorf("orphaned within the create timeout: %+v", rec)
 		}
 		if rec, _ := r.Orphan(ctx, "h1", time.Second); rec.State != runs.StateUnknown || !errors.Is(rec.Err, runs.ErrOrphaned) && rec.Err.Error() != runs.ErrOrphaned.Error() {
 			t.Errorf("orphan: %+v", rec)
-		}
-		if err := r.Sent(ctx, "h1", t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		if rec, _, _ := r.Get(ctx, "h1", "a"); !rec.LastSent.Equal(t0.Add(time.Minute)) {
-			t.Errorf("sent: %+v", rec.LastSent)
 		}
 	})
 }
@@ -245,4 +245,38 @@ func TestRecordsSettleConcurrently(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d replicas applied the settlement, want 1", n)
 	}
+}
+
+// A sender renews its lease while its request is in flight; once the
+// lease lapses the record is an orphan long before the create timeout, and
+// the sender, if it was only stalled, may no longer send.
+func TestRecordsSenderLease(t *testing.T) {
+	eachStore(t, func(t *testing.T, newRecords func() runs.Records) {
+		ctx := context.Background()
+		r := newRecords()
+		now := time.Now()
+		begin(t, r, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, Submitted: now, LastSent: now})
+		if err := r.Renew(ctx, "h1", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := r.Orphan(ctx, "h1", 2*time.Hour); rec.State != runs.StatePending {
+			t.Errorf("orphaned with a live lease: %+v", rec)
+		}
+		if err := r.Renew(ctx, "h1", now.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := r.Orphan(ctx, "h1", 2*time.Hour)
+		if rec.State != runs.StateUnknown || !rec.Finished.Equal(now.Add(-time.Second)) {
+			t.Errorf("a lapsed lease: %+v", rec)
+		}
+		if err := r.Sent(ctx, "h1", time.Now()); !errors.Is(err, runs.ErrOrphaned) {
+			t.Errorf("Sent on an orphan = %v, want ErrOrphaned", err)
+		}
+		if err := r.Renew(ctx, "h1", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _, _ := r.Get(ctx, "h1", "a"); rec.State != runs.StateUnknown || !rec.AliveUntil.Equal(now.Add(-time.Second)) {
+			t.Errorf("a renewal revived an orphan: %+v", rec)
+		}
+	})
 }

@@ -73,9 +73,9 @@ func (ms *meters) get(id string) *meter {
 	return ms.m[id]
 }
 
-// budgetLeft refuses, before the call queues, a generation when nothing is
-// left of the key's budget; it reserves nothing (that happens at the
-// call's turn).
+// budgetLeft refuses, before the call queues, a generation when the
+// charges settled in the window used the key's budget; it reserves nothing
+// (that happens at the call's turn, after the generation before settled).
 func (d *Toolset) budgetLeft(ctx context.Context, tenant string) error {
 	return d.Spending.CheckLeft(ctx, tenant, "a BetterWaifu generation")
 }

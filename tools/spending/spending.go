@@ -116,8 +116,10 @@ func (p *Policy) Check(ctx context.Context, tenant string, estimate *int, what s
 	return nil
 }
 
-// CheckLeft refuses, without reserving anything, when nothing is left of
-// tenant's budget.
+// CheckLeft refuses, without reserving anything, when the charges settled
+// in the window used tenant's budget. Reservations in progress do not
+// count: it is for runs that go one at a time and reserve at their turn,
+// by which time the run before has settled.
 func (p *Policy) CheckLeft(ctx context.Context, tenant, what string) error {
 	if p == nil || p.Budget <= 0 {
 		return nil
@@ -126,7 +128,7 @@ func (p *Policy) CheckLeft(ctx context.Context, tenant, what string) error {
 	if err != nil {
 		return budgetUnreadable(err)
 	}
-	if s.Left <= 0 {
+	if s.Spent >= p.Budget {
 		return p.refusal(s, nil, what)
 	}
 	return nil
