@@ -62,9 +62,12 @@ local function keep()
 end
 `
 
+// A ticket is its place's counter and a random nonce (ARGV[4]): the
+// counter restarts when the line's keys are gone (expired, or a restart),
+// and the ticket is the fencing token of a hold, never to be reused.
 var enterScript = redis.NewScript(turnsPrelude + `
 local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
-local ticket = tostring(seq)
+local ticket = tostring(seq) .. '-' .. ARGV[4]
 redis.call('ZADD', KEYS[1], seq, ticket)
 redis.call('ZADD', KEYS[2], now + placettl, ticket)
 keep()
@@ -140,7 +143,7 @@ func (tr *Turns) WithPlaceTTL(d time.Duration) *Turns {
 
 // Enter puts a caller at the end of key's line.
 func (tr *Turns) Enter(ctx context.Context, key string) (string, error) {
-	ticket, err := enterScript.Run(ctx, tr.s.c, tr.keys(key), tr.args()...).Text()
+	ticket, err := enterScript.Run(ctx, tr.s.c, tr.keys(key), tr.args(newID())...).Text()
 	if err != nil {
 		return "", unavailable("line", err)
 	}

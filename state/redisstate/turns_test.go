@@ -99,3 +99,40 @@ func TestTurnsExpireAndDefer(t *testing.T) {
 		t.Fatalf("granted within a deferral, or a late Finish moved the line: %+v", st)
 	}
 }
+
+// A ticket is the fencing token of a hold: it must never be handed out
+// again, even after the line's keys are gone (they expire when the line is
+// idle, or Redis restarted without persistence). Otherwise a stalled
+// holder's late Finish ends the turn of the new caller that got the same
+// ticket, while that caller's job runs, and the next caller starts at once.
+func TestTurnsTicketsAreNotReusedAfterTheLineIsLost(t *testing.T) {
+	t.Parallel()
+	stores, srv := replicas(t, 1)
+	tr := stores[0].Turns(time.Minute, time.Hour)
+	ctx := context.Background()
+	stale, _ := tr.Enter(ctx, "k")
+	if !try(t, tr, "k", stale).Granted {
+		t.Fatal("first caller not granted")
+	}
+	// The line's keys are lost (expired, evicted, or a restart).
+	if err := srv.Client(t).FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := tr.Enter(ctx, "k")
+	if fresh == stale {
+		t.Errorf("ticket %q handed out twice", fresh)
+	}
+	if !try(t, tr, "k", fresh).Granted {
+		t.Fatal("the new caller was not granted the free line")
+	}
+	_ = tr.Started(ctx, "k", fresh)
+	// The stalled holder wakes up and gives its turn back.
+	_ = tr.Finish(ctx, "k", stale, time.Now())
+	if !try(t, tr, "k", fresh).Granted {
+		t.Fatal("a stale holder's Finish ended the new holder's turn")
+	}
+	next, _ := tr.Enter(ctx, "k")
+	if st := try(t, tr, "k", next); st.Granted || !st.Busy {
+		t.Fatalf("a caller was let in while the new holder's job runs: %+v", st)
+	}
+}
