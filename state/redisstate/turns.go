@@ -37,7 +37,8 @@ func (s *Store) Turns(cooldown, maxHold time.Duration) *Turns {
 // counter), KEYS[2] a sorted set of tickets by when their place expires,
 // KEYS[3] a hash {holder, held_at, started, free_at, seq}. Times are ms on
 // Redis's clock. Every script first drops expired places and an expired
-// hold.
+// hold; the keys live until the line is free (free_at) and beyond the
+// longest place or hold.
 const turnsPrelude = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -57,7 +58,7 @@ if holder ~= '' and now - heldat > maxhold then
   end
 end
 local function keep()
-  local ttl = math.max(placettl, maxhold + cooldown) + 60000
+  local ttl = math.max(placettl, maxhold + cooldown, freeat - now) + 60000
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 `
@@ -109,13 +110,20 @@ var finishScript = redis.NewScript(turnsPrelude + `
 if holder ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[3], 'holder', '', 'started', '0')
 local f = tonumber(ARGV[5])
-if f > freeat then redis.call('HSET', KEYS[3], 'free_at', string.format('%.0f', f)) end
+if f > freeat then
+  freeat = f
+  redis.call('HSET', KEYS[3], 'free_at', string.format('%.0f', f))
+end
+keep()
 return 1
 `)
 
 var deferScript = redis.NewScript(turnsPrelude + `
 local f = tonumber(ARGV[4])
-if f > freeat then redis.call('HSET', KEYS[3], 'free_at', string.format('%.0f', f)) end
+if f > freeat then
+  freeat = f
+  redis.call('HSET', KEYS[3], 'free_at', string.format('%.0f', f))
+end
 keep()
 return 1
 `)

@@ -136,3 +136,31 @@ func TestTurnsTicketsAreNotReusedAfterTheLineIsLost(t *testing.T) {
 		t.Fatalf("a caller was let in while the new holder's job runs: %+v", st)
 	}
 }
+
+// A deferral (a 429's Retry-After) or a Finish that frees the line later
+// than the line's keys live must keep them until then: when the keys expire
+// first, the next caller is granted the turn at once.
+func TestTurnsKeepTheLineUntilItIsFree(t *testing.T) {
+	t.Parallel()
+	stores, srv := replicas(t, 1)
+	tr := stores[0].Turns(time.Second, time.Minute)
+	ctx := context.Background()
+	c := srv.Client(t)
+	hash := "bpmcp:v1:line-turn:{k}"
+	until := time.Now().Add(3 * time.Hour)
+	if err := tr.Defer(ctx, "k", until); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := c.PTTL(ctx, hash).Val(); ttl < time.Until(until) {
+		t.Errorf("the line deferred for 3 h expires in %v", ttl)
+	}
+	h, _ := tr.Enter(ctx, "other")
+	try(t, tr, "other", h)
+	until = time.Now().Add(4 * time.Hour)
+	if err := tr.Finish(ctx, "other", h, until); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := c.PTTL(ctx, "bpmcp:v1:line-turn:{other}").Val(); ttl < time.Until(until) {
+		t.Errorf("the line freed in 4 h expires in %v", ttl)
+	}
+}
