@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,10 @@ import (
 // no decision rests on a reading another replica has since changed. All its
 // keys share one hash tag, as a transaction needs; records are kept
 // runs.KeepRecords after their start answered.
-type Records struct{ s *Store }
+type Records struct {
+	s         *Store
+	lastSweep atomic.Int64 // unix ns of this replica's latest sweep
+}
 
 // Records returns the shared run records.
 func (s *Store) Records() *Records { return &Records{s: s} }
@@ -468,7 +472,12 @@ func (rr *Records) Unclaimed(ctx context.Context, rows []runs.Job, handle string
 // transactions, the records whose start answered more than
 // runs.KeepRecords ago, with their replay entry and claim.
 func (rr *Records) sweep(ctx context.Context) {
-	cutoff := float64(time.Now().Add(-runs.KeepRecords).Unix())
+	now := time.Now()
+	last := rr.lastSweep.Load()
+	if now.UnixNano()-last < int64(time.Minute) || !rr.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	cutoff := float64(now.Add(-runs.KeepRecords).Unix())
 	old, err := rr.s.c.ZRangeByScore(ctx, rr.finishedKey(), &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprintf("%.0f", cutoff), Count: 100}).Result()
 	if err != nil || len(old) == 0 {
 		return

@@ -3,8 +3,13 @@ package redisstate_test
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state/redisstate"
@@ -279,4 +284,41 @@ func TestRecordsSenderLease(t *testing.T) {
 			t.Errorf("a renewal revived an orphan: %+v", rec)
 		}
 	})
+}
+
+// countHook counts the commands of one name a client sends.
+type countHook struct {
+	name string
+	n    atomic.Int64
+}
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.EqualFold(cmd.Name(), h.name) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// The sweep of old records runs at most once a minute per replica, as its
+// comment says, not at every Begin: each sweep is up to 100 transactions
+// on the keys every replica's steps watch, so sweeping at every call slows
+// every Begin and makes the replicas' steps conflict and retry.
+func TestRecordsSweepAtMostOnceAMinute(t *testing.T) {
+	_, srv := replicas(t, 1)
+	c := srv.Client(t)
+	h := &countHook{name: "zrangebyscore"}
+	c.AddHook(h)
+	r := redisstate.New(c, "").Records()
+	for i := range 10 {
+		begin(t, r, runs.Record{Handle: "h" + strconv.Itoa(i), Tenant: "a", Kind: kindA, Submitted: t0})
+	}
+	if n := h.n.Load(); n > 1 {
+		t.Errorf("10 Begins within a minute swept %d times", n)
+	}
 }
