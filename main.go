@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		}
 		defer stopMetrics()
 	}
-	store, err := openStore(cfg, m)
+	store, err := openStore(cfg, m, logger)
 	if err != nil {
 		logger.Error("cannot use the shared state store", "err", err)
 		return 2
@@ -231,7 +231,9 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 			Metrics:        m,
 		}
 		if store != nil {
-			bw.Turns = store.Turns(cfg.BetterWaifuCooldown, 0)
+			// A place in line outlives the checks made before the first
+			// turn (two API reads, each up to --request-timeout).
+			bw.Turns = store.Turns(cfg.BetterWaifuCooldown, 0).WithPlaceTTL(2*cfg.RequestTimeout + 30*time.Second)
 		}
 		toolsets = append(toolsets, bw)
 	}
@@ -247,7 +249,7 @@ type sharedStore struct {
 // openStore connects to --state-url, or returns nil without one. The
 // client fails fast (short timeouts, one retry): a guard that cannot be
 // checked refuses at once rather than hold the call.
-func openStore(cfg config, m *metrics.Metrics) (*sharedStore, error) {
+func openStore(cfg config, m *metrics.Metrics, logger *slog.Logger) (*sharedStore, error) {
 	if cfg.StateURL == "" {
 		return nil, nil
 	}
@@ -256,9 +258,22 @@ func openStore(cfg config, m *metrics.Metrics) (*sharedStore, error) {
 		return nil, errors.New("--state-url is not a Redis URL") // the URL may hold a password: not repeated
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = time.Second, time.Second, time.Second, 1
+	opts.DisableIdentity = true          // CLIENT SETINFO is Redis 7.2+; on 7.0 and Valkey 7 it fails at every connection
+	redis.SetLogger(redisLogger{logger}) // its own messages (a lost connection) as ours, at debug
 	c := redis.NewClient(opts)
-	_ = m // store latency metrics come with the store's instrumentation
+	if m != nil {
+		redisstate.Observe(c, m.StoreOp)
+	}
 	return &sharedStore{Store: redisstate.New(c, ""), close: func() { _ = c.Close() }}, nil
+}
+
+// redisLogger passes the Redis client's own log lines to the server's
+// logger at debug level: an outage is told once, by the calls it refuses
+// and by /readyz, not by a line per dial.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 // observe counts an API client's requests in m (nil: not at all).

@@ -3,9 +3,12 @@ package redisstate_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/internal/redistest"
@@ -198,5 +201,42 @@ func TestUnavailableFailsClosed(t *testing.T) {
 	}
 	if err := s.RateLimiter(5, 1).Wait(ctx, "k"); !errors.Is(err, redisstate.ErrUnavailable) {
 		t.Errorf("rate limit: %v", err)
+	}
+}
+
+// Every command is observed by name, without its keys; a missing key is
+// not an error, a server that is gone is.
+func TestObserve(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	var mu sync.Mutex
+	seen, errs := map[string]int{}, map[string]int{}
+	redisstate.Observe(c, func(op string, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[op]++
+		if err != nil {
+			errs[op]++
+		}
+	})
+	ctx := context.Background()
+	_ = c.Get(ctx, "bpmcp:secret-looking-key").Err()
+	_, _ = c.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Set(ctx, "k", "v", 0); return nil })
+	mu.Lock()
+	if seen["get"] != 1 || seen["transaction"] != 1 || errs["get"]+errs["transaction"] != 0 {
+		t.Errorf("observed %v with errors %v", seen, errs)
+	}
+	for op := range seen {
+		if strings.Contains(op, "secret") {
+			t.Errorf("a key reached an operation name: %q", op)
+		}
+	}
+	mu.Unlock()
+	srv.Stop()
+	_ = c.Get(ctx, "k").Err()
+	mu.Lock()
+	defer mu.Unlock()
+	if errs["get"] == 0 {
+		t.Errorf("a failed command was not observed as an error: %v", errs)
 	}
 }
