@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -166,9 +167,11 @@ type upstreams struct {
 // controls they share; a new one is registered here.
 func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *sharedStore, up upstreams) []tools.Toolset {
 	var limiter bpapi.Limiter
-	if store != nil {
-		local := state.NewRateLimiter(cfg.RateLimit, bpapi.DefaultBurst)
-		limiter = store.RateLimiter(cfg.RateLimit, bpapi.DefaultBurst).WithFallback(local)
+	if rate := cmp.Or(cfg.RateLimit, bpapi.DefaultRateLimit); store != nil && rate > 0 {
+		// 0 is bpapi's default rate and a negative rate no limit, as
+		// without a store.
+		local := state.NewRateLimiter(rate, bpapi.DefaultBurst)
+		limiter = store.RateLimiter(rate, bpapi.DefaultBurst).WithFallback(local)
 	}
 	client := bpapi.New(bpapi.Options{
 		Limiter:        limiter,

@@ -443,13 +443,16 @@ func (e *Engine) finish(ctx context.Context, s *submission, job *Job, f Failure,
 	// Before the record says started, so that the first waiter to see it
 	// takes the answer.
 	p.answer, p.finished = job, a.At
+	if job == nil {
+		p.err = err // kept for the waiters (until the sweep), with its type
+	}
 	e.mu.Unlock()
 
 	rec, previous, serr := e.recordFinish(ctx, s, a)
 
 	e.mu.Lock()
 	close(p.done)
-	if p.answer == nil {
+	if p.answer == nil && p.err == nil {
 		delete(e.sending, s.handle)
 	}
 	e.mu.Unlock()

@@ -13,8 +13,12 @@ import (
 // process needs it: a waiter without it reads the job upstream by the id
 // that the record holds. Fields are guarded by Engine.mu.
 type sending struct {
-	done     chan struct{} // closed when the start request has answered or failed
-	answer   *Job          // the start request's answer, until a waiter takes it
+	done   chan struct{} // closed when the start request has answered or failed
+	answer *Job          // the start request's answer, until a waiter takes it
+	// err is the start request's failure as returned, with its type: a
+	// store shared by processes keeps only its text, which the toolsets
+	// cannot word (a 402 would read as a network failure).
+	err      error
 	finished time.Time
 }
 
@@ -40,7 +44,7 @@ func (e *Engine) takeAnswer(handle, jobID string) *Job {
 	}
 	job := p.answer
 	p.answer = nil
-	if !p.finished.IsZero() {
+	if !p.finished.IsZero() && p.err == nil {
 		delete(e.sending, handle)
 	}
 	return job
@@ -114,10 +118,26 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 	}
 	snap := e.snapshotOf(rec)
 	snap.changed = changed
-	if rec.State == StateStarted {
+	switch rec.State {
+	case StateStarted:
 		snap.job = e.takeAnswer(s.handle, rec.JobID)
+	case StateRefused, StateUnknown:
+		if err := e.sentErr(s.handle); err != nil {
+			snap.err = err
+		}
 	}
 	return snap, nil
+}
+
+// sentErr returns the failure of this process's start request of handle,
+// as returned; nil when it did not send one or it did not fail.
+func (e *Engine) sentErr(handle string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.sending[handle]; p != nil {
+		return p.err
+	}
+	return nil
 }
 
 // snapshotOf is what rec says, without the start request's answer.

@@ -318,7 +318,13 @@ func Competes(r, o Record, startBound time.Duration) bool {
 	}
 	from, to := r.Window(startBound)
 	oFrom, oTo := o.Window(startBound)
-	if o.State == StatePending {
+	switch {
+	case o.State != StatePending:
+	case !o.AliveUntil.IsZero() && time.Now().After(o.AliveUntil):
+		// Its sender is gone (its lease lapsed): its request was in flight
+		// at most until then.
+		oTo = maxTime(oTo, o.AliveUntil.Add(startBound))
+	default:
 		// Still in flight: it may create its job at any moment, so its
 		// window has no end yet.
 		oTo = maxTime(oTo, to)

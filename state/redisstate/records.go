@@ -88,7 +88,11 @@ func decode(s string) (runs.Record, error) {
 // step runs f as one optimistic transaction over the keys it watches,
 // retrying when another replica changed them meanwhile.
 func (rr *Records) step(ctx context.Context, op string, f func(tx *redis.Tx) error, keys ...string) error {
-	for attempt := 0; attempt < 50; attempt++ {
+	// Every step watches the one hash of records, so a busy fleet makes
+	// steps retry: back off exponentially with full jitter, for up to
+	// stepPatience, rather than give up after a fixed number of tries.
+	giveUp := time.Now().Add(stepPatience)
+	for attempt := 0; ; attempt++ {
 		err := rr.s.c.Watch(ctx, f, keys...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			if err != nil && !errors.Is(err, errNoRecord) {
@@ -99,11 +103,22 @@ func (rr *Records) step(ctx context.Context, op string, f func(tx *redis.Tx) err
 			}
 			return nil
 		}
+		if time.Now().After(giveUp) {
+			return unavailable(op, errors.New("the records kept changing; try again"))
+		}
 		// Another replica changed the records: read them again.
-		time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
+		backoff := min(time.Millisecond<<min(attempt, 10), 64*time.Millisecond)
+		select {
+		case <-time.After(rand.N(backoff) + 100*time.Microsecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return unavailable(op, errors.New("the records kept changing; try again"))
 }
+
+// stepPatience bounds how long a record step retries while other replicas
+// change the records.
+const stepPatience = 5 * time.Second
 
 var errNoRecord = errors.New("no such record")
 
@@ -141,6 +156,7 @@ func (rr *Records) Begin(ctx context.Context, rec runs.Record, closed bool) (got
 	rr.sweep(ctx)
 	call := rec.Tenant + "\x00" + rec.CallKey
 	err = rr.step(ctx, "run records", func(tx *redis.Tx) error {
+		got, replay = runs.Record{}, false // a retry starts afresh
 		if rec.CallKey != "" {
 			h, err := tx.HGet(ctx, rr.callKey(), call).Result()
 			if err == nil {
@@ -196,6 +212,7 @@ func (rr *Records) Get(ctx context.Context, handle, tenant string) (runs.Record,
 func (rr *Records) update(ctx context.Context, handle string, f func(*runs.Record)) (runs.Record, error) {
 	var out runs.Record
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
+		out = runs.Record{} // a retry starts afresh: a record gone meanwhile returns none
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {
 			return err
@@ -237,6 +254,7 @@ func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (ru
 	var out runs.Record
 	var previous string
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
+		out, previous = runs.Record{}, "" // a retry starts afresh
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {
 			return err
@@ -351,6 +369,7 @@ func (rr *Records) Settle(ctx context.Context, handle string, lk runs.Look, rule
 		kind = r.Kind
 	}
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
+		out = runs.Settled{} // a retry starts afresh
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {
 			return err
@@ -398,6 +417,7 @@ func (rr *Records) ConfirmPending(ctx context.Context, handle string, lk runs.Lo
 		kind = r.Kind
 	}
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
+		out = runs.Record{} // a retry starts afresh; job too, below
 		job = nil
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,9 +99,13 @@ func (l *RateLimiter) WithFallback(f interface {
 }
 
 // RateLimiter returns the shared limiter of rate requests per second.
+// A rate of 0 or less (or not a number) limits nothing.
 func (s *Store) RateLimiter(rate float64, burst int) *RateLimiter {
 	if burst < 1 {
 		burst = 1
+	}
+	if !(rate > 0) || math.IsInf(rate, 1) {
+		return &RateLimiter{s: s}
 	}
 	return &RateLimiter{s: s, interval: time.Duration(float64(time.Second) / rate), burst: burst}
 }
@@ -108,6 +113,9 @@ func (s *Store) RateLimiter(rate float64, burst int) *RateLimiter {
 // Wait blocks until the key may send one more request. A wait that would
 // outlast ctx's deadline reserves nothing and fails at once.
 func (l *RateLimiter) Wait(ctx context.Context, keyID string) error {
+	if l.interval <= 0 {
+		return nil // no limit
+	}
 	maxWait := int64(1 << 50)
 	if dl, ok := ctx.Deadline(); ok {
 		maxWait = max(time.Until(dl).Microseconds(), 0)

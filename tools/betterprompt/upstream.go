@@ -110,7 +110,13 @@ func jobOf(run *bpapi.Run) runs.Job {
 func runOf(job *runs.Job) *bpapi.Run {
 	run, ok := job.Data.(*bpapi.Run)
 	if !ok {
-		return &bpapi.Run{RunID: job.ID, PromptVersionID: job.Kind, Status: bpapi.RunStatus(job.Status)}
+		// A job read back from a shared store carries no API data: its
+		// creation time is what tells a user which candidate is theirs.
+		r := &bpapi.Run{RunID: job.ID, PromptVersionID: job.Kind, Status: bpapi.RunStatus(job.Status)}
+		if !job.CreatedAt.IsZero() {
+			r.CreatedAt = job.CreatedAt.UTC().Format(time.RFC3339Nano)
+		}
+		return r
 	}
 	if run.PromptVersionID != "" || job.Kind == "" {
 		return run
