@@ -191,7 +191,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 	policy := func() spending.Policy {
 		return spending.Policy{Budget: cfg.BudgetCredits, Window: cfg.BudgetWindow, Budgets: budgets}
 	}
-	confirm := confirmer(cfg, logger)
+	confirm := confirmer(cfg, logger, store)
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
 	perRequest := cfg.PerRequestKeys && cfg.Transport == "http"
@@ -304,7 +304,7 @@ func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop fu
 }
 
 // confirmer is the user's confirmation above --confirm-above, or nil.
-func confirmer(cfg config, logger *slog.Logger) *spending.Confirmer {
+func confirmer(cfg config, logger *slog.Logger, store *sharedStore) *spending.Confirmer {
 	if cfg.ConfirmAbove <= 0 {
 		return nil
 	}
@@ -315,7 +315,11 @@ func confirmer(cfg config, logger *slog.Logger) *spending.Confirmer {
 		}
 		logger.Log(context.Background(), level, "BPMCP_STATE_SECRET is not set: a confirmation can be answered only through this process (set the same secret on every replica)")
 	}
-	return &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
+	c := &spending.Confirmer{Above: cfg.ConfirmAbove, Sealer: seal.New([]byte(cfg.StateSecret.Reveal()))}
+	if store != nil {
+		c.Nonces = store.Nonces() // one answer, one run, on every replica
+	}
+	return c
 }
 
 // toolFilter returns the option that offers only the configured tools

@@ -240,3 +240,23 @@ func TestObserve(t *testing.T) {
 		t.Errorf("a failed command was not observed as an error: %v", errs)
 	}
 }
+
+// An accepted confirmation is used once across replicas; with Redis gone,
+// its use fails (closed) rather than let it through.
+func TestNoncesAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := redisstate.New(srv.Client(t), "").Nonces(), redisstate.New(srv.Client(t), "").Nonces()
+	var _ spending.Nonces = a
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	if ok, err := a.Use(ctx, "n1", until); !ok || err != nil {
+		t.Fatalf("first use: %v %v", ok, err)
+	}
+	if ok, err := b.Use(ctx, "n1", until); ok || err != nil {
+		t.Errorf("second use on another replica: %v %v", ok, err)
+	}
+	srv.Stop()
+	if ok, err := b.Use(ctx, "n2", until); ok || !errors.Is(err, state.ErrUnavailable) {
+		t.Errorf("with Redis gone: %v %v", ok, err)
+	}
+}

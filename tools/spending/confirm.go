@@ -31,9 +31,20 @@ type Confirmer struct {
 	Sealer *seal.Sealer
 	// TTL is how long a question can be answered (default 10 minutes).
 	TTL time.Duration
+	// Nonces keeps the nonces of accepted answers, so that one answer
+	// starts one run; nil keeps them in this process. Replicas share one
+	// (state/redisstate), or an answer could be used once on each.
+	Nonces Nonces
 
 	mu   sync.Mutex
 	used map[string]time.Time // nonces of accepted answers → when they expire
+}
+
+// Nonces records the nonces of accepted answers.
+type Nonces interface {
+	// Use marks nonce used until until, and reports whether it was not
+	// used before.
+	Use(ctx context.Context, nonce string, until time.Time) (bool, error)
 }
 
 // Question is what the user is asked about.
@@ -80,7 +91,7 @@ func (c *Confirmer) Confirm(ctx context.Context, q Question) error {
 	want := asked{Tool: q.Tool, Tenant: q.Tenant, Args: argsHash(tools.RawArguments(ctx)), Subject: q.Subject, Estimate: est}
 	responses, state := tools.InputResponses(ctx)
 	if answer := server.ElicitationResponse(responses, confirmID); answer != nil {
-		return c.check(answer, state, want)
+		return c.check(ctx, answer, state, want)
 	}
 	if tools.IsTaskCall(ctx) {
 		// mcp-go does not carry a question through a task: ask the agent to
@@ -136,7 +147,7 @@ func price(estimate *int) string {
 
 // check reads the user's answer, once its request state is verified to be
 // this call's, for what the user was shown, and not used before.
-func (c *Confirmer) check(answer *mcp.ElicitationResult, state string, want asked) error {
+func (c *Confirmer) check(ctx context.Context, answer *mcp.ElicitationResult, state string, want asked) error {
 	var got asked
 	switch err := c.Sealer.Open(state, &got); {
 	case errors.Is(err, seal.ErrExpired):
@@ -164,7 +175,12 @@ func (c *Confirmer) check(answer *mcp.ElicitationResult, state string, want aske
 	default:
 		return errDeclined
 	}
-	if !c.use(got.Nonce, time.Now().Add(c.ttl()+time.Minute)) {
+	fresh, err := c.use(ctx, got.Nonce, time.Now().Add(c.ttl()+time.Minute))
+	if err != nil {
+		return tools.Failf(err, "Not run: the server could not record the user's confirmation (its shared state "+
+			"store is unavailable), so it cannot tell whether it was used already. Nothing was spent; try again in a moment.")
+	}
+	if !fresh {
 		return &tools.Error{Expected: true, Msg: "Not run: this confirmation was already used for a run. Nothing more was " +
 			"spent; call the tool again to ask the user about another run."}
 	}
@@ -181,11 +197,13 @@ func (c *Confirmer) ttl() time.Duration {
 var errDeclined = &tools.Error{Expected: true, Msg: "The user declined the run; nothing was spent. Do not start it again unless the user asks."}
 
 // use marks an accepted answer's nonce used, and reports whether it was
-// not before. In memory: with replicas, an answer can be used once on each
-// (their shared store is to hold the nonces).
-func (c *Confirmer) use(nonce string, until time.Time) bool {
+// not before: in Nonces when set, otherwise in this process.
+func (c *Confirmer) use(ctx context.Context, nonce string, until time.Time) (bool, error) {
 	if nonce == "" {
-		return false
+		return false, nil
+	}
+	if c.Nonces != nil {
+		return c.Nonces.Use(ctx, nonce, until)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -199,10 +217,10 @@ func (c *Confirmer) use(nonce string, until time.Time) bool {
 		}
 	}
 	if _, seen := c.used[nonce]; seen {
-		return false
+		return false, nil
 	}
 	c.used[nonce] = until
-	return true
+	return true, nil
 }
 
 // argsHash identifies a call's arguments whatever their JSON spelling:
