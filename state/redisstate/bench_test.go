@@ -2,11 +2,16 @@ package redisstate_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bpmcp/bpmcp/internal/redistest"
+	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state/redisstate"
 )
 
@@ -59,4 +64,95 @@ func BenchmarkStore(b *testing.B) {
 			}
 		}
 	})
+}
+
+// runPromptSteps does what one run_prompt call asks of the shared store:
+// a wait slot, the budget's reservation, the run's record (begin, lease,
+// sent, finish), three rate-limited API requests, the settlement and the
+// slot's release.
+func runPromptSteps(ctx context.Context, s *redisstate.Store, key, handle string) error {
+	release, ok, err := s.Slots().Acquire(ctx, key, 1<<20, time.Minute)
+	if err != nil || !ok {
+		return fmt.Errorf("slot: %v %v", ok, err)
+	}
+	defer release()
+	bu := s.Budgets()
+	if _, ok, err := bu.Reserve(ctx, key, handle, 40, 1<<40, time.Hour); err != nil || !ok {
+		return fmt.Errorf("reserve: %v %v", ok, err)
+	}
+	rec := s.Records()
+	now := time.Now()
+	if _, _, err := rec.Begin(ctx, runs.Record{Handle: handle, Tenant: key, Kind: "bench", Submitted: now}, false); err != nil {
+		return err
+	}
+	if err := rec.Renew(ctx, handle, now.Add(runs.SenderLease)); err != nil {
+		return err
+	}
+	if err := rec.Sent(ctx, handle, now); err != nil {
+		return err
+	}
+	l := s.RateLimiter(1e9, 1000)
+	for range 3 {
+		if err := l.Wait(ctx, key); err != nil {
+			return err
+		}
+	}
+	if _, _, err := rec.Finish(ctx, handle, runs.Answer{At: time.Now(), JobID: "job-" + handle}); err != nil {
+		return err
+	}
+	return bu.Settle(ctx, key, handle, 38)
+}
+
+// BenchmarkRunPromptStoreCost is the latency the shared store adds to one
+// run_prompt call (p50 and p99 of the steps above, one caller), and the
+// throughput of those steps from three replicas (three clients, 8 callers
+// each) against one replica (one client, 8 callers), in one run:
+//
+//	go test ./state/redisstate -run '^$' -bench RunPromptStoreCost -benchtime 3000x
+func BenchmarkRunPromptStoreCost(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.Run("latency", func(b *testing.B) {
+		s := redisstate.New(srv.Client(b), "")
+		var took []time.Duration
+		for b.Loop() {
+			began := time.Now()
+			if err := runPromptSteps(ctx, s, "k", strconv.FormatInt(seq.Add(1), 10)); err != nil {
+				b.Fatal(err)
+			}
+			took = append(took, time.Since(began))
+		}
+		slices.Sort(took)
+		b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+	})
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("throughput-%d-replicas", replicas), func(b *testing.B) {
+			stores := make([]*redisstate.Store, replicas)
+			for i := range stores {
+				stores[i] = redisstate.New(srv.Client(b), "")
+			}
+			const callers = 8
+			var next atomic.Int64
+			n := int64(b.N)
+			began := time.Now()
+			var wg sync.WaitGroup
+			for r := range replicas * callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := stores[r%replicas]
+					for next.Add(1) <= n {
+						if err := runPromptSteps(ctx, s, "k"+strconv.Itoa(r%4), strconv.FormatInt(seq.Add(1), 10)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(n)/time.Since(began).Seconds(), "calls/s")
+		})
+	}
 }
