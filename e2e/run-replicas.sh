@@ -21,8 +21,11 @@ fi
 haproxy -v | head -1
 redis-server --version
 
-mkdir -p e2e/results
-log=e2e/results/replicas.log
+# REPLICAS_LOG: where go test's whole output goes (default
+# e2e/results/replicas.log; .ci/run sets it elsewhere, because the Node
+# clients' script empties e2e/results/ while this runs beside it).
+log="${REPLICAS_LOG:-e2e/results/replicas.log}"
+mkdir -p "$(dirname "$log")"
 status=0
 BPMCP_REPLICAS=1 BPMCP_CI=1 go test -count=1 -timeout 10m -run '^TestReplicasBehindHAProxy$' -v ./e2e/ >"$log" 2>&1 || status=$?
 # The replicas' JSON logs stay in the log file (printed by the test when it
