@@ -236,9 +236,11 @@ func (e *Engine) Rejoin(ctx context.Context, up Upstream, call Call, deadline ti
 	return out, true, err
 }
 
-// recordOf is the record of a new submission of call at now.
+// recordOf is the record of a new submission of call at now, its sender's
+// lease taken (renewLease keeps it).
 func recordOf(call Call, now time.Time) Record {
-	return Record{Handle: NewHandle(now, call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: now}
+	return Record{Handle: NewHandle(now, call.Kind), Tenant: call.Tenant, Kind: call.Kind, CallKey: call.Key, Submitted: now,
+		AliveUntil: now.Add(SenderLease)}
 }
 
 // joined returns the submission that a replayed call joins, on record.
@@ -386,11 +388,11 @@ func (f Failure) mayBeJob() Failure {
 	return Failure{Kind: OutcomeUnknown}
 }
 
-// renewLease keeps s's sender lease (Record.AliveUntil) alive until the
-// returned stop is called, so that other processes sharing the records can
-// tell this one is still waiting for the start request's answer. A renewal
-// that fails is tried again at the next tick: a lease that lapses only
-// makes other processes look at the job list early.
+// renewLease keeps s's sender lease (Record.AliveUntil, taken with the
+// record) alive until the returned stop is called, so that other processes
+// sharing the records can tell this one is still waiting for the start
+// request's answer. A renewal that fails is tried again at the next tick: a
+// lease that lapses only makes other processes look at the job list early.
 func (e *Engine) renewLease(ctx context.Context, s *submission) (stop func()) {
 	renew := func() {
 		rctx, cancel := lateContext(ctx)
@@ -399,7 +401,6 @@ func (e *Engine) renewLease(ctx context.Context, s *submission) (stop func()) {
 			s.log.Debug("renewing the sender's lease failed", "err", err)
 		}
 	}
-	renew()
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,34 +19,40 @@ import (
 // started wherever it lands, and a job found in the run list is claimed
 // once for all replicas.
 //
-// Every step is one optimistic Redis transaction (WATCH, read, MULTI/EXEC,
-// retried when another replica changed the records meanwhile) that applies
-// the same rules as runs.MemoryRecords (runs.Confirmable, runs.Competes), so
-// no decision rests on a reading another replica has since changed. All its
-// keys share one hash tag, as a transaction needs; records are kept
-// runs.KeepRecords after their start answered.
-type Records struct {
-	s         *Store
-	lastSweep atomic.Int64 // unix ns of this replica's latest sweep
-}
+// Each record is a key of its own, so that steps on different runs never
+// disturb each other. The steps that touch one record's own fields (Begin,
+// Sent, Renew) are one script each; the others are one optimistic
+// transaction (WATCH the keys they read, MULTI/EXEC, retried when another
+// replica changed one of them meanwhile) that applies the same rules as
+// runs.MemoryRecords (runs.Confirmable, runs.Competes), so no decision rests
+// on a reading another replica has since changed. Every key shares one hash
+// tag, as transactions and scripts need. A record expires runs.KeepRecords
+// after its start answered (or after its latest change, while it has not),
+// and its claim and replay entry with it.
+type Records struct{ s *Store }
 
 // Records returns the shared run records.
 func (s *Store) Records() *Records { return &Records{s: s} }
 
 var _ runs.Records = (*Records)(nil)
 
-func (rr *Records) k(name string) string { return rr.s.prefix + "runs:{records}:" + name }
-
-// The keys: every record by handle; replays by tenant and call key; claims
-// by job id; per kind, the handles still pending or unknown (the only
-// records that can compete); and when each record finished, for expiry.
-func (rr *Records) recKey() string               { return rr.k("rec") }
-func (rr *Records) callKey() string              { return rr.k("call") }
-func (rr *Records) claimKey() string             { return rr.k("claim") }
+// The keys: each record (a hash: body, state, sent, alive); each call key's
+// record, for replays; each job's claim (the handle that owns it) and its
+// holders (the records whose job it is, to hand a claim back); per kind,
+// the handles still pending or unknown (the only records that can
+// compete).
+func (rr *Records) k(name string) string        { return rr.s.prefix + "runs:{records}:" + name }
+func (rr *Records) recKey(handle string) string { return rr.k("rec:" + handle) }
+func (rr *Records) callKey(tenant, call string) string {
+	return rr.k("call:" + tenant + "\x00" + call)
+}
+func (rr *Records) claimKey(job string) string   { return rr.k("claim:" + job) }
+func (rr *Records) holdersKey(job string) string { return rr.k("holders:" + job) }
 func (rr *Records) activeKey(kind string) string { return rr.k("active:" + kind) }
-func (rr *Records) finishedKey() string          { return rr.k("finished") }
 
-// wire is a Record as stored: the start's failure is kept as its text.
+// wire is a Record's body as stored: the start's failure is kept as its
+// text. State, LastSent and AliveUntil are fields of their own, which the
+// scripts change; they win over the body's.
 type wire struct {
 	runs.Record
 	Err string `json:"err_text,omitempty"`
@@ -73,24 +79,100 @@ func encode(r runs.Record) (string, error) {
 	return string(b), err
 }
 
-func decode(s string) (runs.Record, error) {
-	var w wire
-	if err := json.Unmarshal([]byte(s), &w); err != nil {
-		return runs.Record{}, fmt.Errorf("a run record cannot be read: %w", err)
+// decode reads a record's hash; ok is false when there is none.
+func decode(fields map[string]string) (r runs.Record, ok bool, err error) {
+	body, ok := fields["body"]
+	if !ok {
+		return runs.Record{}, false, nil
 	}
-	r := w.Record
+	var w wire
+	if err := json.Unmarshal([]byte(body), &w); err != nil {
+		return runs.Record{}, false, fmt.Errorf("a run record cannot be read: %w", err)
+	}
+	r = w.Record
 	if w.Err != "" {
 		r.Err = errors.New(w.Err)
 	}
-	return r, nil
+	if s, err := strconv.Atoi(fields["state"]); err == nil {
+		r.State = runs.State(s)
+	}
+	r.LastSent = unixNano(fields["sent"], r.LastSent)
+	r.AliveUntil = unixNano(fields["alive"], r.AliveUntil)
+	return r, true, nil
+}
+
+func unixNano(s string, or time.Time) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return or
+	}
+	return time.Unix(0, n)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// expiry is when r is forgotten: runs.KeepRecords after its start answered,
+// or after now while it has not (each change renews it, so only a record
+// nobody touches for that long goes: its sender and watchers are gone).
+func expiry(r runs.Record, now time.Time) time.Time {
+	if !r.Finished.IsZero() {
+		return r.Finished.Add(runs.KeepRecords)
+	}
+	return now.Add(runs.KeepRecords)
+}
+
+// write queues r with its expiry, and its place in its kind's active set
+// and in its job's holders (previousJob: the job it held before, if
+// another).
+func (rr *Records) write(ctx context.Context, p redis.Pipeliner, r runs.Record, previousJob string) error {
+	body, err := encode(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	until := expiry(r, now)
+	key := rr.recKey(r.Handle)
+	if !until.After(now) {
+		p.Del(ctx, key)
+		p.SRem(ctx, rr.activeKey(r.Kind), r.Handle)
+		return nil
+	}
+	p.HSet(ctx, key, "body", body, "state", int(r.State), "sent", nanos(r.LastSent), "alive", nanos(r.AliveUntil))
+	p.PExpireAt(ctx, key, until)
+	if r.State == runs.StatePending || r.State == runs.StateUnknown {
+		p.SAdd(ctx, rr.activeKey(r.Kind), r.Handle)
+	} else {
+		p.SRem(ctx, rr.activeKey(r.Kind), r.Handle)
+	}
+	p.PExpireAt(ctx, rr.activeKey(r.Kind), now.Add(runs.KeepRecords+time.Hour)) // an idle kind's set goes too
+	if previousJob != "" && previousJob != r.JobID {
+		p.SRem(ctx, rr.holdersKey(previousJob), r.Handle)
+	}
+	if r.JobID != "" {
+		p.SAdd(ctx, rr.holdersKey(r.JobID), r.Handle)
+		p.PExpireAt(ctx, rr.holdersKey(r.JobID), until)
+	}
+	return nil
+}
+
+// claim queues job's claim for handle, kept as long as handle's record.
+func (rr *Records) claim(ctx context.Context, p redis.Pipeliner, job, handle string, r runs.Record) {
+	if until := expiry(r, time.Now()); until.After(time.Now()) {
+		p.Set(ctx, rr.claimKey(job), handle, 0)
+		p.PExpireAt(ctx, rr.claimKey(job), until)
+	}
 }
 
 // step runs f as one optimistic transaction over the keys it watches,
-// retrying when another replica changed them meanwhile.
+// retrying when another replica changed one of them meanwhile.
 func (rr *Records) step(ctx context.Context, op string, f func(tx *redis.Tx) error, keys ...string) error {
-	// Every step watches the one hash of records, so a busy fleet makes
-	// steps retry: back off exponentially with full jitter, for up to
-	// stepPatience, rather than give up after a fixed number of tries.
+	// Back off exponentially with full jitter, for up to stepPatience,
+	// rather than give up after a fixed number of tries.
 	giveUp := time.Now().Add(stepPatience)
 	for attempt := 0; ; attempt++ {
 		err := rr.s.c.Watch(ctx, f, keys...)
@@ -117,93 +199,99 @@ func (rr *Records) step(ctx context.Context, op string, f func(tx *redis.Tx) err
 }
 
 // stepPatience bounds how long a record step retries while other replicas
-// change the records.
+// change the keys it read.
 const stepPatience = 5 * time.Second
 
 var errNoRecord = errors.New("no such record")
 
-func (rr *Records) read(ctx context.Context, tx *redis.Tx, handle string) (runs.Record, error) {
-	s, err := tx.HGet(ctx, rr.recKey(), handle).Result()
-	if errors.Is(err, redis.Nil) {
-		return runs.Record{}, errNoRecord
-	}
+// read reads handle's record within a transaction, or errNoRecord.
+func (rr *Records) read(ctx context.Context, c redis.Cmdable, handle string) (runs.Record, error) {
+	fields, err := c.HGetAll(ctx, rr.recKey(handle)).Result()
 	if err != nil {
 		return runs.Record{}, err
 	}
-	return decode(s)
+	r, ok, err := decode(fields)
+	if err == nil && !ok {
+		err = errNoRecord
+	}
+	return r, err
 }
 
-// write queues r, and its place in the active and finished indexes.
-func (rr *Records) write(ctx context.Context, p redis.Pipeliner, r runs.Record) error {
-	s, err := encode(r)
+// beginScript records a new submission unless its call was made before:
+// KEYS[1] the call key ("" none), KEYS[2] the new record, KEYS[3] its
+// kind's active set; ARGV: the handle, its body, state, sent and alive
+// fields, the record's expiry (ms since the epoch), closed ("1": record
+// nothing new), and the key prefix of records. It returns {"replay", h}
+// with the first delivery's handle, {"closed"} or {"new"}. The first
+// delivery's record is read by name: it shares the hash tag of the keys
+// given.
+var beginScript = redis.NewScript(`
+if KEYS[1] ~= "" then
+  local h = redis.call("GET", KEYS[1])
+  if h and redis.call("EXISTS", ARGV[8] .. h) == 1 then
+    return {"replay", h}
+  end
+end
+if ARGV[7] == "1" then
+  return {"closed"}
+end
+redis.call("HSET", KEYS[2], "body", ARGV[2], "state", ARGV[3], "sent", ARGV[4], "alive", ARGV[5])
+redis.call("PEXPIREAT", KEYS[2], ARGV[6])
+redis.call("SADD", KEYS[3], ARGV[1])
+redis.call("PEXPIREAT", KEYS[3], ARGV[6] + 3600000)
+if KEYS[1] ~= "" then
+  redis.call("SET", KEYS[1], ARGV[1], "PXAT", ARGV[6])
+end
+return {"new"}
+`)
+
+// Begin implements runs.Records: one script.
+func (rr *Records) Begin(ctx context.Context, rec runs.Record, closed bool) (runs.Record, bool, error) {
+	rec.State = runs.StatePending
+	body, err := encode(rec)
 	if err != nil {
-		return err
+		return runs.Record{}, false, err
 	}
-	p.HSet(ctx, rr.recKey(), r.Handle, s)
-	if r.State == runs.StatePending || r.State == runs.StateUnknown {
-		p.SAdd(ctx, rr.activeKey(r.Kind), r.Handle)
-	} else {
-		p.SRem(ctx, rr.activeKey(r.Kind), r.Handle)
+	callKey := ""
+	if rec.CallKey != "" {
+		callKey = rr.callKey(rec.Tenant, rec.CallKey)
 	}
-	if !r.Finished.IsZero() {
-		p.ZAdd(ctx, rr.finishedKey(), redis.Z{Score: float64(r.Finished.Unix()), Member: r.Handle})
+	closedArg := "0"
+	if closed {
+		closedArg = "1"
 	}
-	return nil
-}
-
-// Begin implements runs.Records.
-func (rr *Records) Begin(ctx context.Context, rec runs.Record, closed bool) (got runs.Record, replay bool, err error) {
-	rr.sweep(ctx)
-	call := rec.Tenant + "\x00" + rec.CallKey
-	err = rr.step(ctx, "run records", func(tx *redis.Tx) error {
-		got, replay = runs.Record{}, false // a retry starts afresh
-		if rec.CallKey != "" {
-			h, err := tx.HGet(ctx, rr.callKey(), call).Result()
-			if err == nil {
-				got, err = rr.read(ctx, tx, h)
-				if err == nil {
-					replay = true
-					return nil
-				}
-				if !errors.Is(err, errNoRecord) {
-					return err
-				}
-			} else if !errors.Is(err, redis.Nil) {
-				return err
-			}
+	keys := []string{callKey, rr.recKey(rec.Handle), rr.activeKey(rec.Kind)}
+	res, err := beginScript.Run(ctx, rr.s.c, keys, rec.Handle, body, int(rec.State), nanos(rec.LastSent),
+		nanos(rec.AliveUntil), expiry(rec, time.Now()).UnixMilli(), closedArg, rr.recKey("")).StringSlice()
+	if err != nil {
+		return runs.Record{}, false, unavailable("run records", err)
+	}
+	switch res[0] {
+	case "replay":
+		first, err := rr.read(ctx, rr.s.c, res[1])
+		if errors.Is(err, errNoRecord) { // forgotten just now: a new call after all
+			return rr.Begin(ctx, rec, closed)
 		}
-		if closed {
-			got, replay = runs.Record{}, false
-			return nil
+		if err != nil {
+			return runs.Record{}, false, unavailable("run records", err)
 		}
-		rec.State = runs.StatePending
-		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if err := rr.write(ctx, p, rec); err != nil {
-				return err
-			}
-			if rec.CallKey != "" {
-				p.HSet(ctx, rr.callKey(), call, rec.Handle)
-			}
-			return nil
-		})
-		got, replay = rec, false
-		return err
-	}, rr.callKey(), rr.recKey())
-	return got, replay, err
+		return first, true, nil
+	case "closed":
+		return runs.Record{}, false, nil
+	}
+	return rec, false, nil
 }
 
 // Get implements runs.Records.
 func (rr *Records) Get(ctx context.Context, handle, tenant string) (runs.Record, bool, error) {
-	s, err := rr.s.c.HGet(ctx, rr.recKey(), handle).Result()
-	if errors.Is(err, redis.Nil) {
+	r, err := rr.read(ctx, rr.s.c, handle)
+	switch {
+	case errors.Is(err, errNoRecord):
 		return runs.Record{}, false, nil
-	}
-	if err != nil {
+	case err != nil:
 		return runs.Record{}, false, unavailable("run records", err)
-	}
-	r, err := decode(s)
-	if err != nil || r.Tenant != tenant {
-		return runs.Record{}, false, err
+	case r.Tenant != tenant:
+		return runs.Record{}, false, nil
 	}
 	return r, true, nil
 }
@@ -211,42 +299,60 @@ func (rr *Records) Get(ctx context.Context, handle, tenant string) (runs.Record,
 // update applies f to handle's record in one transaction.
 func (rr *Records) update(ctx context.Context, handle string, f func(*runs.Record)) (runs.Record, error) {
 	var out runs.Record
+	key := rr.recKey(handle)
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
 		out = runs.Record{} // a retry starts afresh: a record gone meanwhile returns none
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {
 			return err
 		}
+		job := r.JobID
 		f(&r)
 		out = r
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { return rr.write(ctx, p, r) })
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { return rr.write(ctx, p, r, job) })
 		return err
-	}, rr.recKey())
+	}, key)
 	return out, err
 }
 
-// Sent implements runs.Records.
+// sentScript records a start request's sending, for a pending record:
+// KEYS[1] the record; ARGV[1] when (ns). It returns "none" (no record),
+// "orphaned" (no longer pending) or "ok".
+var sentScript = redis.NewScript(`
+local state = redis.call("HGET", KEYS[1], "state")
+if not state then return "none" end
+if state ~= "0" then return "orphaned" end
+redis.call("HSET", KEYS[1], "sent", ARGV[1])
+return "ok"
+`)
+
+// Sent implements runs.Records: one script.
 func (rr *Records) Sent(ctx context.Context, handle string, at time.Time) error {
-	var orphaned bool
-	_, err := rr.update(ctx, handle, func(r *runs.Record) {
-		if orphaned = r.State != runs.StatePending && r.Handle != ""; !orphaned {
-			r.LastSent = at
-		}
-	})
-	if err == nil && orphaned {
+	res, err := sentScript.Run(ctx, rr.s.c, []string{rr.recKey(handle)}, nanos(at)).Text()
+	switch {
+	case err != nil:
+		return unavailable("run records", err)
+	case res == "orphaned":
 		return runs.ErrOrphaned
 	}
-	return err
+	return nil
 }
 
-// Renew implements runs.Records.
+// renewScript extends a pending record's sender lease: KEYS[1] the record;
+// ARGV[1] until (ns).
+var renewScript = redis.NewScript(`
+if redis.call("HGET", KEYS[1], "state") == "0" then
+  redis.call("HSET", KEYS[1], "alive", ARGV[1])
+end
+return 0
+`)
+
+// Renew implements runs.Records: one script.
 func (rr *Records) Renew(ctx context.Context, handle string, until time.Time) error {
-	_, err := rr.update(ctx, handle, func(r *runs.Record) {
-		if r.State == runs.StatePending {
-			r.AliveUntil = until
-		}
-	})
-	return err
+	if err := renewScript.Run(ctx, rr.s.c, []string{rr.recKey(handle)}, nanos(until)).Err(); err != nil {
+		return unavailable("run records", err)
+	}
+	return nil
 }
 
 // Finish implements runs.Records.
@@ -260,6 +366,20 @@ func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (ru
 			return err
 		}
 		previous = r.JobID
+		// The claims this step reads or writes are watched too (the record
+		// is, so its job cannot change before EXEC).
+		watch := []string{}
+		if previous != "" {
+			watch = append(watch, rr.claimKey(previous), rr.holdersKey(previous))
+		}
+		if a.JobID != "" {
+			watch = append(watch, rr.claimKey(a.JobID))
+		}
+		if len(watch) > 0 {
+			if err := tx.Watch(ctx, watch...).Err(); err != nil {
+				return err
+			}
+		}
 		switch {
 		case a.JobID != "":
 			r.State, r.JobID = runs.StateStarted, a.JobID
@@ -274,46 +394,57 @@ func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (ru
 		r.Finished = a.At
 		// A job the list had suggested goes back to another record that
 		// holds it, if any.
-		var heir string
+		var heir runs.Record
 		if previous != "" && r.JobID != previous {
-			if heir, err = rr.holder(ctx, tx, previous, handle); err != nil {
+			if heir, err = rr.heir(ctx, tx, previous, handle); err != nil {
 				return err
 			}
 		}
 		out = r
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if previous != "" && r.JobID != previous {
-				if heir != "" {
-					p.HSet(ctx, rr.claimKey(), previous, heir)
+				if heir.Handle != "" {
+					rr.claim(ctx, p, previous, heir.Handle, heir)
 				} else {
-					p.HDel(ctx, rr.claimKey(), previous)
+					p.Del(ctx, rr.claimKey(previous))
 				}
 			}
 			if r.JobID != "" {
-				p.HSet(ctx, rr.claimKey(), r.JobID, handle)
+				rr.claim(ctx, p, r.JobID, handle, r)
 			}
-			return rr.write(ctx, p, r)
+			return rr.write(ctx, p, r, previous)
 		})
 		return err
-	}, rr.recKey(), rr.claimKey())
+	}, rr.recKey(handle))
 	return out, previous, err
 }
 
-// holder returns another record than except whose job is jobID, or "".
-func (rr *Records) holder(ctx context.Context, tx *redis.Tx, jobID, except string) (string, error) {
-	all, err := tx.HGetAll(ctx, rr.recKey()).Result()
+// heir returns another record than except whose job is job (watching it),
+// or the zero Record.
+func (rr *Records) heir(ctx context.Context, tx *redis.Tx, job, except string) (runs.Record, error) {
+	holders, err := tx.SMembers(ctx, rr.holdersKey(job)).Result()
 	if err != nil {
-		return "", err
+		return runs.Record{}, err
 	}
-	for h, s := range all {
+	for _, h := range holders {
 		if h == except {
 			continue
 		}
-		if r, err := decode(s); err == nil && r.JobID == jobID {
-			return h, nil
+		if err := tx.Watch(ctx, rr.recKey(h)).Err(); err != nil {
+			return runs.Record{}, err
+		}
+		o, err := rr.read(ctx, tx, h)
+		if errors.Is(err, errNoRecord) {
+			continue
+		}
+		if err != nil {
+			return runs.Record{}, err
+		}
+		if o.JobID == job {
+			return o, nil
 		}
 	}
-	return "", nil
+	return runs.Record{}, nil
 }
 
 // unclaimed drops the jobs claimed by a record other than handle.
@@ -321,11 +452,11 @@ func (rr *Records) unclaimed(ctx context.Context, c redis.Cmdable, handle string
 	if len(rows) == 0 {
 		return rows, nil
 	}
-	ids := make([]string, len(rows))
+	keys := make([]string, len(rows))
 	for i, j := range rows {
-		ids[i] = j.ID
+		keys[i] = rr.claimKey(j.ID)
 	}
-	owners, err := c.HMGet(ctx, rr.claimKey(), ids...).Result()
+	owners, err := c.MGet(ctx, keys...).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -339,35 +470,73 @@ func (rr *Records) unclaimed(ctx context.Context, c redis.Cmdable, handle string
 	return kept, nil
 }
 
-// competitors reads the records of kind that may compete (pending or
-// unknown).
-func (rr *Records) competitors(ctx context.Context, tx *redis.Tx, kind string) ([]runs.Record, error) {
+// competitors reads, watching them, the records of kind that may compete
+// (pending or unknown). Handles whose record is gone are dropped from the
+// set by the caller's transaction (stale).
+func (rr *Records) competitors(ctx context.Context, tx *redis.Tx, kind string) (others []runs.Record, stale []string, err error) {
 	handles, err := tx.SMembers(ctx, rr.activeKey(kind)).Result()
 	if err != nil || len(handles) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
-	vals, err := tx.HMGet(ctx, rr.recKey(), handles...).Result()
+	keys := make([]string, len(handles))
+	for i, h := range handles {
+		keys[i] = rr.recKey(h)
+	}
+	// Watched from here: a competitor that changes before EXEC makes the
+	// step read them again.
+	if err := tx.Watch(ctx, keys...).Err(); err != nil {
+		return nil, nil, err
+	}
+	cmds, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.HGetAll(ctx, k)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]runs.Record, 0, len(vals))
-	for _, v := range vals {
-		if s, ok := v.(string); ok {
-			if r, err := decode(s); err == nil {
-				out = append(out, r)
-			}
+	for i, c := range cmds {
+		fields, err := c.(*redis.MapStringStringCmd).Result()
+		if err != nil {
+			return nil, nil, err
+		}
+		r, ok, err := decode(fields)
+		switch {
+		case err != nil:
+		case !ok:
+			stale = append(stale, handles[i])
+		default:
+			others = append(others, r)
 		}
 	}
-	return out, nil
+	return others, stale, nil
+}
+
+// kindOf reads handle's kind (it never changes), to know which keys to
+// watch.
+func (rr *Records) kindOf(ctx context.Context, handle string) string {
+	r, err := rr.read(ctx, rr.s.c, handle)
+	if err != nil {
+		return ""
+	}
+	return r.Kind
+}
+
+// claimKeys are the claim keys of lk's candidates.
+func (rr *Records) claimKeys(lk runs.Look) []string {
+	keys := make([]string, len(lk.Candidates))
+	for i, j := range lk.Candidates {
+		keys[i] = rr.claimKey(j.ID)
+	}
+	return keys
 }
 
 // Settle implements runs.Records.
 func (rr *Records) Settle(ctx context.Context, handle string, lk runs.Look, rules runs.Rules) (runs.Settled, error) {
 	var out runs.Settled
-	var kind string
-	if r, ok, _ := rr.getAny(ctx, handle); ok {
-		kind = r.Kind
-	}
+	kind := rr.kindOf(ctx, handle)
+	keys := append([]string{rr.recKey(handle), rr.activeKey(kind)}, rr.claimKeys(lk)...)
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
 		out = runs.Settled{} // a retry starts afresh
 		r, err := rr.read(ctx, tx, handle)
@@ -382,11 +551,11 @@ func (rr *Records) Settle(ctx context.Context, handle string, lk runs.Look, rule
 		if look.Candidates, err = rr.unclaimed(ctx, tx, handle, lk.Candidates); err != nil {
 			return err
 		}
-		others, err := rr.competitors(ctx, tx, r.Kind)
+		others, stale, err := rr.competitors(ctx, tx, r.Kind)
 		if err != nil {
 			return err
 		}
-		previous := r.Look
+		previous, job := r.Look, r.JobID
 		r.Look = &look
 		claim := ""
 		switch {
@@ -398,13 +567,16 @@ func (rr *Records) Settle(ctx context.Context, handle string, lk runs.Look, rule
 		}
 		out = runs.Settled{Record: r, Applied: true, Previous: previous}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if claim != "" {
-				p.HSet(ctx, rr.claimKey(), claim, handle)
+			if len(stale) > 0 {
+				p.SRem(ctx, rr.activeKey(r.Kind), stale)
 			}
-			return rr.write(ctx, p, r)
+			if claim != "" {
+				rr.claim(ctx, p, claim, handle, r)
+			}
+			return rr.write(ctx, p, r, job)
 		})
 		return err
-	}, rr.recKey(), rr.claimKey(), rr.activeKey(kind))
+	}, keys...)
 	return out, err
 }
 
@@ -412,13 +584,10 @@ func (rr *Records) Settle(ctx context.Context, handle string, lk runs.Look, rule
 func (rr *Records) ConfirmPending(ctx context.Context, handle string, lk runs.Look, rules runs.Rules) (runs.Record, *runs.Job, error) {
 	var out runs.Record
 	var job *runs.Job
-	var kind string
-	if r, ok, _ := rr.getAny(ctx, handle); ok {
-		kind = r.Kind
-	}
+	kind := rr.kindOf(ctx, handle)
+	keys := append([]string{rr.recKey(handle), rr.activeKey(kind)}, rr.claimKeys(lk)...)
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
-		out = runs.Record{} // a retry starts afresh; job too, below
-		job = nil
+		out, job = runs.Record{}, nil // a retry starts afresh
 		r, err := rr.read(ctx, tx, handle)
 		if err != nil {
 			return err
@@ -431,7 +600,7 @@ func (rr *Records) ConfirmPending(ctx context.Context, handle string, lk runs.Lo
 		if look.Candidates, err = rr.unclaimed(ctx, tx, handle, lk.Candidates); err != nil {
 			return err
 		}
-		others, err := rr.competitors(ctx, tx, r.Kind)
+		others, stale, err := rr.competitors(ctx, tx, r.Kind)
 		if err != nil {
 			return err
 		}
@@ -439,25 +608,19 @@ func (rr *Records) ConfirmPending(ctx context.Context, handle string, lk runs.Lo
 			return nil
 		}
 		j := look.Candidates[0]
+		previousJob := r.JobID
 		r.State, r.JobID = runs.StateStarted, j.ID
 		out, job = r, &j
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, rr.claimKey(), j.ID, handle)
-			return rr.write(ctx, p, r)
+			if len(stale) > 0 {
+				p.SRem(ctx, rr.activeKey(r.Kind), stale)
+			}
+			rr.claim(ctx, p, j.ID, handle, r)
+			return rr.write(ctx, p, r, previousJob)
 		})
 		return err
-	}, rr.recKey(), rr.claimKey(), rr.activeKey(kind))
+	}, keys...)
 	return out, job, err
-}
-
-// getAny reads handle's record whatever its tenant (to find its kind).
-func (rr *Records) getAny(ctx context.Context, handle string) (runs.Record, bool, error) {
-	s, err := rr.s.c.HGet(ctx, rr.recKey(), handle).Result()
-	if err != nil {
-		return runs.Record{}, false, err
-	}
-	r, err := decode(s)
-	return r, err == nil, err
 }
 
 // Abandon implements runs.Records.
@@ -486,43 +649,4 @@ func (rr *Records) Unclaimed(ctx context.Context, rows []runs.Job, handle string
 		return nil, unavailable("run records", err)
 	}
 	return kept, nil
-}
-
-// sweep forgets, at most once a minute per replica and in its own
-// transactions, the records whose start answered more than
-// runs.KeepRecords ago, with their replay entry and claim.
-func (rr *Records) sweep(ctx context.Context) {
-	now := time.Now()
-	last := rr.lastSweep.Load()
-	if now.UnixNano()-last < int64(time.Minute) || !rr.lastSweep.CompareAndSwap(last, now.UnixNano()) {
-		return
-	}
-	cutoff := float64(now.Add(-runs.KeepRecords).Unix())
-	old, err := rr.s.c.ZRangeByScore(ctx, rr.finishedKey(), &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprintf("%.0f", cutoff), Count: 100}).Result()
-	if err != nil || len(old) == 0 {
-		return
-	}
-	for _, h := range old {
-		_ = rr.step(ctx, "run records", func(tx *redis.Tx) error {
-			r, err := rr.read(ctx, tx, h)
-			if err != nil {
-				_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.ZRem(ctx, rr.finishedKey(), h); return nil })
-				return err
-			}
-			owner, _ := tx.HGet(ctx, rr.claimKey(), r.JobID).Result()
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HDel(ctx, rr.recKey(), h)
-				p.ZRem(ctx, rr.finishedKey(), h)
-				p.SRem(ctx, rr.activeKey(r.Kind), h)
-				if r.CallKey != "" {
-					p.HDel(ctx, rr.callKey(), r.Tenant+"\x00"+r.CallKey)
-				}
-				if r.JobID != "" && owner == h {
-					p.HDel(ctx, rr.claimKey(), r.JobID)
-				}
-				return nil
-			})
-			return err
-		}, rr.recKey(), rr.claimKey(), rr.callKey(), rr.finishedKey())
-	}
 }

@@ -205,30 +205,37 @@ func (sl *Slots) Held(ctx context.Context, key string) (int, error) {
 // ---- budgets: charges in a window ---------------------------------------------
 
 // The charges of a key: KEYS[1] a sorted set of charge ids by the time they
-// were reserved (ms), KEYS[2] a hash of charge id → "amount,settled".
-// Every script first drops the charges that left the window.
+// were reserved (ms), KEYS[2] a hash of charge id → "amount,settled",
+// KEYS[3] the running totals {spent, reserved}, so that no script reads
+// every charge. Every script first drops the charges that left the window,
+// and takes them out of the totals.
 const budgetPrelude = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
-for _, id in ipairs(old) do redis.call('HDEL', KEYS[2], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local spent, reserved = 0, 0
-local all = redis.call('HGETALL', KEYS[2])
-for i = 2, #all, 2 do
-  local amount, settled = string.match(all[i], '^(%d+),(%d)$')
-  if settled == '1' then spent = spent + tonumber(amount) else reserved = reserved + tonumber(amount) end
+for _, id in ipairs(old) do
+  local v = redis.call('HGET', KEYS[2], id)
+  if v then
+    local amount, settled = string.match(v, '^(%d+),(%d)$')
+    if settled == '1' then redis.call('HINCRBY', KEYS[3], 'spent', -tonumber(amount))
+    else redis.call('HINCRBY', KEYS[3], 'reserved', -tonumber(amount)) end
+    redis.call('HDEL', KEYS[2], id)
+  end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local totals = redis.call('HMGET', KEYS[3], 'spent', 'reserved')
+local spent, reserved = tonumber(totals[1]) or 0, tonumber(totals[2]) or 0
 `
 
 var reserveScript = redis.NewScript(budgetPrelude + `
 local limit, id, amount = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if limit - spent - reserved <= 0 or spent + reserved + amount > limit then return {0, spent, reserved} end
+if redis.call('HEXISTS', KEYS[2], id) == 1 then return {1, spent, reserved} end
 redis.call('ZADD', KEYS[1], now, id)
-redis.call('HSET', KEYS[2], id, amount .. ',0')
-redis.call('PEXPIRE', KEYS[1], window + 60000)
-redis.call('PEXPIRE', KEYS[2], window + 60000)
+redis.call('HSET', KEYS[2], id, ARGV[4] .. ',0')
+redis.call('HINCRBY', KEYS[3], 'reserved', amount)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], window + 60000) end
 return {1, spent, reserved + amount}
 `)
 
@@ -236,12 +243,26 @@ var reportScript = redis.NewScript(budgetPrelude + `
 return {1, spent, reserved}
 `)
 
+// settleScript turns a reservation into its actual charge: ARGV[1] the id,
+// ARGV[2] the charge.
 var settleScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ',1') end
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return 0 end
+local amount, settled = string.match(v, '^(%d+),(%d)$')
+if settled == '1' then redis.call('HINCRBY', KEYS[3], 'spent', -tonumber(amount))
+else redis.call('HINCRBY', KEYS[3], 'reserved', -tonumber(amount)) end
+redis.call('HINCRBY', KEYS[3], 'spent', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ',1')
 return 1
 `)
 
 var releaseScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if v then
+  local amount, settled = string.match(v, '^(%d+),(%d)$')
+  if settled == '1' then redis.call('HINCRBY', KEYS[3], 'spent', -tonumber(amount))
+  else redis.call('HINCRBY', KEYS[3], 'reserved', -tonumber(amount)) end
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
@@ -255,7 +276,7 @@ type Budgets struct{ s *Store }
 func (s *Store) Budgets() *Budgets { return &Budgets{s: s} }
 
 func (b *Budgets) keys(key string) []string {
-	return []string{b.s.key("budget-at", key), b.s.key("budget-charge", key)}
+	return []string{b.s.key("budget-at", key), b.s.key("budget-charge", key), b.s.key("budget-totals", key)}
 }
 
 func spendOf(v []any, limit int) (state.Spend, bool) {

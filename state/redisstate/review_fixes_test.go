@@ -49,10 +49,11 @@ func TestStepResultsAreResetOnRetry(t *testing.T) {
 	begin(t, r, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, Submitted: t0, LastSent: t0})
 	_, _, _ = r.Finish(ctx, "h1", runs.Answer{At: t0.Add(time.Second), Unknown: true, Err: errors.New("reset")})
 	// Another replica's sweep forgets h1 while this Settle is in flight.
-	c.AddHook(&hookFirstExec{f: func() { other.HDel(ctx, "bpmcp:v1:runs:{records}:rec", "h1") }})
+	c.AddHook(&hookFirstExec{f: func() { other.Del(ctx, "bpmcp:v1:runs:{records}:rec:h1") }})
 	job := runs.Job{ID: "job-x", Kind: kindA, CreatedAt: t0}
 	st, err := r.Settle(ctx, "h1", runs.Look{At: t0.Add(2 * time.Second), Candidates: []runs.Job{job}}, rules)
-	claimed, _ := other.HExists(ctx, "bpmcp:v1:runs:{records}:claim", "job-x").Result()
+	n, _ := other.Exists(ctx, "bpmcp:v1:runs:{records}:claim:job-x").Result()
+	claimed := n == 1
 	if err == nil && st.Applied && !claimed {
 		t.Errorf("Settle reports %v/%q applied, but nothing was written (the record is gone, job-x unclaimed)", st.State, st.JobID)
 	}

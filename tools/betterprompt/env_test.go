@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/redistest"
 	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/state/redisstate"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
@@ -167,6 +170,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		fake, bo.BaseURL = fakeapi.NewTestServer(t, cfg.fake)
 	}
 	deps.Client = bpapi.New(bo)
+	if os.Getenv("BPMCP_TEST_RECORDS") == "redis" && deps.Records == nil && !cfg.pipe {
+		// The whole suite on the Redis records (a synctest bubble cannot
+		// reach a real server, so piped tests keep the memory store).
+		deps.Records = redisstate.New(redistest.Start(t).Client(t), "").Records()
+	}
 	srv := mcpserver.New("test", []tools.Toolset{deps}, mcpserver.WithTasks()) // one client, as on stdio
 
 	e := &env{fake: fake, deps: deps, srv: srv}
