@@ -42,11 +42,12 @@ type httpServer struct {
 	stderr *syncbuf.Buffer
 }
 
-func startHTTP(bin string, up *upstream, stateless bool) (*httpServer, error) {
+func startHTTP(bin string, up *upstream, stateless bool, extra ...string) (*httpServer, error) {
 	args := []string{"--transport", "http", "--addr", "127.0.0.1:0", "--log-format", "json"}
 	if stateless {
 		args = append(args, "--stateless")
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = serverEnv("BETTERPROMPT_API_KEY="+benchKey, "BETTERPROMPT_BASE_URL="+up.baseURL, "BPMCP_RATE_LIMIT=-1")
 	errPipe, err := cmd.StderrPipe()

@@ -7,7 +7,7 @@
 //
 //	go run ./bench                          # everything (about 5 minutes: part 4 waits at real time)
 //	go run ./bench -quick                   # a smoke version in under a minute
-//	go run ./bench -only waiting            # one part: coldstart, overhead, http, waiting, gobench
+//	go run ./bench -only waiting            # one part: coldstart, overhead, http, waiting, store, gobench
 //	go run ./bench -out docs/BENCHMARKS.md  # also rewrite the results section of that file
 //
 // The server under test is the binary built from the module root (go build)
@@ -44,7 +44,7 @@ type options struct {
 	profileDir   string
 }
 
-var parts = []string{"coldstart", "overhead", "http", "waiting", "gobench"}
+var parts = []string{"coldstart", "overhead", "http", "waiting", "store", "gobench"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {

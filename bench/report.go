@@ -30,6 +30,7 @@ type results struct {
 	reuse     []connReuse
 	waits     []waitResult
 	gobench   []goBench
+	store     *storeResult
 	benchCmd  string
 	benchCPU  string
 	profiles  string
@@ -60,7 +61,7 @@ func measure(o options, args []string) error {
 	if err != nil {
 		return err
 	}
-	needBinary := o.only["coldstart"] || o.only["overhead"] || o.only["http"]
+	needBinary := o.only["coldstart"] || o.only["overhead"] || o.only["http"] || o.only["store"]
 	var bin string
 	var up *upstream
 	if needBinary {
@@ -117,6 +118,10 @@ func measure(o options, args []string) error {
 	})
 	step("waiting", func() (err error) {
 		r.waits, err = measureWaiting(cat, waitScenarios, o.waitScale)
+		return err
+	})
+	step("store", func() (err error) {
+		r.store, err = measureStore(bin, up, func() { up.swap(newFastFake(cat)) }, o.pick(500, 100), 16, o.httpDuration)
 		return err
 	})
 	step("gobench", func() (err error) {
@@ -264,6 +269,7 @@ func (r *results) write(w io.Writer) {
 	r.writeOverhead(p)
 	r.writeHTTP(p)
 	r.writeWaiting(p)
+	r.writeStore(p)
 	r.writeGoBench(p)
 	r.writeListSize(p)
 	if r.profiles != "" {

@@ -111,6 +111,11 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 	var changed <-chan struct{}
 	if n, ok := e.rec.(Notifier); ok {
 		changed = n.Changed(s.handle) // before the reading, so that no change is missed
+	} else if p := e.posted(s.handle); p != nil && !isClosed(p) {
+		// A store shared by processes can only be polled, but a start
+		// request this process sends wakes its waiters as soon as its
+		// answer is on record, as the memory store would.
+		changed = p
 	}
 	rec, err := e.record(ctx, s)
 	if err != nil {
@@ -127,6 +132,15 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // sentErr returns the failure of this process's start request of handle,

@@ -305,3 +305,30 @@ func TestSentRefusesARecordNoLongerPending(t *testing.T) {
 		t.Errorf("Sent after the record was orphaned = %v, want ErrOrphaned", err)
 	}
 }
+
+// With a store shared by processes (no Notifier), a call whose own start
+// request answers at once is answered at once: its process knows, and
+// does not wait for the next reading of the records (PollMin).
+func TestSharedStoreWaiterWakesOnItsOwnAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := newTestEnv(t, false, func(c *Config) {
+			c.Records = pollOnly{NewMemoryRecords()}
+			c.PollMin, c.PollMax = 5*time.Second, 10*time.Second
+		})
+		ctx := context.Background()
+		began := time.Now()
+		start := func(context.Context) (*Job, error) { // the run ends within its start request
+			j := v.up.add(researchKind, time.Now())
+			j.Status = Succeeded
+			return &j, nil
+		}
+		out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: researchKind}, start, time.Now().Add(time.Minute), nil)
+		if err != nil || out.Job == nil || out.Job.Status != Succeeded {
+			t.Fatalf("Run = %+v, %v", out, err)
+		}
+		if took := time.Since(began); took >= time.Second {
+			t.Errorf("the call was answered %v after its start request answered; the records are read every 5 s", took)
+		}
+		_ = v.e.Drain(ctx)
+	})
+}
