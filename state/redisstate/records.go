@@ -218,7 +218,8 @@ func (rr *Records) read(ctx context.Context, c redis.Cmdable, handle string) (ru
 }
 
 // beginScript records a new submission unless its call was made before:
-// KEYS[1] the call key ("" none), KEYS[2] the new record, KEYS[3] its
+// KEYS[1] the call key (KEYS[2] again for none: a key "" would hash to
+// another slot, which Redis Cluster refuses), KEYS[2] the new record, KEYS[3] its
 // kind's active set; ARGV: the handle, its body, state, sent and alive
 // fields, the record's expiry (ms since the epoch), closed ("1": record
 // nothing new), and the key prefix of records. It returns {"replay", h}
@@ -226,7 +227,7 @@ func (rr *Records) read(ctx context.Context, c redis.Cmdable, handle string) (ru
 // delivery's record is read by name: it shares the hash tag of the keys
 // given.
 var beginScript = redis.NewScript(`
-if KEYS[1] ~= "" then
+if KEYS[1] ~= KEYS[2] then
   local h = redis.call("GET", KEYS[1])
   if h and redis.call("EXISTS", ARGV[8] .. h) == 1 then
     return {"replay", h}
@@ -239,7 +240,7 @@ redis.call("HSET", KEYS[2], "body", ARGV[2], "state", ARGV[3], "sent", ARGV[4], 
 redis.call("PEXPIREAT", KEYS[2], ARGV[6])
 redis.call("SADD", KEYS[3], ARGV[1])
 redis.call("PEXPIREAT", KEYS[3], ARGV[6] + 3600000)
-if KEYS[1] ~= "" then
+if KEYS[1] ~= KEYS[2] then
   redis.call("SET", KEYS[1], ARGV[1], "PXAT", ARGV[6])
 end
 return {"new"}
@@ -252,7 +253,7 @@ func (rr *Records) Begin(ctx context.Context, rec runs.Record, closed bool) (run
 	if err != nil {
 		return runs.Record{}, false, err
 	}
-	callKey := ""
+	callKey := rr.recKey(rec.Handle)
 	if rec.CallKey != "" {
 		callKey = rr.callKey(rec.Tenant, rec.CallKey)
 	}

@@ -1,0 +1,119 @@
+package redisstate_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bpmcp/bpmcp/runs"
+	"github.com/bpmcp/bpmcp/state/redisstate"
+)
+
+// clusterNode starts a redis-server in cluster mode that serves every slot
+// alone: it answers CROSSSLOT, as any Redis Cluster does, to a command
+// whose keys are not all in one slot.
+func clusterNode(t *testing.T) *redis.Client {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("BPMCP_CI") != "" {
+			t.Fatal("redis-server is not installed")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir, "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	for i := 0; c.Ping(ctx).Err() != nil; i++ {
+		if i == 100 {
+			t.Fatal("the cluster node did not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		info, _ := c.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the cluster is not ok: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
+}
+
+// Every step of the records runs on Redis Cluster: all the keys a script
+// or transaction names share one slot. Begin without a call key named ""
+// as a key (slot 0), which a cluster refuses with CROSSSLOT.
+func TestRecordsOnClusterSlots(t *testing.T) {
+	c := clusterNode(t)
+	r := redisstate.New(c, "").Records()
+	ctx := context.Background()
+	now := time.Now()
+	if _, _, err := r.Begin(ctx, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, Submitted: now, LastSent: now}, false); err != nil {
+		t.Fatalf("Begin without a call key: %v", err)
+	}
+	if _, _, err := r.Begin(ctx, runs.Record{Handle: "h2", Tenant: "a", Kind: kindA, CallKey: "c", Submitted: now, LastSent: now}, false); err != nil {
+		t.Fatalf("Begin with a call key: %v", err)
+	}
+	if _, replay, err := r.Begin(ctx, runs.Record{Handle: "h3", Tenant: "a", Kind: kindA, CallKey: "c", Submitted: now}, false); err != nil || !replay {
+		t.Fatalf("a replay: %v %v", replay, err)
+	}
+	if err := r.Sent(ctx, "h1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Renew(ctx, "h1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.ConfirmPending(ctx, "h1", runs.Look{Candidates: []runs.Job{{ID: "j1", Kind: kindA, CreatedAt: now}}}, rules); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Finish(ctx, "h1", runs.Answer{At: now, JobID: "j2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Finish(ctx, "h2", runs.Answer{At: now, Unknown: true, Err: errors.New("reset")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Settle(ctx, "h2", runs.Look{At: now, Candidates: []runs.Job{{ID: "j1", Kind: kindA, CreatedAt: now}}}, rules); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Abandon(ctx, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Unclaimed(ctx, []runs.Job{{ID: "j1"}, {ID: "j2"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	b := redisstate.New(c, "").Budgets()
+	if _, _, err := b.Reserve(ctx, "k", "id", 5, 100, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Settle(ctx, "k", "id", 3); err != nil {
+		t.Fatal(err)
+	}
+}
