@@ -153,12 +153,39 @@ func (rr *Records) write(ctx context.Context, p redis.Pipeliner, r runs.Record, 
 	if previousJob != "" && previousJob != r.JobID {
 		p.SRem(ctx, rr.holdersKey(previousJob), r.Handle)
 	}
+	// Its replay entry and its claim (when still its own) expire with it,
+	// and its job's holders with the last of them.
+	call, claim, holders := key, key, key // the record's key: none
+	if r.CallKey != "" {
+		call = rr.callKey(r.Tenant, r.CallKey)
+	}
 	if r.JobID != "" {
 		p.SAdd(ctx, rr.holdersKey(r.JobID), r.Handle)
-		p.PExpireAt(ctx, rr.holdersKey(r.JobID), until)
+		claim, holders = rr.claimKey(r.JobID), rr.holdersKey(r.JobID)
 	}
+	keepScript.Eval(ctx, p, []string{key, call, claim, holders}, r.Handle, until.UnixMilli())
 	return nil
 }
+
+// keepScript sets the expiry of a record's other keys: KEYS[1] the record,
+// KEYS[2] its call key, KEYS[3] its job's claim, KEYS[4] its job's holders
+// (each KEYS[1] for none); ARGV[1] its handle, ARGV[2] its expiry (ms since
+// the epoch). The call key and the claim follow the record while they name
+// it; the holders last until their last record goes.
+var keepScript = redis.NewScript(`
+for i = 2, 3 do
+  if KEYS[i] ~= KEYS[1] and redis.call("GET", KEYS[i]) == ARGV[1] then
+    redis.call("PEXPIREAT", KEYS[i], ARGV[2])
+  end
+end
+if KEYS[4] ~= KEYS[1] then
+  local at = redis.call("PEXPIRETIME", KEYS[4])
+  if at == -1 or (at >= 0 and at < tonumber(ARGV[2])) then
+    redis.call("PEXPIREAT", KEYS[4], ARGV[2])
+  end
+end
+return 0
+`)
 
 // claim queues job's claim for handle, kept as long as handle's record.
 func (rr *Records) claim(ctx context.Context, p redis.Pipeliner, job, handle string, r runs.Record) {

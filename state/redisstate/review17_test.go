@@ -117,3 +117,52 @@ func TestRecordsOnClusterSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A record's replay entry, its claim and its job's holders last as long
+// as the record: a change that keeps the record longer (an answer, a
+// later step on a pending record) keeps them too. Before, only the record
+// was kept longer: its call key expired with its first expiry, so a replay
+// in between started a second run, and its claim expired while it still
+// held the job, so another record could confirm it.
+func TestRecordsKeysLiveAsLongAsTheRecord(t *testing.T) {
+	_, srv := replicas(t, 1)
+	c := srv.Client(t)
+	r := redisstate.New(c, "t17:").Records()
+	ctx := context.Background()
+	k := func(name string) string { return "t17:runs:{records}:" + name }
+	at := func(key string) time.Time {
+		t.Helper()
+		ms, err := c.Do(ctx, "PEXPIRETIME", key).Int64()
+		if err != nil || ms < 0 {
+			t.Fatalf("PEXPIRETIME %s = %d, %v", key, ms, err)
+		}
+		return time.UnixMilli(ms)
+	}
+	now := time.Now()
+	begin(t, r, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, CallKey: "c1", Submitted: now, LastSent: now})
+	// The start answers a minute after it was sent.
+	if _, _, err := r.Finish(ctx, "h1", runs.Answer{At: now.Add(time.Minute), JobID: "j1"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := at(k("rec:h1"))
+	if call := at(k("call:a\x00c1")); call.Before(rec) {
+		t.Errorf("the replay entry expires at %v, %v before its record", call, rec.Sub(call))
+	}
+
+	// A pending record confirmed through the list, whose sender went away:
+	// every later step keeps it another runs.KeepRecords.
+	begin(t, r, runs.Record{Handle: "h2", Tenant: "a", Kind: kindA, CallKey: "c2", Submitted: now, LastSent: now})
+	if _, job, err := r.ConfirmPending(ctx, "h2", runs.Look{Candidates: []runs.Job{{ID: "j2", Kind: kindA, CreatedAt: now}}}, rules); err != nil || job == nil {
+		t.Fatalf("not confirmed: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, err := r.Abandon(ctx, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	rec = at(k("rec:h2"))
+	for _, key := range []string{k("call:a\x00c2"), k("claim:j2"), k("holders:j2")} {
+		if got := at(key); got.Before(rec) {
+			t.Errorf("%s expires %v before its record", key, rec.Sub(got))
+		}
+	}
+}
