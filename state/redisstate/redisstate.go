@@ -209,7 +209,27 @@ func (sl *Slots) Held(ctx context.Context, key string) (int, error) {
 // KEYS[3] the running totals {spent, reserved}, so that no script reads
 // every charge. Every script first drops the charges that left the window,
 // and takes them out of the totals.
-const budgetPrelude = `
+//
+// budgetTotals builds the totals from the charges when there are none
+// (charges recorded before the totals existed, or totals lost): once
+// built, every change of a charge keeps them.
+const budgetTotals = `
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local s, r = 0, 0
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 2, #all, 2 do
+    local amount, settled = string.match(all[i], '^(%d+),(%d)$')
+    if settled == '1' then s = s + tonumber(amount) else r = r + tonumber(amount) end
+  end
+  if #all > 0 then
+    redis.call('HSET', KEYS[3], 'spent', string.format('%d', s), 'reserved', string.format('%d', r))
+    local ttl = redis.call('PTTL', KEYS[2])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+  end
+end
+`
+
+const budgetPrelude = budgetTotals + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
@@ -245,7 +265,7 @@ return {1, spent, reserved}
 
 // settleScript turns a reservation into its actual charge: ARGV[1] the id,
 // ARGV[2] the charge.
-var settleScript = redis.NewScript(`
+var settleScript = redis.NewScript(budgetTotals + `
 local v = redis.call('HGET', KEYS[2], ARGV[1])
 if not v then return 0 end
 local amount, settled = string.match(v, '^(%d+),(%d)$')
@@ -256,7 +276,7 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ',1')
 return 1
 `)
 
-var releaseScript = redis.NewScript(`
+var releaseScript = redis.NewScript(budgetTotals + `
 local v = redis.call('HGET', KEYS[2], ARGV[1])
 if v then
   local amount, settled = string.match(v, '^(%d+),(%d)$')

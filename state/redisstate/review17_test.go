@@ -166,3 +166,51 @@ func TestRecordsKeysLiveAsLongAsTheRecord(t *testing.T) {
 		}
 	}
 }
+
+// Charges recorded before the running totals existed (the previous
+// version kept only the sorted set and the hash, with the same names)
+// count after the upgrade: the totals are built from them once, so the
+// budget is not overspent by what they hold, and their leaving the window
+// does not take the totals below zero.
+func TestBudgetsTotalsBuiltFromEarlierCharges(t *testing.T) {
+	_, srv := replicas(t, 1)
+	c := srv.Client(t)
+	ctx := context.Background()
+	nowMs := time.Now().UnixMilli()
+	// As the previous version left them: 60 spent, 30 reserved, in the
+	// window of an hour; one charge of 25 spent just leaving it.
+	c.ZAdd(ctx, "bpmcp:v1:budget-at:{k}", redis.Z{Score: float64(nowMs - 1000), Member: "a"},
+		redis.Z{Score: float64(nowMs - 1000), Member: "b"}, redis.Z{Score: float64(nowMs - time.Hour.Milliseconds() + 300), Member: "old"})
+	c.HSet(ctx, "bpmcp:v1:budget-charge:{k}", "a", "60,1", "b", "30,0", "old", "25,1")
+	b := redisstate.New(c, "").Budgets()
+	s, err := b.Report(ctx, "k", 100, time.Hour)
+	if err != nil || s.Spent != 85 || s.Reserved != 30 || s.Left != 0 {
+		t.Errorf("Report = %+v, %v; want 85 spent, 30 reserved", s, err)
+	}
+	if _, ok, _ := b.Reserve(ctx, "k", "new", 20, 100, time.Hour); ok {
+		t.Error("a reservation went past the budget the earlier charges used")
+	}
+	time.Sleep(400 * time.Millisecond) // "old" leaves the window
+	s, err = b.Report(ctx, "k", 100, time.Hour)
+	if err != nil || s.Spent != 60 || s.Reserved != 30 || s.Left != 10 {
+		t.Errorf("Report once a charge left = %+v, %v; want 60 spent, 30 reserved", s, err)
+	}
+}
+
+// The same when the first script after the upgrade settles an earlier
+// reservation.
+func TestBudgetsTotalsBuiltOnSettle(t *testing.T) {
+	_, srv := replicas(t, 1)
+	c := srv.Client(t)
+	ctx := context.Background()
+	nowMs := time.Now().UnixMilli()
+	c.ZAdd(ctx, "bpmcp:v1:budget-at:{k}", redis.Z{Score: float64(nowMs), Member: "a"}, redis.Z{Score: float64(nowMs), Member: "b"})
+	c.HSet(ctx, "bpmcp:v1:budget-charge:{k}", "a", "60,1", "b", "30,0")
+	b := redisstate.New(c, "").Budgets()
+	if err := b.Settle(ctx, "k", "b", 20); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.Report(ctx, "k", 100, time.Hour); err != nil || s.Spent != 80 || s.Reserved != 0 {
+		t.Errorf("Report = %+v, %v; want 80 spent", s, err)
+	}
+}
