@@ -502,6 +502,12 @@ func (rr *Records) unclaimed(ctx context.Context, c redis.Cmdable, handle string
 // (pending or unknown). Handles whose record is gone are dropped from the
 // set by the caller's transaction (stale).
 func (rr *Records) competitors(ctx context.Context, tx *redis.Tx, kind string) (others []runs.Record, stale []string, err error) {
+	// The set is watched before it is read, whatever the caller watched:
+	// the kind it read before the transaction may be wrong ("" when that
+	// read failed).
+	if err := tx.Watch(ctx, rr.activeKey(kind)).Err(); err != nil {
+		return nil, nil, err
+	}
 	handles, err := tx.SMembers(ctx, rr.activeKey(kind)).Result()
 	if err != nil || len(handles) == 0 {
 		return nil, nil, err

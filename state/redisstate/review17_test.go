@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,5 +213,49 @@ func TestBudgetsTotalsBuiltOnSettle(t *testing.T) {
 	}
 	if s, err := b.Report(ctx, "k", 100, time.Hour); err != nil || s.Spent != 80 || s.Reserved != 0 {
 		t.Errorf("Report = %+v, %v; want 80 spent", s, err)
+	}
+}
+
+// failFirst fails the first command named name.
+type failFirst struct {
+	name string
+	done atomic.Bool
+}
+
+func (h *failFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name && h.done.CompareAndSwap(false, true) {
+			cmd.SetErr(errors.New("i/o timeout"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *failFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// Settle watches its kind's active set whatever the read of the kind
+// before the transaction gave: when that read failed, it watched the
+// active set of kind "", so a competitor that began between the reading
+// of the set and EXEC went unseen and the job was confirmed beside it.
+func TestSettleWatchesTheActiveSetOfItsKind(t *testing.T) {
+	_, srv := replicas(t, 1)
+	ctx := context.Background()
+	c := srv.Client(t)
+	r := redisstate.New(c, "").Records()
+	other := redisstate.New(srv.Client(t), "").Records()
+	now := time.Now()
+	begin(t, r, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, Submitted: now, LastSent: now})
+	_, _, _ = r.Finish(ctx, "h1", runs.Answer{At: now.Add(time.Second), Unknown: true, Err: errors.New("reset")})
+	c.AddHook(&failFirst{name: "hgetall"})
+	c.AddHook(&hookFirstExec{f: func() {
+		begin(t, other, runs.Record{Handle: "h2", Tenant: "b", Kind: kindA, Submitted: now, LastSent: now})
+	}})
+	job := runs.Job{ID: "job-x", Kind: kindA, CreatedAt: now}
+	st, err := r.Settle(ctx, "h1", runs.Look{At: now.Add(2 * time.Second), Candidates: []runs.Job{job}}, rules)
+	if err == nil && st.State == runs.StateStarted {
+		t.Errorf("h1 was confirmed with job-x while h2, pending beside it, competes: %+v", st)
 	}
 }
