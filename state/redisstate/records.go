@@ -538,6 +538,9 @@ func (rr *Records) competitors(ctx context.Context, tx *redis.Tx, kind string) (
 		r, ok, err := decode(fields)
 		switch {
 		case err != nil:
+			// A competitor that cannot be read may have started the job:
+			// refuse to decide (fail closed) rather than leave it out.
+			return nil, nil, err
 		case !ok:
 			stale = append(stale, handles[i])
 		default:

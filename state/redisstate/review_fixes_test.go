@@ -151,3 +151,26 @@ func TestRecordsStepsHoldUnderLoad(t *testing.T) {
 		t.Errorf("%d of %d independent Sent steps failed: %v", failed.Load(), ops.Load(), first.Load())
 	}
 }
+
+// A competitor whose record cannot be read may have started the job: a
+// step that needs the competitors refuses (fails closed) rather than
+// confirm a job beside it.
+func TestUnreadableCompetitorFailsClosed(t *testing.T) {
+	_, srv := replicas(t, 1)
+	ctx := context.Background()
+	c := srv.Client(t)
+	r := redisstate.New(c, "").Records()
+	now := time.Now().Add(-time.Minute)
+	begin(t, r, runs.Record{Handle: "other", Tenant: "x", Kind: kindA, Submitted: now, LastSent: now})
+	begin(t, r, runs.Record{Handle: "h1", Tenant: "a", Kind: kindA, Submitted: now, LastSent: now})
+	if _, _, err := r.Finish(ctx, "h1", runs.Answer{At: now.Add(time.Second), Unknown: true, Err: errors.New("reset")}); err != nil {
+		t.Fatal(err)
+	}
+	c.HSet(ctx, "bpmcp:v1:runs:{records}:rec:other", "body", "{not json")
+	rl := runs.Rules{StartBound: 150 * time.Second, Exclusive: true, InheritedUntil: now.Add(-time.Hour)}
+	job := runs.Job{ID: "job-x", Kind: kindA, Status: runs.Running, CreatedAt: now}
+	st, err := r.Settle(ctx, "h1", runs.Look{At: now.Add(2 * time.Second), Candidates: []runs.Job{job}}, rl)
+	if err == nil && st.State == runs.StateStarted {
+		t.Errorf("confirmed beside a competitor that could not be read: %+v", st)
+	}
+}
