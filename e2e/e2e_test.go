@@ -282,6 +282,22 @@ func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
 	}
 }
 
+// exerciseResources lists the resource templates and reads a prompt as a
+// resource, as a host that attaches resources would.
+func exerciseResources(t *testing.T, c *caller) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := c.cs.ListResourceTemplates(ctx, nil)
+	if err != nil || len(list.ResourceTemplates) < 2 {
+		t.Fatalf("resources/templates/list: %v %+v", err, list)
+	}
+	read, err := c.cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "betterprompt://prompts/" + coldEmailPrompt})
+	if err != nil || len(read.Contents) != 1 || read.Contents[0].MIMEType != "application/json" ||
+		!strings.Contains(read.Contents[0].Text, coldEmailVersion) {
+		t.Fatalf("resources/read of a prompt: %v %+v", err, read)
+	}
+}
+
 // exerciseBetterWaifu calls the four BetterWaifu tools of the sandbox: the
 // models, the account, a generation whose image is a real WebP file, and
 // following it again; structuredContent is checked against each tool's
@@ -348,6 +364,7 @@ func exerciseTools(t *testing.T, c *caller, progress *progressLog) {
 	if res.IsError || out["prompt_version_id"] != coldEmailVersion {
 		t.Fatalf("get_prompt: %s", textOf(res))
 	}
+	exerciseResources(t, c)
 	example := out["example_inputs"]
 	// The price, type and run options are there before anything is spent.
 	if out["modality"] != "text" || out["estimated_credits"] != float64(40) || out["run_options_schema"] == nil {

@@ -118,9 +118,14 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	}
 	var offered []server.ServerTool
 	var names []string
+	var templates []server.ServerResourceTemplate
 	dropped := false
 	for _, ts := range sets {
-		for _, t := range ts.Tools(tasks) {
+		declared := ts.Tools(tasks)
+		if rs, ok := ts.(tools.ResourceSource); ok {
+			templates = append(templates, rs.ResourceTemplates()...)
+		}
+		for _, t := range declared {
 			if o.keep != nil && !o.keep(t.Tool) {
 				dropped = true
 				continue
@@ -134,8 +139,12 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 			". Tools named above that are not in this list are not available here; do not try to call them.")
 	}
 	serverOpts = append(serverOpts, server.WithInstructions(strings.Join(instr, "\n\n")))
+	if len(templates) > 0 {
+		serverOpts = append(serverOpts, server.WithResourceCapabilities(false, false))
+	}
 	s := server.NewMCPServer(Name, version, serverOpts...)
 	s.AddTools(offered...)
+	s.AddResourceTemplates(templates...)
 	return s
 }
 

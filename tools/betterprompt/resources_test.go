@@ -1,0 +1,80 @@
+package betterprompt_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+)
+
+// readResource reads uri through the client; err is the protocol error.
+func readResource(t *testing.T, e *env, uri string) (string, error) {
+	t.Helper()
+	req := mcp.ReadResourceRequest{}
+	req.Params.URI = uri
+	res, err := e.client.ReadResource(context.Background(), req)
+	if err != nil {
+		return "", err
+	}
+	if len(res.Contents) != 1 {
+		t.Fatalf("%d contents", len(res.Contents))
+	}
+	tc, ok := res.Contents[0].(mcp.TextResourceContents)
+	if !ok || tc.MIMEType != "application/json" || tc.URI != uri {
+		t.Fatalf("contents %#v", res.Contents[0])
+	}
+	return tc.Text, nil
+}
+
+// A prompt and a run are resources too: listed as templates, read as the
+// JSON that get_prompt and get_run return, and a bad id is a read error
+// that says what went wrong.
+func TestPromptAndRunResources(t *testing.T) {
+	e := newEnv(t)
+	list, err := e.client.ListResourceTemplates(context.Background(), mcp.ListResourceTemplatesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for _, tpl := range list.ResourceTemplates {
+		uris = append(uris, tpl.URITemplate.Raw())
+	}
+	if strings.Join(uris, " ") != "betterprompt://prompts/{prompt_id} betterprompt://runs/{run_id}" {
+		t.Errorf("templates %v", uris)
+	}
+
+	body, err := readResource(t, e, "betterprompt://prompts/cold-email-opener")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p betterprompt.GetPromptOutput
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Title != "Cold Email Opener" || p.EstimatedCredits == nil ||
+		!strings.Contains(body, `"input_schema"`) {
+		t.Errorf("prompt resource: %v\n%s", err, body)
+	}
+
+	res := e.call(t, "run_prompt", map[string]any{"prompt_version_id": coldEmailVersion, "inputs": coldEmailInputs})
+	mustOK(t, res)
+	var run betterprompt.RunView
+	structured(t, res, &run)
+	body, err = readResource(t, e, "betterprompt://runs/"+run.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got betterprompt.RunView
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.RunID != run.RunID || got.Status != run.Status {
+		t.Errorf("run resource: %v\n%s", err, body)
+	}
+	if n := e.fake.Count("POST /v1/runs"); n != 1 {
+		t.Errorf("%d POSTs", n)
+	}
+
+	_, err = readResource(t, e, "betterprompt://runs/not-a-run")
+	if err == nil || !strings.Contains(err.Error(), "run_id") {
+		t.Errorf("a bad run id: %v", err)
+	}
+}
