@@ -16,6 +16,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/internal/secret"
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
 // config is every setting of the server. Each field is declared once: its
@@ -25,6 +26,7 @@ import (
 type config struct {
 	APIKey  bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list"`
 	BaseURL string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
+	Prompts []string     `env:"BETTERPROMPT_PROMPTS" envSeparator:"," flag:"prompts" help:"comma-separated prompts that get a tool of their own, each id[@version][=tool_name] (an id, a slug or a page link); loaded with the server's key at start-up"`
 	Sandbox bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against built-in simulated APIs (BetterPrompt with sample prompts, and BetterWaifu): no account needed, nothing is spent"`
 
 	BetterWaifuAPIKey   bwapi.APIKey  `env:"BETTERWAIFU_API_KEY" help:"BetterWaifu API key (bw_…; needs an active subscription). Environment only. When set, the BetterWaifu tools are offered"`
@@ -136,6 +138,9 @@ func (c config) validate() error {
 	}
 	if u := c.StateURL.Reveal(); u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
 		errs = append(errs, errors.New("--state-url must be a redis://, rediss:// or unix:// URL"))
+	}
+	if _, err := betterprompt.ParsePins(c.Prompts); err != nil {
+		errs = append(errs, fmt.Errorf("--prompts: %w", err))
 	}
 	if c.ConfirmAbove < 0 {
 		errs = append(errs, errors.New("--confirm-above must be 0 (never ask) or more"))

@@ -195,7 +195,9 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 	wait := betterprompt.DefaultWaitConfig()
 	wait.Default, wait.Max = cfg.WaitDefault, cfg.WaitMax
 	perRequest := cfg.PerRequestKeys && cfg.Transport == "http"
+	pins, _ := betterprompt.ParsePins(cfg.Prompts) // checked with the settings
 	bp := &betterprompt.Toolset{
+		Pins:           pins,
 		Client:         client,
 		PerRequestKeys: perRequest,
 		Wait:           wait,

@@ -338,3 +338,16 @@ func TestStateURL(t *testing.T) {
 		t.Errorf("a state URL that is not Redis: code %d", code)
 	}
 }
+
+// --prompts gives chosen prompts tools of their own, in the sandbox too.
+func TestPromptsSetting(t *testing.T) {
+	call := `{"name":"cold_email","arguments":{"company_name":"Acme","recipient_role":"CTO","value_proposition":"We halve your cloud bill."}}`
+	out := callOverStdio(t, []string{"--sandbox", "--prompts", "cold-email-opener=cold_email", "--sandbox-time-scale", "0.05"}, map[string]string{}, call)
+	if !strings.Contains(out[2], `"succeeded"`) || strings.Contains(out[2], `"isError":true`) {
+		t.Errorf("the chosen prompt's tool: %s", out[2])
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--prompts", "x=Bad Name"}, nil, strings.NewReader(""), io.Discard, &stderr); code != 2 {
+		t.Errorf("a bad tool name: code %d, %s", code, stderr.String())
+	}
+}

@@ -87,10 +87,6 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	for _, opt := range opts {
 		opt(&o)
 	}
-	instr := make([]string, len(sets))
-	for i, ts := range sets {
-		instr[i] = ts.Instructions()
-	}
 	hooks := &server.Hooks{}
 	// A request delivered twice (an HTTP-level retry) must not start a
 	// second paid run: the tools see the session and JSON-RPC id.
@@ -120,8 +116,10 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	var names []string
 	var templates []server.ServerResourceTemplate
 	dropped := false
+	instr := make([]string, 0, len(sets))
 	for _, ts := range sets {
 		declared := ts.Tools(tasks)
+		instr = append(instr, ts.Instructions()) // after Tools: it may say what Tools learnt
 		if rs, ok := ts.(tools.ResourceSource); ok {
 			templates = append(templates, rs.ResourceTemplates()...)
 		}

@@ -371,6 +371,10 @@ type jsonObject struct{ v any }
 // MarshalJSON implements json.Marshaler.
 func (o jsonObject) MarshalJSON() ([]byte, error) { return json.Marshal(o.v) }
 
+// UnmarshalJSON implements json.Unmarshaler (a client, or a typed tool,
+// reading a result back).
+func (o *jsonObject) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &o.v) }
+
 // JSONSchema implements the invopop/jsonschema hook.
 func (jsonObject) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
 

@@ -3,6 +3,7 @@ package betterprompt
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Toolset struct {
 	// Client is the BetterPrompt client; its API key is the server's own key
 	// (empty when none is configured).
 	Client *bpapi.Client
+	// Pins are the chosen prompts that get a tool of their own
+	// (BETTERPROMPT_PROMPTS), loaded with the server's key when Tools runs.
+	Pins []Pin
 	// PerRequestKeys makes every call bring its own API key in its context
 	// (WithAPIKey); the server's own key is then never used.
 	PerRequestKeys bool
@@ -66,9 +70,13 @@ type Toolset struct {
 	following sync.Map       // run id → a settler follows it
 	adapter   tools.Adapter
 
-	engineOnce sync.Once
-	engine     *runs.Engine // the run lifecycle; made once, by runEngine
-	upSince    time.Time    // when the engine counts this process as started; zero: when it is made
+	engineOnce  sync.Once
+	engine      *runs.Engine // the run lifecycle; made once, by runEngine
+	upSince     time.Time    // when the engine counts this process as started; zero: when it is made
+	pinned      []string     // the chosen prompts' tool names, once Tools has run
+	pinOnce     sync.Once
+	pinSpecs    []pinnedSpec // the chosen prompts, loaded once
+	pinFailures []string     // what went wrong with the chosen prompts that have no tool
 }
 
 // DefaultMaxWaitsPerKey is Toolset.MaxWaitsPerKey's default.
@@ -88,10 +96,19 @@ var _ tools.Toolset = (*Toolset)(nil)
 
 // Instructions is BetterPrompt's part of the server instructions.
 func (d *Toolset) Instructions() string {
+	out := instructions
 	if d.Sandbox {
-		return instructions + sandboxInstructions
+		out += sandboxInstructions
 	}
-	return instructions
+	if len(d.pinned) > 0 {
+		out += "\n\nChosen prompts have tools of their own, whose arguments are the prompt's inputs (they run like " +
+			"run_prompt): " + strings.Join(d.pinned, ", ") + "."
+	}
+	if len(d.pinFailures) > 0 {
+		out += "\n\nSome chosen prompts could not be loaded and have no tool (use search_prompts and run_prompt " +
+			"instead): " + strings.Join(d.pinFailures, "; ")
+	}
+	return out
 }
 
 // KeyHeader names the header of a caller's own key.
@@ -110,7 +127,18 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	d.Spending.Init("BetterPrompt")
 	d.runEngine()
 	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
-	return []server.ServerTool{searchPrompts(d), getPrompt(d), runPrompt(d), getRun(d), getCredits(d), listModels(d)}
+	run := runPrompt(d)
+	base := []server.ServerTool{searchPrompts(d), getPrompt(d), run, getRun(d), getCredits(d), listModels(d)}
+	taken := map[string]bool{}
+	for _, t := range base {
+		taken[t.Tool.Name] = true
+	}
+	pinned, _ := d.pinnedTools(taken, run)
+	d.pinned = nil
+	for _, t := range pinned {
+		d.pinned = append(d.pinned, t.Tool.Name)
+	}
+	return append(base, pinned...)
 }
 
 // BeginShutdown refuses new runs at once and, after answerWithin, makes

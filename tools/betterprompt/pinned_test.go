@@ -1,0 +1,115 @@
+package betterprompt_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bpmcp/bpmcp/tools/betterprompt"
+)
+
+func TestParsePins(t *testing.T) {
+	for _, tc := range []struct {
+		in      []string
+		want    []betterprompt.Pin
+		wantErr string
+	}{
+		{in: []string{"cold-email-opener"}, want: []betterprompt.Pin{{PromptID: "cold-email-opener"}}},
+		{in: []string{" a@v=my_tool ", "", "b=x"}, want: []betterprompt.Pin{{PromptID: "a", VersionID: "v", ToolName: "my_tool"}, {PromptID: "b", ToolName: "x"}}},
+		{in: []string{"a@v"}, want: []betterprompt.Pin{{PromptID: "a", VersionID: "v"}}},
+		{in: []string{"a=Bad-Name"}, wantErr: "lower-case"},
+		{in: []string{"a=" + strings.Repeat("x", 65)}, wantErr: "64"},
+		{in: []string{"@v"}, wantErr: "no prompt id"},
+	} {
+		got, err := betterprompt.ParsePins(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: err %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// Chosen prompts get typed tools: named from their slug (or as told),
+// their inputs as top-level arguments, images and run options when they
+// take them; one call runs the prompt with exactly one POST. A prompt that
+// cannot be loaded is reported in the instructions and the others work.
+func TestPinnedPromptTools(t *testing.T) {
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) {
+		d.Pins = []betterprompt.Pin{
+			{PromptID: "cold-email-opener"},
+			{PromptID: "photo-booth-strip-for-two", ToolName: "photo_booth"},
+			{PromptID: "00000000-0000-4000-8000-000000000000"},
+			{PromptID: "cold-email-opener", ToolName: "run_prompt"},
+		}
+	}))
+	list, err := e.client.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := map[string]mcp.Tool{}
+	for _, tool := range list.Tools {
+		tools[tool.Name] = tool
+	}
+	email, ok := tools["cold_email_opener"]
+	if !ok {
+		t.Fatalf("no cold_email_opener tool among %d", len(list.Tools))
+	}
+	var schema struct {
+		Properties map[string]any `json:"properties"`
+		Required   []string       `json:"required"`
+	}
+	rawSchema, _ := json.Marshal(email.InputSchema)
+	if len(email.RawInputSchema) > 0 {
+		rawSchema = email.RawInputSchema
+	}
+	_ = json.Unmarshal(rawSchema, &schema)
+	for _, k := range []string{"company_name", "recipient_role", "value_proposition", "wait_seconds", "max_credits"} {
+		if _, ok := schema.Properties[k]; !ok {
+			t.Errorf("cold_email_opener has no argument %q: %s", k, rawSchema)
+		}
+	}
+	if _, ok := schema.Properties["images"]; ok {
+		t.Error("a text-only prompt's tool takes images")
+	}
+	if !strings.Contains(email.Description, "Cold Email Opener") || !strings.Contains(email.Description, "40 credits") {
+		t.Errorf("description %q", email.Description)
+	}
+	if email.Annotations.ReadOnlyHint == nil || *email.Annotations.ReadOnlyHint {
+		t.Error("a typed tool that spends is annotated read-only")
+	}
+	booth, ok := tools["photo_booth"]
+	boothSchema, _ := json.Marshal(booth.InputSchema)
+	if !ok || !strings.Contains(string(boothSchema), `"images"`) || !strings.Contains(string(boothSchema), `"run_options"`) {
+		t.Errorf("photo_booth: %v %s", ok, boothSchema)
+	}
+	instr := e.deps.Instructions()
+	if !strings.Contains(instr, "00000000-0000-4000-8000-000000000000") || !strings.Contains(instr, `"run_prompt" is taken`) {
+		t.Errorf("the failures are not in the instructions: %s", instr)
+	}
+
+	res := e.call(t, "cold_email_opener", map[string]any{"company_name": "Acme", "recipient_role": "CTO",
+		"value_proposition": "We halve your cloud bill.", "wait_seconds": 10})
+	mustOK(t, res)
+	var run betterprompt.RunView
+	structured(t, res, &run)
+	if run.Status != "succeeded" || len(run.Outputs) == 0 {
+		t.Errorf("the typed tool's run: %+v", run)
+	}
+	if n := e.fake.Count("POST /v1/runs"); n != 1 {
+		t.Errorf("%d POSTs", n)
+	}
+	res = e.call(t, "cold_email_opener", map[string]any{"company_name": "Acme"})
+	mustError(t, res, "recipient_role")
+	if n := e.fake.Count("POST /v1/runs"); n != 1 {
+		t.Errorf("an invalid call was sent: %d POSTs", n)
+	}
+}
