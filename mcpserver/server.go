@@ -6,6 +6,7 @@ package mcpserver
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	var offered []server.ServerTool
 	var names []string
 	var templates []server.ServerResourceTemplate
+	var prompts []server.ServerPrompt
 	dropped := false
 	instr := make([]string, 0, len(sets))
 	for _, ts := range sets {
@@ -122,6 +124,9 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 		instr = append(instr, ts.Instructions()) // after Tools: it may say what Tools learnt
 		if rs, ok := ts.(tools.ResourceSource); ok {
 			templates = append(templates, rs.ResourceTemplates()...)
+		}
+		if ps, ok := ts.(tools.PromptSource); ok {
+			prompts = append(prompts, ps.Prompts()...)
 		}
 		for _, t := range declared {
 			if o.keep != nil && !o.keep(t.Tool) {
@@ -140,9 +145,15 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	if len(templates) > 0 {
 		serverOpts = append(serverOpts, server.WithResourceCapabilities(false, false))
 	}
+	if len(prompts) > 0 {
+		serverOpts = append(serverOpts, server.WithPromptCapabilities(false))
+	}
 	s := server.NewMCPServer(Name, version, serverOpts...)
 	s.AddTools(offered...)
 	s.AddResourceTemplates(templates...)
+	// A prompt that asks for a tool this configuration does not offer is
+	// not offered either (prompts are named after their tools).
+	s.AddPrompts(slices.DeleteFunc(prompts, func(p server.ServerPrompt) bool { return !slices.Contains(names, p.Prompt.Name) })...)
 	return s
 }
 

@@ -17,6 +17,12 @@ type ResourceSource interface {
 	ResourceTemplates() []server.ServerResourceTemplate
 }
 
+// PromptSource is implemented by a Toolset that also offers MCP prompts.
+// The server asks for them after Tools.
+type PromptSource interface {
+	Prompts() []server.ServerPrompt
+}
+
 // ToolResource is a resource template read through a read-only tool: its
 // URI's variables are the tool's arguments (with fixed ones added), and
 // the resource is the tool's structuredContent as JSON. The tool's own

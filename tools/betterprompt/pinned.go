@@ -107,6 +107,14 @@ const pinTimeout = 30 * time.Second
 type pinnedSpec struct {
 	name, title, description, version string
 	schema                            json.RawMessage
+	inputs                            []pinnedInput // its text inputs, for its MCP prompt
+	images                            bool          // it takes images
+}
+
+// pinnedInput is a text input of a chosen prompt.
+type pinnedInput struct {
+	name, description string
+	required          bool
 }
 
 // pinnedTools returns a tool for each chosen prompt that loaded (loading
@@ -189,8 +197,86 @@ func (d *Toolset) loadPin(ctx context.Context, p Pin, get, search server.ServerT
 	if err != nil {
 		return pinnedSpec{}, err
 	}
-	return pinnedSpec{name: name, title: info.Title, description: pinnedDescription(info, row),
-		version: info.PromptVersionID, schema: schema}, nil
+	spec := pinnedSpec{name: name, title: info.Title, description: pinnedDescription(info, row),
+		version: info.PromptVersionID, schema: schema, images: info.ImageCount > 0}
+	spec.inputs = pinnedInputs(schema)
+	return spec, nil
+}
+
+// pinnedInputs lists the text inputs of a typed tool's schema, in name
+// order.
+func pinnedInputs(schema json.RawMessage) []pinnedInput {
+	var s struct {
+		Properties map[string]struct {
+			Description string `json:"description"`
+			Title       string `json:"title"`
+		} `json:"properties"`
+		Required []string `json:"required"`
+	}
+	_ = json.Unmarshal(schema, &s)
+	var out []pinnedInput
+	for name, p := range s.Properties {
+		if slices.Contains(pinnedArgs, name) {
+			continue
+		}
+		desc := p.Description
+		if desc == "" {
+			desc = p.Title
+		}
+		out = append(out, pinnedInput{name: name, description: desc, required: slices.Contains(s.Required, name)})
+	}
+	slices.SortFunc(out, func(a, b pinnedInput) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// Prompts offers each chosen prompt as an MCP prompt, which hosts show as
+// a slash command: its arguments are the prompt's text inputs, and its
+// message asks the agent to call the prompt's tool with them. Call it
+// after Tools.
+func (d *Toolset) Prompts() []server.ServerPrompt {
+	var out []server.ServerPrompt
+	for _, spec := range d.pinSpecs {
+		opts := []mcp.PromptOption{mcp.WithPromptDescription(spec.description)}
+		for _, in := range spec.inputs {
+			argOpts := []mcp.ArgumentOption{mcp.ArgumentDescription(in.description)}
+			if in.required {
+				argOpts = append(argOpts, mcp.RequiredArgument())
+			}
+			opts = append(opts, mcp.WithArgument(in.name, argOpts...))
+		}
+		out = append(out, server.ServerPrompt{Prompt: mcp.NewPrompt(spec.name, opts...), Handler: spec.promptMessage})
+	}
+	return out
+}
+
+// promptMessage asks the agent to run the spec's tool with the arguments
+// given.
+func (spec pinnedSpec) promptMessage(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	given := map[string]string{}
+	var missing []string
+	for _, in := range spec.inputs {
+		if v, ok := req.Params.Arguments[in.name]; ok && v != "" {
+			given[in.name] = v
+		} else if in.required {
+			missing = append(missing, in.name)
+		}
+	}
+	args, err := json.Marshal(given)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run the BetterPrompt prompt %q by calling the tool %s with these arguments: %s.", spec.title, spec.name, args)
+	if len(missing) > 0 {
+		fmt.Fprintf(&b, " Ask me first for: %s.", strings.Join(missing, ", "))
+	}
+	if spec.images {
+		b.WriteString(" It also takes images (the tool's images argument): ask me for them.")
+	}
+	b.WriteString(" Then show me its outputs.")
+	return mcp.NewGetPromptResult(spec.title, []mcp.PromptMessage{
+		mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(b.String())),
+	}), nil
 }
 
 // tool is the spec's tool, which calls run (run_prompt) with the prompt's

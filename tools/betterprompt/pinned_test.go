@@ -113,3 +113,55 @@ func TestPinnedPromptTools(t *testing.T) {
 		t.Errorf("an invalid call was sent: %d POSTs", n)
 	}
 }
+
+// The chosen prompts are MCP prompts too (slash commands in some hosts):
+// their arguments are the text inputs, and their message asks the agent to
+// call the prompt's tool with the values given, and to ask for the rest.
+func TestPinnedPromptsAsMCPPrompts(t *testing.T) {
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) {
+		d.Pins = []betterprompt.Pin{{PromptID: "cold-email-opener"}, {PromptID: "photo-booth-strip-for-two", ToolName: "photo_booth"}}
+	}))
+	ctx := context.Background()
+	list, err := e.client.ListPrompts(ctx, mcp.ListPromptsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var email mcp.Prompt
+	for _, p := range list.Prompts {
+		names = append(names, p.Name)
+		if p.Name == "cold_email_opener" {
+			email = p
+		}
+	}
+	if strings.Join(names, " ") != "cold_email_opener photo_booth" && strings.Join(names, " ") != "photo_booth cold_email_opener" {
+		t.Fatalf("prompts %v", names)
+	}
+	var args []string
+	for _, a := range email.Arguments {
+		args = append(args, a.Name)
+		if !a.Required {
+			t.Errorf("argument %s is not required", a.Name)
+		}
+	}
+	if strings.Join(args, " ") != "company_name recipient_role value_proposition" {
+		t.Errorf("arguments %v", args)
+	}
+	req := mcp.GetPromptRequest{}
+	req.Params.Name, req.Params.Arguments = "cold_email_opener", map[string]string{"company_name": "Acme"}
+	got, err := e.client.GetPrompt(ctx, req)
+	if err != nil || len(got.Messages) != 1 {
+		t.Fatalf("prompts/get: %v %+v", err, got)
+	}
+	msg, _ := got.Messages[0].Content.(mcp.TextContent)
+	for _, want := range []string{"cold_email_opener", `"company_name":"Acme"`, "Ask me first for: recipient_role, value_proposition"} {
+		if !strings.Contains(msg.Text, want) {
+			t.Errorf("message %q lacks %q", msg.Text, want)
+		}
+	}
+	req.Params.Name, req.Params.Arguments = "photo_booth", nil
+	got, err = e.client.GetPrompt(ctx, req)
+	if err != nil || !strings.Contains(got.Messages[0].Content.(mcp.TextContent).Text, "images") {
+		t.Errorf("photo_booth's message: %v %+v", err, got)
+	}
+}
