@@ -198,6 +198,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 	pins, _ := betterprompt.ParsePins(cfg.Prompts) // checked with the settings
 	bp := &betterprompt.Toolset{
 		Pins:           pins,
+		AllowPinning:   cfg.AllowPinning,
 		Client:         client,
 		PerRequestKeys: perRequest,
 		Wait:           wait,

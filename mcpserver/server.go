@@ -98,7 +98,7 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	}
 	serverOpts = append(serverOpts,
 		server.WithTitle("BetterPrompt"),
-		server.WithToolCapabilities(false),
+		server.WithToolCapabilities(toolsChange(sets)),
 		server.WithRecovery(),
 		server.WithHooks(hooks),
 	)
@@ -155,6 +155,17 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	// not offered either (prompts are named after their tools).
 	s.AddPrompts(slices.DeleteFunc(prompts, func(p server.ServerPrompt) bool { return !slices.Contains(names, p.Prompt.Name) })...)
 	return s
+}
+
+// toolsChange reports whether a toolset may add tools while the server
+// runs.
+func toolsChange(sets []tools.Toolset) bool {
+	for _, ts := range sets {
+		if tc, ok := ts.(tools.ToolsChanger); ok && tc.ChangesTools() {
+			return true
+		}
+	}
+	return false
 }
 
 // beginShutdown tells every toolset that the server stops: calls waiting

@@ -17,6 +17,12 @@ type ResourceSource interface {
 	ResourceTemplates() []server.ServerResourceTemplate
 }
 
+// ToolsChanger is implemented by a Toolset that may add tools while the
+// server runs; the server then declares tools.listChanged.
+type ToolsChanger interface {
+	ChangesTools() bool
+}
+
 // PromptSource is implemented by a Toolset that also offers MCP prompts.
 // The server asks for them after Tools.
 type PromptSource interface {

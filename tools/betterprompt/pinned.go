@@ -14,6 +14,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bpmcp/bpmcp/tools"
 )
 
 // Pin is a prompt chosen to get a tool of its own (BETTERPROMPT_PROMPTS).
@@ -234,8 +236,11 @@ func pinnedInputs(schema json.RawMessage) []pinnedInput {
 // message asks the agent to call the prompt's tool with them. Call it
 // after Tools.
 func (d *Toolset) Prompts() []server.ServerPrompt {
+	d.pinMu.Lock()
+	specs := slices.Clone(d.pinSpecs)
+	d.pinMu.Unlock()
 	var out []server.ServerPrompt
-	for _, spec := range d.pinSpecs {
+	for _, spec := range specs {
 		opts := []mcp.PromptOption{mcp.WithPromptDescription(spec.description)}
 		for _, in := range spec.inputs {
 			argOpts := []mcp.ArgumentOption{mcp.ArgumentDescription(in.description)}
@@ -445,4 +450,69 @@ func callInto(ctx context.Context, tool server.ServerTool, args map[string]any, 
 		return err
 	}
 	return json.Unmarshal(raw, out)
+}
+
+// PinPromptInput is pin_prompt's arguments.
+type PinPromptInput struct {
+	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a slug or page link."`
+	VersionID string `json:"version_id,omitempty" jsonschema_description:"A version to pin; default: the latest."`
+	ToolName  string `json:"tool_name,omitempty" jsonschema_description:"The new tool's name (a-z, 0-9, _); default: from the slug or title."`
+}
+
+// Check validates the arguments before anything is sent.
+func (in *PinPromptInput) Check() error {
+	if _, _, err := promptIDArg(in.PromptID, "prompt ids come from search_prompts"); err != nil {
+		return err
+	}
+	if in.ToolName != "" && !toolNameRule.MatchString(in.ToolName) {
+		return tools.Invalidf("tool_name must be 1 to 64 lower-case letters, digits or underscores")
+	}
+	return nil
+}
+
+// PinPromptOutput is pin_prompt's result.
+type PinPromptOutput struct {
+	ToolName        string `json:"tool_name"`
+	Title           string `json:"title"`
+	PromptVersionID string `json:"prompt_version_id"`
+}
+
+// ChangesTools reports whether the toolset adds tools at run time
+// (pin_prompt), so that the server declares tools.listChanged.
+func (d *Toolset) ChangesTools() bool { return d.AllowPinning && !d.PerRequestKeys }
+
+// pinPrompt adds a tool for a prompt while the server runs and tells the
+// clients that can hear it (notifications/tools/list_changed).
+func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
+	return tools.New(&d.adapter, tools.Spec{
+		Name:  "pin_prompt",
+		Title: "Add a tool for a prompt",
+		Description: "Give a prompt a tool of its own, whose arguments are its inputs (it runs like run_prompt); " +
+			"clients that support it see the tool list change.",
+		Hints: tools.Hints{Idempotent: true},
+	}, func(ctx context.Context, in PinPromptInput) (tools.Result[PinPromptOutput], error) {
+		srv := server.ServerFromContext(ctx)
+		if srv == nil {
+			return tools.Result[PinPromptOutput]{}, tools.Failf(nil, "Tools cannot be added here; nothing changed.")
+		}
+		taken := map[string]bool{}
+		for name := range srv.ListTools() {
+			taken[name] = true
+		}
+		spec, err := d.loadPin(ctx, Pin{PromptID: in.PromptID, VersionID: in.VersionID, ToolName: in.ToolName},
+			getPrompt(d), searchPrompts(d), taken)
+		if err != nil {
+			return tools.Result[PinPromptOutput]{}, tools.Failf(err, "The prompt was not pinned: %v. Nothing changed.", err)
+		}
+		d.pinMu.Lock()
+		d.pinSpecs = append(d.pinSpecs, spec)
+		d.pinned = append(d.pinned, spec.name)
+		d.pinMu.Unlock()
+		t := spec.tool(run)
+		srv.AddTool(t.Tool, t.Handler)
+		d.logger().Info("a prompt was pinned as a tool", "tool", spec.name, "prompt_version_id", spec.version)
+		out := PinPromptOutput{ToolName: spec.name, Title: spec.title, PromptVersionID: spec.version}
+		return tools.Text(out, fmt.Sprintf("Added the tool %s for %q. Call it with the prompt's inputs as "+
+			"arguments (see its input schema in tools/list).", spec.name, spec.title)), nil
+	})
 }

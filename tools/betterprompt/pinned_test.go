@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -163,5 +164,62 @@ func TestPinnedPromptsAsMCPPrompts(t *testing.T) {
 	got, err = e.client.GetPrompt(ctx, req)
 	if err != nil || !strings.Contains(got.Messages[0].Content.(mcp.TextContent).Text, "images") {
 		t.Errorf("photo_booth's message: %v %+v", err, got)
+	}
+}
+
+// pin_prompt adds a tool while the server runs and tells the clients, who
+// then see it in tools/list and can call it.
+func TestPinPrompt(t *testing.T) {
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.AllowPinning = true }))
+	changed := make(chan struct{}, 4)
+	c := connect(t, e.srv, e.deps, func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/tools/list_changed" {
+			changed <- struct{}{}
+		}
+	})
+	res := e.call(t, "pin_prompt", map[string]any{"prompt_id": "cold-email-opener", "tool_name": "email_opener"})
+	mustOK(t, res)
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notifications/tools/list_changed")
+	}
+	list, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tool := range list.Tools {
+		found = found || tool.Name == "email_opener"
+	}
+	if !found {
+		t.Fatal("the pinned tool is not listed")
+	}
+	res = e.call(t, "email_opener", map[string]any{"company_name": "Acme", "recipient_role": "CTO", "value_proposition": "Less spend."})
+	mustOK(t, res)
+	if n := e.fake.Count("POST /v1/runs"); n != 1 {
+		t.Errorf("%d POSTs", n)
+	}
+	res = e.call(t, "pin_prompt", map[string]any{"prompt_id": "cold-email-opener", "tool_name": "run_prompt"})
+	mustError(t, res, "taken", "Nothing changed")
+	res = e.call(t, "pin_prompt", map[string]any{"prompt_id": "00000000-0000-4000-8000-000000000000"})
+	mustError(t, res, "not pinned")
+}
+
+// Without --allow-pinning there is no pin_prompt, and the server does not
+// say its tool list may change.
+func TestNoPinPromptByDefault(t *testing.T) {
+	e := newEnv(t)
+	list, err := e.client.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range list.Tools {
+		if tool.Name == "pin_prompt" {
+			t.Error("pin_prompt offered without AllowPinning")
+		}
+	}
+	if e.deps.ChangesTools() {
+		t.Error("ChangesTools without AllowPinning")
 	}
 }

@@ -24,6 +24,10 @@ type Toolset struct {
 	// Client is the BetterPrompt client; its API key is the server's own key
 	// (empty when none is configured).
 	Client *bpapi.Client
+	// AllowPinning offers pin_prompt, which gives a prompt a tool while the
+	// server runs (not with PerRequestKeys: one tenant would add tools for
+	// all).
+	AllowPinning bool
 	// Pins are the chosen prompts that get a tool of their own
 	// (BETTERPROMPT_PROMPTS), loaded with the server's key when Tools runs.
 	Pins []Pin
@@ -75,6 +79,7 @@ type Toolset struct {
 	upSince     time.Time    // when the engine counts this process as started; zero: when it is made
 	pinned      []string     // the chosen prompts' tool names, once Tools has run
 	pinOnce     sync.Once
+	pinMu       sync.Mutex   // guards pinned and pinSpecs once the server runs (pin_prompt)
 	pinSpecs    []pinnedSpec // the chosen prompts, loaded once
 	pinFailures []string     // what went wrong with the chosen prompts that have no tool
 }
@@ -100,6 +105,8 @@ func (d *Toolset) Instructions() string {
 	if d.Sandbox {
 		out += sandboxInstructions
 	}
+	d.pinMu.Lock()
+	defer d.pinMu.Unlock()
 	if len(d.pinned) > 0 {
 		out += "\n\nChosen prompts have tools of their own, whose arguments are the prompt's inputs (they run like " +
 			"run_prompt): " + strings.Join(d.pinned, ", ") + "."
@@ -133,11 +140,17 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	for _, t := range base {
 		taken[t.Tool.Name] = true
 	}
+	if d.ChangesTools() {
+		base = append(base, pinPrompt(d, run))
+		taken["pin_prompt"] = true
+	}
 	pinned, _ := d.pinnedTools(taken, run)
+	d.pinMu.Lock()
 	d.pinned = nil
 	for _, t := range pinned {
 		d.pinned = append(d.pinned, t.Tool.Name)
 	}
+	d.pinMu.Unlock()
 	return append(base, pinned...)
 }
 
