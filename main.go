@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -130,6 +131,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if m != nil {
 		keep = append(keep, mcpserver.WithMetrics(m))
 	}
+	keep = append(keep, mcpserver.WithMediaOrigins(mediaOrigins(baseURL, bwBaseURL)...))
 	var ready func(context.Context) error
 	if store != nil {
 		ready = store.Ping
@@ -271,6 +273,21 @@ func openStore(cfg config, m *metrics.Metrics, logger *slog.Logger) (*sharedStor
 		redisstate.Observe(c, m.StoreOp)
 	}
 	return &sharedStore{Store: redisstate.New(c, ""), close: func() { _ = c.Close() }}, nil
+}
+
+// mediaOrigins are the origins the run viewer may load outputs from: the
+// known hosts of both APIs, and the origins of the base URLs in use (the
+// sandbox's fakes serve media themselves).
+func mediaOrigins(baseURLs ...string) []string {
+	out := slices.Clone(mcpserver.DefaultMediaOrigins)
+	for _, b := range baseURLs {
+		if u, err := url.Parse(b); err == nil && u.Scheme != "" && u.Host != "" {
+			if o := u.Scheme + "://" + u.Host; !slices.Contains(out, o) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }
 
 // redisLogger passes the Redis client's own log lines to the server's

@@ -4,7 +4,9 @@
 #   2. the MCP Inspector CLI (@modelcontextprotocol/inspector): tools/list --strict and a
 #      tools/call of every tool, over stdio and HTTP, in the legacy and modern protocol eras;
 #   3. the TypeScript SDK client (@modelcontextprotocol/sdk), over stdio and HTTP
-#      (sdk-client.mjs: outputSchema validation with ajv, progress, tool errors, Origin).
+#      (sdk-client.mjs: outputSchema validation with ajv, progress, tool errors, Origin);
+#   4. the run viewer, an MCP App, in headless Debian Chromium driven by playwright-core
+#      (viewer-test.mjs: a minimal host page, real sandbox results, screenshots).
 #
 # Usage (from anywhere):   bash e2e/run-node-clients.sh
 # Needs: bash >= 4, go (unless BPMCP_BIN is given), npm with any Node (Node 22 itself comes
@@ -15,7 +17,8 @@
 #   BPMCP_BIN=/path/bpmcp  test this prebuilt binary instead of building the repo
 #   E2E_TIME_SCALE=0.2     --sandbox-time-scale of every server started (0.2: runs 5x faster)
 #   E2E_TIMEOUT=900        seconds before the whole run is stopped (exit 124)
-#   E2E_PARTS="conformance inspector sdk"   the parts to run
+#   E2E_PARTS="conformance inspector sdk viewer"   the parts to run
+#   CHROMIUM=/usr/bin/chromium  the browser of the viewer part (default: chromium on PATH, installed from Debian if absent)
 #   E2E_REINSTALL=1        run npm ci even when node_modules matches the lockfile
 #
 # Results (logs, conformance checks.json, SDK client results) go to e2e/results/.
@@ -44,7 +47,7 @@ if ! command -v timeout >/dev/null 2>&1; then
 fi
 
 TIME_SCALE="${E2E_TIME_SCALE:-0.2}"
-PARTS=" ${E2E_PARTS:-conformance inspector sdk} "
+PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer} "
 RESULTS="$E2E_DIR/results"
 BROWSER_ORIGIN="http://localhost:6274" # the Inspector web UI's origin: allowed, to check allow-listing works
 EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,list_models,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
@@ -368,6 +371,26 @@ if [[ "$PARTS" == *" sdk "* ]]; then
   sed 's/^/    /' "$RESULTS/confirm-client.txt"
   kill "$CPID" 2>/dev/null || true
   wait "$CPID" 2>/dev/null || true
+fi
+
+# ---- the run viewer (an MCP App) in headless Chromium ---------------------------------
+if [[ "$PARTS" == *" viewer "* ]]; then
+  step "run viewer in headless Chromium (viewer-test.mjs, playwright-core)"
+  t0=$SECONDS
+  CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
+  if [[ -z "$CHROMIUM" ]]; then
+    # Debian's chromium (.ci/run installs it before the tests start).
+    sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    $sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium' >/dev/null
+    CHROMIUM="$(command -v chromium)"
+  fi
+  if timeout 300 node "$E2E_DIR/viewer-test.mjs" --bin "$BIN" --chromium "$CHROMIUM" --results "$RESULTS/" >"$RESULTS/viewer.txt" 2>&1; then
+    pass "run viewer in Chromium (text, image, video, running, injection; screenshots viewer-*.png)"
+  else
+    fail "run viewer in Chromium" "$(grep -E 'FAIL|viewer:' "$RESULTS/viewer.txt" | head -3)"
+  fi
+  sed 's/^/    /' "$RESULTS/viewer.txt"
+  timed viewer "$t0"
 fi
 
 # ---- the HTTP server must still be up and must not have logged errors -----------------

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/viewer"
 )
 
 // Name is the server's name in the MCP handshake.
@@ -24,9 +25,10 @@ const Name = "betterprompt"
 type Option func(*options)
 
 type options struct {
-	tasks   bool
-	keep    func(mcp.Tool) bool
-	metrics *metrics.Metrics
+	tasks        bool
+	keep         func(mcp.Tool) bool
+	metrics      *metrics.Metrics
+	mediaOrigins []string
 }
 
 // WithMetrics counts every tool call by tool and outcome in m.
@@ -88,6 +90,9 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if len(o.mediaOrigins) == 0 {
+		o.mediaOrigins = DefaultMediaOrigins
+	}
 	hooks := &server.Hooks{}
 	// A request delivered twice (an HTTP-level retry) must not start a
 	// second paid run: the tools see the session and JSON-RPC id.
@@ -142,7 +147,7 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 			". Tools named above that are not in this list are not available here; do not try to call them.")
 	}
 	serverOpts = append(serverOpts, server.WithInstructions(strings.Join(instr, "\n\n")))
-	if len(templates) > 0 {
+	if len(templates) > 0 || showsRuns(offered) {
 		serverOpts = append(serverOpts, server.WithResourceCapabilities(false, false))
 	}
 	if len(prompts) > 0 {
@@ -151,11 +156,38 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	s := server.NewMCPServer(Name, version, serverOpts...)
 	s.AddTools(offered...)
 	s.AddResourceTemplates(templates...)
+	if showsRuns(offered) {
+		s.AddResources(viewer.Resource(o.mediaOrigins))
+	}
 	// A prompt that asks for a tool this configuration does not offer is
 	// not offered either (prompts are named after their tools).
 	s.AddPrompts(slices.DeleteFunc(prompts, func(p server.ServerPrompt) bool { return !slices.Contains(names, p.Prompt.Name) })...)
 	return s
 }
+
+// showsRuns reports whether a tool shows its results in the run viewer,
+// which the server must then serve.
+func showsRuns(offered []server.ServerTool) bool {
+	return slices.ContainsFunc(offered, func(t server.ServerTool) bool {
+		if t.Tool.Meta == nil {
+			return false
+		}
+		ui, _ := t.Tool.Meta.AdditionalFields["ui"].(map[string]any)
+		return ui["resourceUri"] == viewer.URI
+	})
+}
+
+// WithMediaOrigins names the origins the run viewer loads images and
+// videos from, for its content security policy (DefaultMediaOrigins when
+// not given).
+func WithMediaOrigins(origins ...string) Option {
+	return func(o *options) { o.mediaOrigins = append(o.mediaOrigins, origins...) }
+}
+
+// DefaultMediaOrigins are where BetterPrompt and BetterWaifu outputs are
+// served from, as far as their documentation and answers show.
+var DefaultMediaOrigins = []string{"https://*.betterprompt.me", "https://betterprompt.me", "https://*.betterwaifu.com",
+	"https://betterwaifu.com"}
 
 // toolsChange reports whether a toolset may add tools while the server
 // runs.

@@ -41,6 +41,9 @@ type Spec struct {
 	// TaskSupport, when set, lets task-capable hosts call the tool as an MCP
 	// task (where the server offers tasks: Adapter.Tasks).
 	TaskSupport mcp.TaskSupport
+	// UI is the ui:// resource (an MCP App) that shows the tool's results,
+	// declared in _meta.ui.resourceUri; "" for none.
+	UI string
 }
 
 // Result is what a tool function returns: the structured value (which must
@@ -133,6 +136,9 @@ func build[In any, Out any](a *Adapter, s Spec, inSchema, outSchema json.RawMess
 	fn func(ctx context.Context, in In) (Result[Out], error)) server.ServerTool {
 	tool := mcp.NewToolWithRawSchema(s.Name, s.Description, inSchema)
 	tool.Title = s.Title
+	if s.UI != "" {
+		tool.Meta = &mcp.Meta{AdditionalFields: map[string]any{"ui": map[string]any{"resourceUri": s.UI}}}
+	}
 	tool.RawOutputSchema = outSchema
 	tool.Annotations = mcp.ToolAnnotation{
 		Title:           s.Title,

@@ -47,7 +47,7 @@ func listModels(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "list_models",
 		Title:       "List models",
-		Description: "List the models for run_model, with their run_options values.",
+		Description: "Models for run_model, with their run_options values.",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, in ListModelsInput) (tools.Result[ListModelsOutput], error) {
 		c, _, err := d.client(ctx)

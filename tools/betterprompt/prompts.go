@@ -65,8 +65,8 @@ func searchPrompts(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "search_prompts",
 		Title: "Search prompts",
-		Description: "Search BetterPrompt's marketplace of published prompts: the prompt_id, modality and " +
-			"estimated_credits of each. Next: get_prompt.",
+		Description: "Search BetterPrompt's published prompts: prompt_id, modality and estimated_credits. " +
+			"Next: get_prompt.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in SearchInput) (tools.Result[SearchOutput], error) {
 		c, _, err := d.client(ctx)
@@ -150,7 +150,7 @@ func renderSearch(query string, out SearchOutput) string {
 // GetPromptInput is the argument of get_prompt.
 type GetPromptInput struct {
 	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a slug or page link."`
-	VersionID string `json:"version_id,omitempty" jsonschema_description:"A pinned prompt_version_id; default: the latest."`
+	VersionID string `json:"version_id,omitempty" jsonschema_description:"A prompt_version_id; default: the latest."`
 
 	slug string // the slug to resolve, when PromptID is one
 }
@@ -192,8 +192,8 @@ func getPrompt(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "get_prompt",
 		Title: "Get prompt inputs",
-		Description: "Read a prompt before running it: its price (estimated_credits), modality, input_schema (JSON " +
-			"Schema of run_prompt's inputs) with example_inputs, and run_options_schema.",
+		Description: "Read a prompt before running it: price (estimated_credits), modality, input_schema (run_prompt's " +
+			"inputs) with example_inputs, run_options_schema.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetPromptInput) (tools.Result[GetPromptOutput], error) {
 		c, _, err := d.client(ctx)
@@ -340,7 +340,7 @@ func getCredits(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "get_credits",
 		Title:       "Get credit balance",
-		Description: "Return the BetterPrompt credits left, which run_prompt spends.",
+		Description: "BetterPrompt credits left (run_prompt spends them).",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, _ CreditsInput) (tools.Result[CreditsOutput], error) {
 		c, tenant, err := d.client(ctx)

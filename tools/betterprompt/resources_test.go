@@ -78,3 +78,32 @@ func TestPromptAndRunResources(t *testing.T) {
 		t.Errorf("a bad run id: %v", err)
 	}
 }
+
+// run_prompt and get_run show their results in the run viewer (MCP Apps),
+// which the server then serves as a resource.
+func TestRunViewerIsDeclaredAndServed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	list, err := e.client.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range list.Tools {
+		b, _ := json.Marshal(tool)
+		declares := strings.Contains(string(b), `"_meta":{"ui":{"resourceUri":"ui://bpmcp/run-viewer"}}`)
+		if want := tool.Name == "run_prompt" || tool.Name == "get_run"; declares != want {
+			t.Errorf("%s declares the viewer: %v", tool.Name, declares)
+		}
+	}
+	resources, err := e.client.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil || len(resources.Resources) != 1 || resources.Resources[0].URI != "ui://bpmcp/run-viewer" ||
+		resources.Resources[0].MIMEType != "text/html;profile=mcp-app" {
+		t.Fatalf("resources/list: %v %+v", err, resources)
+	}
+	req := mcp.ReadResourceRequest{}
+	req.Params.URI = "ui://bpmcp/run-viewer"
+	read, err := e.client.ReadResource(ctx, req)
+	if err != nil || len(read.Contents) != 1 || !strings.Contains(read.Contents[0].(mcp.TextResourceContents).Text, "ui/initialize") {
+		t.Errorf("resources/read: %v", err)
+	}
+}

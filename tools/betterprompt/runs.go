@@ -20,6 +20,7 @@ import (
 	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/viewer"
 )
 
 // Limits on free-text arguments, so that no argument can be used to send
@@ -157,9 +158,9 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 	props.Set("inputs", inputsSchema())
 	props.Set("run_model", &jsonschema.Schema{Type: "string", Description: "Model override; default: the prompt's."})
 	props.Set("run_options", &jsonschema.Schema{Type: "object", AdditionalProperties: &jsonschema.Schema{Type: "string"},
-		Description: "As get_prompt's run_options_schema says; default: the prompt's."})
+		Description: "See get_prompt's run_options_schema."})
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
-		Description: fmt.Sprintf("Seconds to wait for the result (default %d); then use get_run.", int(defaultWait.Seconds()))})
+		Description: fmt.Sprintf("Seconds to wait (default %d); then use get_run.", int(defaultWait.Seconds()))})
 	props.Set("max_credits", &jsonschema.Schema{Type: "integer", Minimum: json.Number("0"), Description: "Refused if the estimate is higher."})
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
 }
@@ -177,15 +178,16 @@ func inputsSchema() *jsonschema.Schema {
 		Items:       &jsonschema.Schema{Type: "object"},
 	})
 	return &jsonschema.Schema{Type: "object", Properties: props,
-		Description: "As described by get_prompt's input_schema."}
+		Description: "See get_prompt's input_schema."}
 }
 
 func runPrompt(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "run_prompt",
+		UI:    viewer.URI,
 		Title: "Run prompt (spends credits)",
 		Description: "Run a published prompt. Spends credits; cannot be cancelled. inputs (get_prompt's input_schema) are " +
-			"checked first. Waits up to wait_seconds for the outputs (text, image/video URLs), else returns a run_id.",
+			"checked first. Waits up to wait_seconds for outputs (text, image/video URLs), else returns a run_id.",
 		Hints:       tools.Hints{ReadOnly: false, Destructive: false, Idempotent: false, OpenWorld: true},
 		InputSchema: runInputSchema(d.Wait.Default),
 		TaskSupport: mcp.TaskSupportOptional,
@@ -544,9 +546,10 @@ func getRun(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		InputSchema: in,
 		Name:        "get_run",
+		UI:          viewer.URI,
 		Title:       "Get run result",
-		Description: "Wait up to wait_seconds for a run_id, then return its status and outputs (URLs last 24 h). " +
-			"Call again while queued or running.",
+		Description: "Wait up to wait_seconds for a run_id; return its status and outputs (URLs last 24 h). " +
+			"Call again while it runs.",
 		Hints: tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetRunInput) (tools.Result[RunView], error) {
 		c, tenant, err := d.client(ctx)

@@ -135,7 +135,7 @@ func listModels(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "betterwaifu_list_models",
 		Title:       "List image models",
-		Description: "List image models (NSFW ones only with include_nsfw): ids for model_version_id.",
+		Description: "Image models (NSFW only with include_nsfw): ids for model_version_id.",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, in ListModelsInput) (tools.Result[ListModelsOutput], error) {
 		c, tenant, err := d.client(ctx)
@@ -206,7 +206,7 @@ func getAccount(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "betterwaifu_get_account",
 		Title:       "Get BetterWaifu account",
-		Description: "Return the BetterWaifu credits and subscription (generating needs an active one).",
+		Description: "BetterWaifu credits and subscription (generating needs an active one).",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, _ AccountInput) (tools.Result[AccountOutput], error) {
 		c, tenant, err := d.client(ctx)

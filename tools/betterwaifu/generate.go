@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/viewer"
 )
 
 // GenerateInput is the argument of betterwaifu_generate. The API documents
@@ -26,10 +27,10 @@ type GenerateInput struct {
 	Prompt         string   `json:"prompt" jsonschema_description:"Tags, e.g. '1girl, solo'."`
 	NegativePrompt string   `json:"negative_prompt,omitempty"`
 	ModelVersionID int64    `json:"model_version_id,omitempty" jsonschema_description:"Default: first SFW model."`
-	Width          int      `json:"width,omitempty" jsonschema_description:"Advisory: 832x1216."`
+	Width          int      `json:"width,omitempty" jsonschema_description:"e.g. 832x1216."`
 	Height         int      `json:"height,omitempty"`
-	Steps          int      `json:"steps,omitempty" jsonschema_description:"Advisory: 20-50."`
-	CFGScale       *float64 `json:"cfg_scale,omitempty" jsonschema_description:"Advisory: 1-20."`
+	Steps          int      `json:"steps,omitempty" jsonschema_description:"Usually 20-50."`
+	CFGScale       *float64 `json:"cfg_scale,omitempty" jsonschema_description:"Usually 1-20."`
 	Sampler        string   `json:"sampler,omitempty" jsonschema_description:"e.g. euler_a."`
 	Seed           *int64   `json:"seed,omitempty"`
 	WaitSeconds    *float64 `json:"wait_seconds,omitempty"`
@@ -127,8 +128,9 @@ var errTurnLost = errors.New("the call ended before its turn to submit")
 func generate(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "betterwaifu_generate",
+		UI:    viewer.URI,
 		Title: "Generate image (spends credits)",
-		Description: "Run an image generation. Spends credits. One at a time per key, 60 s apart: " +
+		Description: "Generate images. Spends credits. One at a time per key, 60 s apart: " +
 			"waits its turn and the images up to wait_seconds, else returns generation_id.",
 		Hints: tools.Hints{OpenWorld: true},
 	}, func(ctx context.Context, in GenerateInput) (tools.Result[GenerationView], error) {
@@ -350,8 +352,9 @@ func (in *GetGenerationInput) Check() error {
 func getGeneration(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:        "betterwaifu_get_generation",
+		UI:          viewer.URI,
 		Title:       "Get generation",
-		Description: "Wait up to wait_seconds for a generation_id, then return its status and images.",
+		Description: "Wait up to wait_seconds for a generation_id; return its status and images.",
 		Hints:       tools.ReadOnlyHints,
 	}, func(ctx context.Context, in GetGenerationInput) (tools.Result[GenerationView], error) {
 		c, tenant, err := d.client(ctx)
