@@ -153,7 +153,7 @@ start_http_server() {
     PORT="$(free_port)"
     URL="http://127.0.0.1:$PORT/mcp"
     "$BIN" --sandbox --transport http --addr "127.0.0.1:$PORT" --sandbox-time-scale "$TIME_SCALE" \
-      --log-format json --allowed-origins "$BROWSER_ORIGIN" \
+      --log-format json --allowed-origins "$BROWSER_ORIGIN" --prompts cold-email-opener=cold_email \
       </dev/null >"$RESULTS/server-http.stdout" 2>>"$RESULTS/server-http.log" &
     SERVER_PID=$!
     for _ in $(seq 100); do
@@ -185,6 +185,8 @@ CONFORMANCE_SCENARIOS=(
   server-initialize           # initialize handshake
   ping                        # ping answers {}
   tools-list                  # every tool has name, description, inputSchema
+  resources-list              # the run viewer's resource has a uri and a name
+  prompts-list                # the chosen prompt (--prompts) has a name and a description
   server-sse-multiple-streams # concurrent POSTs in one session (generic: uses tools/list)
   dns-rebinding-protection    # non-localhost Host/Origin -> 4xx, localhost -> 2xx
 )
@@ -192,7 +194,7 @@ CONFORMANCE_SCENARIOS=(
 # A scenario missing from both lists fails the run, so a new one gets decided on.
 declare -A CONFORMANCE_EXCLUDED=(
   [logging-set-level]="bpmcp does not declare the logging capability (logs go to stderr)"
-  [completion-complete]="bpmcp declares no completions (it has no prompts or resource templates)"
+  [completion-complete]="bpmcp declares no completions capability (its prompt arguments and resource template variables are free text or ids)"
   [tools-call-simple-text]="needs the fixture tool test_simple_text"
   [tools-call-image]="needs the fixture tool test_image_content"
   [tools-call-audio]="needs the fixture tool test_audio_content"
@@ -207,17 +209,15 @@ declare -A CONFORMANCE_EXCLUDED=(
   [elicitation-sep1034-defaults]="needs an elicitation fixture tool; bpmcp never elicits"
   [elicitation-sep1330-enums]="needs an elicitation fixture tool; bpmcp never elicits"
   [server-sse-polling]="needs the fixture tool test_reconnection; without it the scenario checks nothing"
-  [resources-list]="bpmcp declares no resources capability"
-  [resources-read-text]="no resources (needs fixture resource test://static-text)"
-  [resources-read-binary]="no resources (needs fixture resource test://static-binary)"
-  [resources-templates-read]="no resource templates (needs a fixture template)"
-  [resources-subscribe]="no resources, so no subscriptions"
-  [resources-unsubscribe]="no resources, so no subscriptions"
-  [prompts-list]="bpmcp declares no MCP prompts capability (BetterPrompt prompts are served as tools)"
-  [prompts-get-simple]="no MCP prompts (needs fixture prompt test_simple_prompt)"
-  [prompts-get-with-args]="no MCP prompts (needs fixture prompt test_prompt_with_arguments)"
-  [prompts-get-embedded-resource]="no MCP prompts (needs a fixture prompt)"
-  [prompts-get-with-image]="no MCP prompts (needs a fixture prompt)"
+  [resources-read-text]="needs the fixture resource test://static-text (viewer-test.mjs reads ui://bpmcp/run-viewer; the Go e2e reads betterprompt://prompts/…)"
+  [resources-read-binary]="needs the fixture resource test://static-binary; bpmcp has no binary resource"
+  [resources-templates-read]="needs a fixture template (the Go e2e reads betterprompt://prompts/{prompt_id})"
+  [resources-subscribe]="bpmcp offers no resource subscriptions (its resources do not change)"
+  [resources-unsubscribe]="bpmcp offers no resource subscriptions (its resources do not change)"
+  [prompts-get-simple]="needs the fixture prompt test_simple_prompt (tools/betterprompt tests prompts/get of chosen prompts)"
+  [prompts-get-with-args]="needs the fixture prompt test_prompt_with_arguments (tools/betterprompt tests prompts/get with arguments)"
+  [prompts-get-embedded-resource]="needs a fixture prompt with an embedded resource; bpmcp's prompts are text"
+  [prompts-get-with-image]="needs a fixture prompt with an image; bpmcp's prompts are text"
 )
 
 if [[ "$PARTS" == *" conformance "* ]]; then

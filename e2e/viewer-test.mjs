@@ -6,7 +6,8 @@
 // server. It shows real results of the sandbox (a text run, an image run, a
 // video run, a run still going, which the viewer refreshes itself) and one
 // made up to carry <script> in an output; it checks what is on screen and
-// saves a screenshot of each under e2e/results/.
+// saves a screenshot of each under e2e/results/. It also checks, with the
+// same client, that pin_prompt's notifications/tools/list_changed arrives.
 //
 // Usage: node viewer-test.mjs --bin path/to/bpmcp [--chromium /usr/bin/chromium]
 // Exit status: 0 when every check passed, 1 otherwise.
@@ -16,6 +17,7 @@ import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -80,7 +82,7 @@ async function main() {
   const client = new Client({ name: "bpmcp-viewer-test", version: "0" });
   await client.connect(new StdioClientTransport({
     command: opts.bin,
-    args: ["--sandbox", "--sandbox-time-scale", "0.05"],
+    args: ["--sandbox", "--sandbox-time-scale", "0.05", "--allow-pinning"],
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
     stderr: "ignore",
   }));
@@ -97,6 +99,15 @@ async function main() {
   check("the viewer resource is HTML with a CSP", html.includes("ui/initialize") && domains.length > 0, domains.join(" "));
 
   const call = (name, args) => client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
+
+  // pin_prompt (with --allow-pinning): the TypeScript SDK client hears
+  // notifications/tools/list_changed and finds the new tool.
+  const changed = new Promise((resolve) => client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve(true)));
+  const pinned = await call("pin_prompt", { prompt_id: "cold-email-opener", tool_name: "cold_email" });
+  const heard = await Promise.race([changed, new Promise((r) => setTimeout(() => r(false), 10_000))]);
+  const relisted = (await client.listTools()).tools.some((t) => t.name === "cold_email");
+  check("pin_prompt: list_changed heard and the new tool listed", !pinned.isError && heard && relisted,
+    `isError=${pinned.isError} heard=${heard} listed=${relisted}`);
   const cases = [
     { name: "text", args: { prompt_version_id: COLD_EMAIL_VERSION, wait_seconds: 60,
       inputs: { textInputs: { company_name: "Acme", recipient_role: "CTO", value_proposition: "We halve your cloud bill." } } } },
