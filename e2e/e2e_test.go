@@ -267,6 +267,9 @@ func TestEveryToolOverEveryTransportAndEra(t *testing.T) {
 				if v := cs.InitializeResult(); v == nil || v.ProtocolVersion != want {
 					t.Fatalf("negotiated protocol %+v, want %s", v, want)
 				}
+				if icons := cs.InitializeResult().ServerInfo.Icons; len(icons) == 0 || !strings.HasPrefix(icons[0].Source, "data:image/svg+xml;base64,") {
+					t.Errorf("server icons %+v", icons)
+				}
 				list, err := cs.ListTools(context.Background(), nil)
 				if err != nil {
 					t.Fatal(err)

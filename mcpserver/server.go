@@ -6,6 +6,8 @@ package mcpserver
 
 import (
 	"context"
+	_ "embed"
+	"encoding/base64"
 	"slices"
 	"strings"
 	"time"
@@ -102,6 +104,7 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 		serverOpts = append(serverOpts, server.WithToolHandlerMiddleware(countCalls(o.metrics)))
 	}
 	serverOpts = append(serverOpts,
+		server.WithIcons(Icon),
 		server.WithTitle("BetterPrompt"),
 		server.WithToolCapabilities(toolsChange(sets)),
 		server.WithRecovery(),
@@ -153,6 +156,7 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	if len(prompts) > 0 {
 		serverOpts = append(serverOpts, server.WithPromptCapabilities(false))
 	}
+	serverOpts = append(serverOpts, listCacheHints(toolsChange(sets))...)
 	s := server.NewMCPServer(Name, version, serverOpts...)
 	s.AddTools(offered...)
 	s.AddResourceTemplates(templates...)
@@ -163,6 +167,33 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	// not offered either (prompts are named after their tools).
 	s.AddPrompts(slices.DeleteFunc(prompts, func(p server.ServerPrompt) bool { return !slices.Contains(names, p.Prompt.Name) })...)
 	return s
+}
+
+//go:embed icon.svg
+var iconSVG []byte
+
+// Icon is the server's icon (serverInfo.icons): a small embedded SVG. The
+// tools carry none: an icon on each would grow tools/list, which goes into
+// every agent's context, by a fifth.
+var Icon = mcp.Icon{Src: "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString(iconSVG),
+	MIMEType: "image/svg+xml", Sizes: []string{"any"}}
+
+// listCacheHints tell 2026-07-28 clients how long they may reuse the
+// lists (SEP-2549): they are the same for every caller and change only at
+// a restart, or when pin_prompt adds a tool (which it announces). Reads of
+// resources carry no hint: a run is a caller's own and changes.
+func listCacheHints(toolsChange bool) []server.ServerOption {
+	ttl := int64(time.Hour / time.Millisecond)
+	tools := ttl
+	if toolsChange {
+		tools = int64(time.Minute / time.Millisecond)
+	}
+	return []server.ServerOption{
+		server.WithMethodCacheHints(mcp.MethodToolsList, tools, mcp.CacheScopePublic),
+		server.WithMethodCacheHints(mcp.MethodPromptsList, tools, mcp.CacheScopePublic),
+		server.WithMethodCacheHints(mcp.MethodResourcesList, ttl, mcp.CacheScopePublic),
+		server.WithMethodCacheHints(mcp.MethodResourcesTemplatesList, ttl, mcp.CacheScopePublic),
+	}
 }
 
 // showsRuns reports whether a tool shows its results in the run viewer,

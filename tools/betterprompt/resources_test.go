@@ -3,6 +3,7 @@ package betterprompt_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,5 +106,33 @@ func TestRunViewerIsDeclaredAndServed(t *testing.T) {
 	read, err := e.client.ReadResource(ctx, req)
 	if err != nil || len(read.Contents) != 1 || !strings.Contains(read.Contents[0].(mcp.TextResourceContents).Text, "ui/initialize") {
 		t.Errorf("resources/read: %v", err)
+	}
+}
+
+// The lists carry cache hints for 2026-07-28 clients (the same for every
+// caller), tools come in a fixed order, and the server has an icon.
+func TestListPolish(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first, err := e.client.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.TTLMs == nil || *first.TTLMs != 3600000 || first.CacheScope != mcp.CacheScopePublic {
+		t.Errorf("tools/list cache hints: ttl %v scope %q", first.TTLMs, first.CacheScope)
+	}
+	again, _ := e.client.ListTools(ctx, mcp.ListToolsRequest{})
+	var a, b []string
+	for i := range first.Tools {
+		a, b = append(a, first.Tools[i].Name), append(b, again.Tools[i].Name)
+	}
+	if strings.Join(a, ",") != strings.Join(b, ",") || !slices.IsSorted(a) {
+		t.Errorf("tool order %v then %v", a, b)
+	}
+	req := mcp.ReadResourceRequest{}
+	req.Params.URI = "ui://bpmcp/run-viewer"
+	read, err := e.client.ReadResource(ctx, req)
+	if err != nil || read.TTLMs != nil && *read.TTLMs > 0 {
+		t.Errorf("resources/read carries a cache hint: %v %v", err, read.TTLMs)
 	}
 }
