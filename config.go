@@ -24,11 +24,12 @@ import (
 // its help text. Flags are built from these tags, so --help always lists
 // every setting, and a flag wins over the environment.
 type config struct {
-	APIKey       bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list"`
-	BaseURL      string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
-	Prompts      []string     `env:"BETTERPROMPT_PROMPTS" envSeparator:"," flag:"prompts" help:"comma-separated prompts that get a tool of their own, each id[@version][=tool_name] (an id, a slug or a page link); loaded with the server's key at start-up"`
-	AllowPinning bool         `env:"BPMCP_ALLOW_PINNING" flag:"allow-pinning" help:"offer pin_prompt, which gives a prompt a tool of its own while the server runs (not with --per-request-keys)"`
-	Sandbox      bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against built-in simulated APIs (BetterPrompt with sample prompts, and BetterWaifu): no account needed, nothing is spent"`
+	APIKey         bpapi.APIKey `env:"BETTERPROMPT_API_KEY" help:"BetterPrompt API key (Pro plan). Environment only, so it never shows in a process list"`
+	BaseURL        string       `env:"BETTERPROMPT_BASE_URL" envDefault:"https://api.betterprompt.me/v1" flag:"base-url" help:"BetterPrompt API base URL, including /v1"`
+	Prompts        []string     `env:"BETTERPROMPT_PROMPTS" envSeparator:"," flag:"prompts" help:"comma-separated prompts that get a tool of their own, each id[@version][=tool_name] (an id, a slug or a page link); loaded with the server's key at start-up"`
+	InlinePreviews bool         `env:"BPMCP_INLINE_PREVIEWS" flag:"inline-previews" help:"embed downscaled previews of image outputs in results (under about 700 KB), for hosts that show images but not links; a call's inline_images overrides it (off: an image costs an agent's context)"`
+	AllowPinning   bool         `env:"BPMCP_ALLOW_PINNING" flag:"allow-pinning" help:"offer pin_prompt, which gives a prompt a tool of its own while the server runs (not with --per-request-keys)"`
+	Sandbox        bool         `env:"BPMCP_SANDBOX" flag:"sandbox" help:"run against built-in simulated APIs (BetterPrompt with sample prompts, and BetterWaifu): no account needed, nothing is spent"`
 
 	BetterWaifuAPIKey   bwapi.APIKey  `env:"BETTERWAIFU_API_KEY" help:"BetterWaifu API key (bw_…; needs an active subscription). Environment only. When set, the BetterWaifu tools are offered"`
 	BetterWaifuBaseURL  string        `env:"BETTERWAIFU_BASE_URL" envDefault:"https://betterwaifu.com/api/v1" flag:"betterwaifu-base-url" help:"BetterWaifu API base URL, including /api/v1"`

@@ -201,6 +201,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 	bp := &betterprompt.Toolset{
 		Pins:           pins,
 		AllowPinning:   cfg.AllowPinning,
+		InlinePreviews: cfg.InlinePreviews,
 		Client:         client,
 		PerRequestKeys: perRequest,
 		Wait:           wait,
@@ -220,6 +221,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 	// key, in the sandbox, or to callers that bring their own.
 	if up.bwKey != "" || perRequest {
 		bw := &betterwaifu.Toolset{
+			InlinePreviews: cfg.InlinePreviews,
 			Client: bwapi.New(bwapi.Options{
 				BaseURL:        up.bwBaseURL,
 				APIKey:         up.bwKey,

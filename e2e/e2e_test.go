@@ -330,9 +330,20 @@ func exerciseBetterWaifu(t *testing.T, c *caller) {
 	if resp.StatusCode != 200 || len(body) < 12 || string(body[:4]) != "RIFF" || string(body[8:12]) != "WEBP" {
 		t.Errorf("image %s: HTTP %d, %d bytes, not a WebP file", url, resp.StatusCode, len(body))
 	}
-	res, out = c.call("betterwaifu_get_generation", map[string]any{"generation_id": out["generation_id"], "wait_seconds": 0}, nil)
+	// inline_images embeds a preview of the WebP image, as a JPEG.
+	res, out = c.call("betterwaifu_get_generation", map[string]any{"generation_id": out["generation_id"], "wait_seconds": 0,
+		"inline_images": true}, nil)
 	if res.IsError || out["status"] != "succeeded" {
 		t.Errorf("betterwaifu_get_generation: %s", textOf(res))
+	}
+	previews := 0
+	for _, ct := range res.Content {
+		if im, ok := ct.(*mcp.ImageContent); ok && im.MIMEType == "image/jpeg" && len(im.Data) > 0 {
+			previews++
+		}
+	}
+	if previews != 1 {
+		t.Errorf("betterwaifu_get_generation with inline_images: %d previews\n%s", previews, textOf(res))
 	}
 }
 

@@ -100,7 +100,7 @@ func uniqueName(name string, taken map[string]bool) string {
 
 // pinnedArgs are the typed tools' arguments besides the prompt's own text
 // inputs.
-var pinnedArgs = []string{"images", "run_options", "wait_seconds", "max_credits"}
+var pinnedArgs = []string{"images", "run_options", "wait_seconds", "max_credits", "inline_images"}
 
 // pinTimeout bounds the loading of all chosen prompts at start-up.
 const pinTimeout = 30 * time.Second
@@ -347,7 +347,7 @@ func pinnedRunArgs(args map[string]any, version string) map[string]any {
 		switch k {
 		case "images":
 			inputs["imageInputs"] = v
-		case "run_options", "wait_seconds", "max_credits":
+		case "run_options", "wait_seconds", "max_credits", "inline_images":
 			out[k] = v
 		default:
 			text[k] = v
@@ -398,6 +398,7 @@ func pinnedSchema(info GetPromptOutput) (json.RawMessage, error) {
 		"description": "Seconds to wait for the run before answering with its run_id (for get_run)."}
 	props["max_credits"] = map[string]any{"type": "integer", "minimum": 0,
 		"description": "Refuse the run, before anything is spent, if its estimate is above this."}
+	props["inline_images"] = map[string]any{"type": "boolean", "description": "Embed image previews."}
 	schema := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	if len(required) > 0 {
 		slices.Sort(required)

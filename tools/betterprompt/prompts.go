@@ -61,6 +61,11 @@ type PromptRow struct {
 	PublishedAt      string `json:"published_at"`
 }
 
+// JSONSchema declares a row as a plain object: its fields are named in the
+// result's text and the README, and tools/list stays small (it goes into
+// every agent's context).
+func (PromptRow) JSONSchema() *jsonschema.Schema { return &jsonschema.Schema{Type: "object"} }
+
 func searchPrompts(d *Toolset) server.ServerTool {
 	return tools.New(&d.adapter, tools.Spec{
 		Name:  "search_prompts",

@@ -136,3 +136,37 @@ func TestListPolish(t *testing.T) {
 		t.Errorf("resources/read carries a cache hint: %v %v", err, read.TTLMs)
 	}
 }
+
+// inline_images embeds previews of an image run's outputs (JPEG image
+// content, the links kept); without it, and without the server setting,
+// there are none.
+func TestInlineImagePreviews(t *testing.T) {
+	e := newEnv(t)
+	args := map[string]any{"prompt_version_id": appIconVersion, "wait_seconds": 20,
+		"inputs": map[string]any{"textInputs": map[string]any{"app_concept": "a tea timer", "style": "clay"}}}
+	count := func(res *mcp.CallToolResult) (images, links int) {
+		for _, c := range res.Content {
+			switch c := c.(type) {
+			case mcp.ImageContent:
+				if c.MIMEType == "image/jpeg" && c.Data != "" {
+					images++
+				}
+			case mcp.ResourceLink:
+				links++
+			}
+		}
+		return images, links
+	}
+	res := e.call(t, "run_prompt", args)
+	mustOK(t, res)
+	if images, links := count(res); images != 0 || links == 0 {
+		t.Errorf("by default: %d previews, %d links", images, links)
+	}
+	var run betterprompt.RunView
+	structured(t, res, &run)
+	res = e.call(t, "get_run", map[string]any{"run_id": run.RunID, "inline_images": true})
+	mustOK(t, res)
+	if images, links := count(res); images == 0 || images != links {
+		t.Errorf("with inline_images: %d previews, %d links", images, links)
+	}
+}

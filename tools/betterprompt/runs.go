@@ -20,6 +20,7 @@ import (
 	"github.com/bpmcp/bpmcp/schema"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/preview"
 	"github.com/bpmcp/bpmcp/tools/viewer"
 )
 
@@ -43,6 +44,7 @@ type RunPromptInput struct {
 	RunOptions      map[string]string `json:"run_options,omitempty"`
 	WaitSeconds     *float64          `json:"wait_seconds,omitempty"`
 	MaxCredits      *int              `json:"max_credits,omitempty"`
+	InlineImages    *bool             `json:"inline_images,omitempty"`
 
 	parsed *schema.Inputs // Inputs, parsed once by Check
 	slug   string         // the slug to resolve, when PromptID is one
@@ -162,6 +164,7 @@ func runInputSchema(defaultWait time.Duration) *jsonschema.Schema {
 	props.Set("wait_seconds", &jsonschema.Schema{Type: "number", Minimum: json.Number("0"),
 		Description: fmt.Sprintf("Seconds to wait (default %d); then use get_run.", int(defaultWait.Seconds()))})
 	props.Set("max_credits", &jsonschema.Schema{Type: "integer", Minimum: json.Number("0"), Description: "Refused if the estimate is higher."})
+	props.Set("inline_images", inlineImagesSchema())
 	return &jsonschema.Schema{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema}
 }
 
@@ -253,7 +256,8 @@ func runPrompt(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[RunView]{}, engineError(err)
 		}
-		return withCapNotes(withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), sp), nil
+		res := withCapNotes(withInputsSent(d.renderOutcome(outcome), in.Inputs, req.Inputs), sp)
+		return d.withPreviews(ctx, res, in.InlineImages), nil
 	})
 }
 
@@ -290,6 +294,28 @@ func (d *Toolset) holdOrRejoin(ctx context.Context, up upstream, call runs.Call,
 			"this server allows; nothing was run. Wait for some to finish (get_run), then try again.", d.MaxWaitsPerKey)
 	}
 	return release, nil, nil
+}
+
+// inlineImagesSchema is the inline_images argument.
+func inlineImagesSchema() *jsonschema.Schema {
+	return &jsonschema.Schema{Type: "boolean", Description: "Embed image previews."}
+}
+
+// withPreviews adds previews of a run's images to its result when the call
+// or the server asks for them (hosts that show image content but not
+// links).
+func (d *Toolset) withPreviews(ctx context.Context, res tools.Result[RunView], ask *bool) tools.Result[RunView] {
+	if !preview.Wanted(ask, d.InlinePreviews) {
+		return res
+	}
+	var urls []string
+	for _, o := range res.Value.Outputs {
+		if o.Type == string(bpapi.OutputImage) {
+			urls = append(urls, o.Data)
+		}
+	}
+	res.Content = preview.Add(ctx, res.Content, urls)
+	return res
 }
 
 func derefResult(r *tools.Result[RunView]) tools.Result[RunView] {
@@ -526,8 +552,9 @@ func (d *Toolset) taskContext(ctx context.Context) (context.Context, context.Can
 
 // GetRunInput is the argument of get_run.
 type GetRunInput struct {
-	RunID       string   `json:"run_id" jsonschema_description:"From run_prompt."`
-	WaitSeconds *float64 `json:"wait_seconds,omitempty" jsonschema:"minimum=0" jsonschema_description:"Seconds to wait (default %d; 0 = answer now)."`
+	RunID        string   `json:"run_id" jsonschema_description:"From run_prompt."`
+	WaitSeconds  *float64 `json:"wait_seconds,omitempty" jsonschema:"minimum=0" jsonschema_description:"Seconds to wait (default %d; 0 = answer now)."`
+	InlineImages *bool    `json:"inline_images,omitempty" jsonschema_description:"Embed image previews."`
 }
 
 // Check validates the arguments before anything is sent.
@@ -574,7 +601,7 @@ func getRun(d *Toolset) server.ServerTool {
 		}
 		d.countEnd(outcome)
 		overCap := d.settleFollowed(ctx, in.RunID, outcome)
-		res := d.renderOutcome(outcome)
+		res := d.withPreviews(ctx, d.renderOutcome(outcome), in.InlineImages)
 		if overCap != "" {
 			res.Value.Message = strings.TrimSpace(res.Value.Message + " " + overCap)
 			res.Content = append(res.Content, mcp.NewTextContent(overCap))

@@ -24,6 +24,9 @@ type Toolset struct {
 	// Client is the BetterPrompt client; its API key is the server's own key
 	// (empty when none is configured).
 	Client *bpapi.Client
+	// InlinePreviews embeds previews of image outputs in results by
+	// default (--inline-previews); a call's inline_images overrides it.
+	InlinePreviews bool
 	// AllowPinning offers pin_prompt, which gives a prompt a tool while the
 	// server runs (not with PerRequestKeys: one tenant would add tools for
 	// all).

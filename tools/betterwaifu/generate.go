@@ -18,6 +18,7 @@ import (
 	"github.com/bpmcp/bpmcp/bwapi"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/tools"
+	"github.com/bpmcp/bpmcp/tools/preview"
 	"github.com/bpmcp/bpmcp/tools/viewer"
 )
 
@@ -35,6 +36,7 @@ type GenerateInput struct {
 	Seed           *int64   `json:"seed,omitempty"`
 	WaitSeconds    *float64 `json:"wait_seconds,omitempty"`
 	MaxCredits     *int     `json:"max_credits,omitempty"`
+	InlineImages   *bool    `json:"inline_images,omitempty" jsonschema_description:"Embed image previews."`
 }
 
 // Check validates the arguments before anything is sent.
@@ -243,7 +245,7 @@ func (d *Toolset) generateOnce(ctx context.Context, c *bwapi.Client, up upstream
 	if err != nil {
 		return tools.Result[GenerationView]{}, d.engineError(err)
 	}
-	return withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, in.MaxCredits)), nil
+	return d.withPreviews(ctx, withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, in.MaxCredits)), in.InlineImages), nil
 }
 
 // replay answers a second delivery of a request: once the first delivery
@@ -335,6 +337,7 @@ func deliveryOf(ctx context.Context) *delivery {
 type GetGenerationInput struct {
 	GenerationID string   `json:"generation_id"`
 	WaitSeconds  *float64 `json:"wait_seconds,omitempty"`
+	InlineImages *bool    `json:"inline_images,omitempty" jsonschema_description:"Embed image previews."`
 }
 
 // Check validates the arguments before anything is sent.
@@ -366,8 +369,23 @@ func getGeneration(d *Toolset) server.ServerTool {
 		if err != nil {
 			return tools.Result[GenerationView]{}, d.engineError(err)
 		}
-		return withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, nil)), nil
+		return d.withPreviews(ctx, withNotes(d.render(outcome), d.chargeNotes(ctx, c, tenant, outcome, nil)), in.InlineImages), nil
 	})
+}
+
+// withPreviews adds previews of a generation's images to its result when
+// the call or the server asks for them (hosts that show image content but
+// not links).
+func (d *Toolset) withPreviews(ctx context.Context, res tools.Result[GenerationView], ask *bool) tools.Result[GenerationView] {
+	if !preview.Wanted(ask, d.InlinePreviews) {
+		return res
+	}
+	var urls []string
+	for _, im := range res.Value.Images {
+		urls = append(urls, im.URL)
+	}
+	res.Content = preview.Add(ctx, res.Content, urls)
+	return res
 }
 
 // render turns what a wait learned into the tool result: the view as

@@ -24,6 +24,9 @@ import (
 
 // Toolset is BetterWaifu's toolset: its four tools and what they share.
 type Toolset struct {
+	// InlinePreviews embeds previews of the images in results by default
+	// (--inline-previews); a call's inline_images overrides it.
+	InlinePreviews bool
 	// Client is the BetterWaifu client with the server's own key (empty
 	// when none is configured).
 	Client *bwapi.Client
