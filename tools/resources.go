@@ -55,7 +55,7 @@ func ToolResource(template mcp.ResourceTemplate, tool server.ServerTool, fixed m
 			return nil, err
 		}
 		if res.IsError {
-			return nil, errors.New(resultText(res))
+			return nil, errors.New(ResultText(res))
 		}
 		body, err := json.MarshalIndent(res.StructuredContent, "", "  ")
 		if err != nil {
@@ -65,7 +65,8 @@ func ToolResource(template mcp.ResourceTemplate, tool server.ServerTool, fixed m
 	}}
 }
 
-func resultText(res *mcp.CallToolResult) string {
+// ResultText joins a tool result's text content, one item a line.
+func ResultText(res *mcp.CallToolResult) string {
 	var parts []string
 	for _, c := range res.Content {
 		if t, ok := c.(mcp.TextContent); ok {

@@ -438,13 +438,7 @@ func callInto(ctx context.Context, tool server.ServerTool, args map[string]any, 
 		return err
 	}
 	if res.IsError {
-		var parts []string
-		for _, c := range res.Content {
-			if t, ok := c.(mcp.TextContent); ok {
-				parts = append(parts, t.Text)
-			}
-		}
-		return fmt.Errorf("%s", strings.Join(parts, " "))
+		return errors.New(strings.ReplaceAll(tools.ResultText(res), "\n", " "))
 	}
 	raw, err := json.Marshal(res.StructuredContent)
 	if err != nil {
