@@ -425,13 +425,41 @@ func isTerminal(w io.Writer) bool {
 }
 
 func programVersion() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+// versionOf is the version a release build was given (ldflags), else the
+// module's (go install …@v1.2.3), else "dev" with the commit it was built
+// from when the build recorded it ("dev+0123456789ab", "-dirty" when the
+// tree had changes). A build with -buildvcs=false records no commit.
+func versionOf(fromLdflags string, bi *debug.BuildInfo) string {
+	if fromLdflags != "" {
+		return fromLdflags
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if bi == nil {
+		return "dev"
 	}
-	return "dev"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev+" + rev[:min(12, len(rev))]
+	if modified == "true" {
+		v += "-dirty"
+	}
+	return v
 }
 
 // sandbox is the simulated APIs that --sandbox serves on loopback ports.
