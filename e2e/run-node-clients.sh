@@ -6,7 +6,9 @@
 #   3. the TypeScript SDK client (@modelcontextprotocol/sdk), over stdio and HTTP
 #      (sdk-client.mjs: outputSchema validation with ajv, progress, tool errors, Origin);
 #   4. the run viewer, an MCP App, in headless Debian Chromium driven by playwright-core
-#      (viewer-test.mjs: a minimal host page, real sandbox results, screenshots).
+#      (viewer-test.mjs: a minimal host page, real sandbox results, screenshots);
+#   5. the Claude Desktop bundle: mcpb/manifest.json validated and packed with @anthropic-ai/mcpb
+#      for linux/amd64, darwin/arm64 and windows/amd64 (bundles in e2e/results/).
 #
 # Usage (from anywhere):   bash e2e/run-node-clients.sh
 # Needs: bash >= 4, go (unless BPMCP_BIN is given), npm with any Node (Node 22 itself comes
@@ -17,7 +19,7 @@
 #   BPMCP_BIN=/path/bpmcp  test this prebuilt binary instead of building the repo
 #   E2E_TIME_SCALE=0.2     --sandbox-time-scale of every server started (0.2: runs 5x faster)
 #   E2E_TIMEOUT=900        seconds before the whole run is stopped (exit 124)
-#   E2E_PARTS="conformance inspector sdk viewer"   the parts to run
+#   E2E_PARTS="conformance inspector sdk viewer mcpb"   the parts to run
 #   CHROMIUM=/usr/bin/chromium  the browser of the viewer part (default: chromium on PATH, installed from Debian if absent)
 #   E2E_REINSTALL=1        run npm ci even when node_modules matches the lockfile
 #
@@ -47,7 +49,7 @@ if ! command -v timeout >/dev/null 2>&1; then
 fi
 
 TIME_SCALE="${E2E_TIME_SCALE:-0.2}"
-PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer} "
+PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer mcpb} "
 RESULTS="$E2E_DIR/results"
 BROWSER_ORIGIN="http://localhost:6274" # the Inspector web UI's origin: allowed, to check allow-listing works
 EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,list_models,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
@@ -371,6 +373,46 @@ if [[ "$PARTS" == *" sdk "* ]]; then
   sed 's/^/    /' "$RESULTS/confirm-client.txt"
   kill "$CPID" 2>/dev/null || true
   wait "$CPID" 2>/dev/null || true
+fi
+
+# ---- Claude Desktop bundles (.mcpb) ---------------------------------------------------
+# mcpb/manifest.json, validated and packed with @anthropic-ai/mcpb for the release
+# platforms: one bundle each, with that platform's binary.
+if [[ "$PARTS" == *" mcpb "* ]]; then
+  step "Claude Desktop bundles (mcpb validate, mcpb pack)"
+  t0=$SECONDS
+  if mcpb validate "$REPO_DIR/mcpb/manifest.json" >"$RESULTS/mcpb-validate.txt" 2>&1; then
+    pass "mcpb validate mcpb/manifest.json"
+  else
+    fail "mcpb validate mcpb/manifest.json" "$(tail -3 "$RESULTS/mcpb-validate.txt" | tr '\n' ' ')"
+  fi
+  for target in linux/amd64 darwin/arm64 windows/amd64; do
+    os="${target%/*}" arch="${target#*/}"
+    exe=bpmcp platform="$os"
+    [[ "$os" == windows ]] && exe=bpmcp.exe platform=win32
+    stage="$WORK/mcpb-$os-$arch"
+    mkdir -p "$stage/server"
+    (cd "$REPO_DIR" && CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" go build -trimpath -ldflags "-s -w" -o "$stage/server/$exe" .)
+    node -e '
+      const fs = require("fs");
+      const [src, dst, exe, platform] = process.argv.slice(1);
+      const m = JSON.parse(fs.readFileSync(src, "utf8"));
+      m.server.entry_point = "server/" + exe;
+      m.compatibility.platforms = [platform];
+      fs.writeFileSync(dst, JSON.stringify(m, null, 2));
+    ' "$REPO_DIR/mcpb/manifest.json" "$stage/manifest.json" "$exe" "$platform"
+    cp "$REPO_DIR/README.md" "$stage/"
+    out="$RESULTS/bpmcp-$os-$arch.mcpb"
+    unpacked="$WORK/mcpb-unpacked-$os-$arch"
+    if mcpb pack "$stage" "$out" >"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 && mcpb info "$out" >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 &&
+      mcpb unpack "$out" "$unpacked" >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 && [[ -f "$unpacked/server/$exe" ]] &&
+      { [[ "$target" != "$(go env GOOS)/$(go env GOARCH)" ]] || "$unpacked/server/$exe" --version >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1; }; then
+      pass "mcpb pack $os/$arch" "$(du -h "$out" | cut -f1) $(basename "$out")"
+    else
+      fail "mcpb pack $os/$arch" "$(tail -3 "$RESULTS/mcpb-pack-$os-$arch.txt" | tr '\n' ' ')"
+    fi
+  done
+  timed mcpb "$t0"
 fi
 
 # ---- the run viewer (an MCP App) in headless Chromium ---------------------------------
