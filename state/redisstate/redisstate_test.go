@@ -39,19 +39,24 @@ func replicas(t *testing.T, n int) ([]*redisstate.Store, *redistest.Server) {
 func TestRateLimiterIsShared(t *testing.T) {
 	t.Parallel()
 	stores, _ := replicas(t, 3)
-	limiters := []*redisstate.RateLimiter{stores[0].RateLimiter(10, 2), stores[1].RateLimiter(10, 2), stores[2].RateLimiter(10, 2)}
+	limiters := []*redisstate.RateLimiter{stores[0].RateLimiter(2, 2), stores[1].RateLimiter(2, 2), stores[2].RateLimiter(2, 2)}
 	ctx := context.Background()
+	for _, l := range limiters { // connections dialled and the script loaded, so that only the rate is timed
+		if err := l.Wait(ctx, "warm-up"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The burst of 2 goes at once, whichever replica sends it.
 	for i := range 2 {
-		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		if err := limiters[i].Wait(short, "k"); err != nil {
 			t.Fatalf("request %d of the burst: %v", i, err)
 		}
 		cancel()
 	}
-	// The third, on another replica, must wait its interval (100 ms): a
+	// The third, on another replica, must wait its interval (500 ms): a
 	// call that cannot wait that long is refused and reserves nothing.
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	if err := limiters[2].Wait(short, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("third request within 20 ms: %v, want DeadlineExceeded", err)
@@ -60,7 +65,7 @@ func TestRateLimiterIsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another key has a rate of its own.
-	short2, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
+	short2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel2()
 	if err := limiters[0].Wait(short2, "other"); err != nil {
 		t.Errorf("another key waited for k's rate: %v", err)
