@@ -490,6 +490,11 @@ func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
 		if srv == nil {
 			return tools.Result[PinPromptOutput]{}, tools.Failf(nil, "Tools cannot be added here; nothing changed.")
 		}
+		// One pin at a time, from reading the names in use to adding the
+		// tool: two pins that chose the same name would otherwise both be
+		// told they have it, and one would silently replace the other.
+		d.pinning.Lock()
+		defer d.pinning.Unlock()
 		taken := map[string]bool{}
 		for name := range srv.ListTools() {
 			taken[name] = true

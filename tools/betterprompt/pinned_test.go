@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,5 +222,36 @@ func TestNoPinPromptByDefault(t *testing.T) {
 	}
 	if e.deps.ChangesTools() {
 		t.Error("ChangesTools without AllowPinning")
+	}
+}
+
+// Two pin_prompt calls that race for one tool name: one gets it, the other
+// is told the name is taken. Neither may be told its prompt has the tool
+// while the tool runs the other's prompt.
+func TestPinPromptRaceForOneName(t *testing.T) {
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.AllowPinning = true }))
+	prompts := []string{"cold-email-opener", "sql-query-explainer"}
+	results := make([]*mcp.CallToolResult, len(prompts))
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.call(t, "pin_prompt", map[string]any{"prompt_id": p, "tool_name": "shared_name"})
+		}()
+	}
+	wg.Wait()
+	var won []string
+	for i, res := range results {
+		if !res.IsError {
+			var out betterprompt.PinPromptOutput
+			structured(t, res, &out)
+			won = append(won, prompts[i]+" → "+out.PromptVersionID)
+		} else if !strings.Contains(text(res), "taken") {
+			t.Errorf("%s: %s", prompts[i], text(res))
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d calls were told they have the tool shared_name: %v", len(won), won)
 	}
 }

@@ -83,6 +83,7 @@ type Toolset struct {
 	pinned      []string     // the chosen prompts' tool names, once Tools has run
 	pinOnce     sync.Once
 	pinMu       sync.Mutex   // guards pinned and pinSpecs once the server runs (pin_prompt)
+	pinning     sync.Mutex   // held by pin_prompt from reading the tool names in use to adding its tool
 	pinSpecs    []pinnedSpec // the chosen prompts, loaded once
 	pinFailures []string     // what went wrong with the chosen prompts that have no tool
 }
