@@ -50,6 +50,18 @@ func (t *Tasks) precheck(tool string, check func(raw any) error) {
 	t.prechecks[tool] = check
 }
 
+// Precheck declares how task calls of a tool built outside New are checked
+// (a tool that copies another's declaration, task support included): Prepare
+// lets the task calls of a tool without a check through unbounded.
+func (t *Tasks) Precheck(tool string, check func(raw any) error) { t.precheck(tool, check) }
+
+// PrecheckOf returns the check of tool's task calls, or nil.
+func (t *Tasks) PrecheckOf(tool string) func(raw any) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.prechecks[tool]
+}
+
 // admit records a task kept until now+ttl, unless the cap is reached.
 func (t *Tasks) admit(now time.Time, ttl time.Duration) bool {
 	t.mu.Lock()

@@ -126,7 +126,7 @@ type pinnedInput struct {
 func (d *Toolset) pinnedTools(taken map[string]bool, run server.ServerTool) (out []server.ServerTool, failures []string) {
 	d.pinOnce.Do(func() { d.pinSpecs, d.pinFailures = d.loadPins(taken) })
 	for _, spec := range d.pinSpecs {
-		out = append(out, spec.tool(run))
+		out = append(out, spec.tool(run, d.adapter.Tasks))
 	}
 	return out, d.pinFailures
 }
@@ -286,11 +286,30 @@ func (spec pinnedSpec) promptMessage(_ context.Context, req mcp.GetPromptRequest
 
 // tool is the spec's tool, which calls run (run_prompt) with the prompt's
 // version and its arguments as inputs.
-func (spec pinnedSpec) tool(run server.ServerTool) server.ServerTool {
+func (spec pinnedSpec) tool(run server.ServerTool, tasks *tools.Tasks) server.ServerTool {
 	tool := run.Tool // run_prompt's annotations, output schema and task support
 	tool.Name, tool.Title, tool.Description = spec.name, spec.title, spec.description
 	tool.Annotations.Title = spec.title
 	tool.InputSchema, tool.RawInputSchema = mcp.ToolInputSchema{}, spec.schema
+	if tool.Execution != nil {
+		// Its task calls are checked and bounded as run_prompt's are; without
+		// run_prompt's check it takes none.
+		var check func(any) error
+		if tasks != nil {
+			check = tasks.PrecheckOf(run.Tool.Name)
+		}
+		if check == nil {
+			tool.Execution = nil
+		} else {
+			tasks.Precheck(spec.name, func(raw any) error {
+				args, err := objectOf(raw)
+				if err != nil {
+					return err
+				}
+				return check(pinnedRunArgs(args, spec.version))
+			})
+		}
+	}
 	return server.ServerTool{Tool: tool, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		args, err := objectOf(req.GetRawArguments())
 		if err != nil {
@@ -508,7 +527,7 @@ func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
 		d.pinSpecs = append(d.pinSpecs, spec)
 		d.pinned = append(d.pinned, spec.name)
 		d.pinMu.Unlock()
-		t := spec.tool(run)
+		t := spec.tool(run, d.adapter.Tasks)
 		srv.AddTool(t.Tool, t.Handler)
 		d.logger().Info("a prompt was pinned as a tool", "tool", spec.name, "prompt_version_id", spec.version)
 		out := PinPromptOutput{ToolName: spec.name, Title: spec.title, PromptVersionID: spec.version}
