@@ -509,6 +509,13 @@ func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
 		if srv == nil {
 			return tools.Result[PinPromptOutput]{}, tools.Failf(nil, "Tools cannot be added here; nothing changed.")
 		}
+		if srv.GetTool(run.Tool.Name) == nil {
+			// The configuration leaves run_prompt out (--tools): a pinned
+			// tool, which runs prompts as it does, would spend where nothing
+			// may be spent.
+			return tools.Result[PinPromptOutput]{}, tools.Failf(nil, "Tools cannot be added here: they run prompts "+
+				"like %s, which this server's configuration does not offer. Nothing changed.", run.Tool.Name)
+		}
 		// One pin at a time, from reading the names in use to adding the
 		// tool: two pins that chose the same name would otherwise both be
 		// told they have it, and one would silently replace the other.

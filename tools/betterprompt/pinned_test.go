@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
+	"github.com/bpmcp/bpmcp/mcpserver"
+	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
 )
 
@@ -253,5 +258,34 @@ func TestPinPromptRaceForOneName(t *testing.T) {
 	}
 	if len(won) != 1 {
 		t.Fatalf("%d calls were told they have the tool shared_name: %v", len(won), won)
+	}
+}
+
+// A server whose allowlist leaves run_prompt out spends nothing: pin_prompt
+// there must not add a tool that runs prompts (nor one named run_prompt).
+func TestPinPromptWithoutRunPrompt(t *testing.T) {
+	fake, base := fakeapi.NewTestServer(t, fakeapi.Options{Catalogue: loadCatalogue(t),
+		Keys: map[string]fakeapi.Key{testKey: {Credits: 100000}}, TimeScale: 0.01})
+	d := &betterprompt.Toolset{Client: bpapi.New(bpapi.Options{BaseURL: base, APIKey: testKey}), AllowPinning: true}
+	allowed := []string{"search_prompts", "get_prompt", "pin_prompt"}
+	srv := mcpserver.New("test", []tools.Toolset{d}, mcpserver.WithToolFilter(func(t mcp.Tool) bool {
+		return slices.Contains(allowed, t.Name)
+	}))
+	c := connect(t, srv, d, nil)
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "pin_prompt"
+	req.Params.Arguments = map[string]any{"prompt_id": "cold-email-opener", "tool_name": "run_prompt"}
+	res, err := c.CallTool(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError {
+		t.Errorf("pin_prompt added a tool where run_prompt is not offered: %s", text(res))
+	}
+	if srv.GetTool("run_prompt") != nil {
+		req.Params.Name = "run_prompt"
+		req.Params.Arguments = map[string]any{"company_name": "Acme", "recipient_role": "CTO", "value_proposition": "Less spend."}
+		_, _ = c.CallTool(context.Background(), req)
+		t.Errorf("a tool that runs prompts appeared; %d runs started", fake.Count("POST /v1/runs"))
 	}
 }
