@@ -35,6 +35,11 @@ const Budget = 700 * 1024
 // maxFetch bounds one image's download.
 const maxFetch = 25 << 20
 
+// maxPixels bounds the size an image may declare (width × height): its
+// pixels are allocated before its data is read, so a small file that
+// declares a huge image (a decompression bomb) would take gigabytes.
+const maxPixels = 40_000_000
+
 // edges are the longest sides tried, largest first, until the previews fit.
 var edges = []int{768, 512, 384, 256}
 
@@ -138,7 +143,18 @@ func fetch(ctx context.Context, client *http.Client, raw string) (image.Image, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("its link answered %d", resp.StatusCode)
 	}
-	img, _, err := image.Decode(io.LimitReader(resp.Body, maxFetch))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFetch))
+	if err != nil {
+		return nil, errors.New("it could not be downloaded")
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
+	if err != nil {
+		return nil, errors.New("it is not an image this server can read")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, fmt.Errorf("it is too large (%d×%d pixels)", cfg.Width, cfg.Height)
+	}
+	img, _, err := image.Decode(bytes.NewReader(body))
 	if err != nil {
 		return nil, errors.New("it is not an image this server can read")
 	}

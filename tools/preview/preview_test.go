@@ -2,14 +2,18 @@ package preview_test
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -70,4 +74,55 @@ func TestImagesStayUnderTheBudget(t *testing.T) {
 		t.Errorf("note %q", note)
 	}
 	t.Logf("%d previews in %d bytes; note: %s", len(contents), total, note)
+}
+
+// pngHeader is a PNG whose header declares a w×h RGBA image but whose data
+// is a few bytes: a decompression bomb's shape, without its data.
+func pngHeader(w, h uint32) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(data)))
+		buf.Write(n[:])
+		c := crc32.NewIEEE()
+		c.Write([]byte(typ))
+		c.Write(data)
+		buf.WriteString(typ)
+		buf.Write(data)
+		binary.BigEndian.PutUint32(n[:], c.Sum32())
+		buf.Write(n[:])
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 6 // 8 bits, RGBA
+	chunk("IHDR", ihdr)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	_, _ = zw.Write(make([]byte, 64))
+	_ = zw.Close()
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	return buf.Bytes()
+}
+
+// An image whose header declares more pixels than a preview can need is
+// refused before its pixels are allocated: a few KB of PNG must not make
+// the server allocate hundreds of MB (a decompression bomb).
+func TestHugeImagesAreRefusedBeforeDecoding(t *testing.T) {
+	bomb := pngHeader(10000, 10000) // 400 MB as RGBA
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(bomb) }))
+	defer srv.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	contents, note := preview.Images(context.Background(), srv.Client(), []string{srv.URL + "/bomb.png"}, preview.Budget)
+	runtime.ReadMemStats(&after)
+	if len(contents) != 0 || !strings.Contains(note, "image 1") {
+		t.Errorf("%d previews, note %q", len(contents), note)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("a %d-byte image made the server allocate %d MB", len(bomb), alloc>>20)
+	}
 }
