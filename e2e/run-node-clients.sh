@@ -110,6 +110,12 @@ timed build "$t0"
 # ---- Node 22 and the clients, into e2e/node_modules ------------------------------------
 step "npm ci (Node 22, Inspector 2.12.0, conformance 0.1.16, SDK 1.32.2, ajv)"
 t0=$SECONDS
+# Go keeps its module and build caches where they were (the mcpb part builds
+# for other platforms), not under the HOME set for npm below.
+if command -v go >/dev/null 2>&1; then
+  GOPATH="$(go env GOPATH)" GOMODCACHE="$(go env GOMODCACHE)" GOCACHE="$(go env GOCACHE)"
+  export GOPATH GOMODCACHE GOCACHE
+fi
 export HOME="$E2E_DIR/home" # the Inspector writes ~/.mcp-inspector
 mkdir -p "$HOME"
 export npm_config_cache="$HOME/.npm" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
