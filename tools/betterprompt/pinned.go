@@ -466,6 +466,9 @@ func callInto(ctx context.Context, tool server.ServerTool, args map[string]any, 
 	return json.Unmarshal(raw, out)
 }
 
+// MaxPinned is Toolset.PinLimit's default.
+const MaxPinned = 50
+
 // PinPromptInput is pin_prompt's arguments.
 type PinPromptInput struct {
 	PromptID  string `json:"prompt_id" jsonschema_description:"From search_prompts, or a slug or page link."`
@@ -503,7 +506,7 @@ func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
 		Title: "Add a tool for a prompt",
 		Description: "Give a prompt a tool of its own, whose arguments are its inputs (it runs like run_prompt); " +
 			"clients that support it see the tool list change.",
-		Hints: tools.Hints{Idempotent: true},
+		Hints: tools.Hints{}, // each call may add a tool (name_2, name_3… for the same prompt)
 	}, func(ctx context.Context, in PinPromptInput) (tools.Result[PinPromptOutput], error) {
 		srv := server.ServerFromContext(ctx)
 		if srv == nil {
@@ -521,6 +524,17 @@ func pinPrompt(d *Toolset, run server.ServerTool) server.ServerTool {
 		// told they have it, and one would silently replace the other.
 		d.pinning.Lock()
 		defer d.pinning.Unlock()
+		d.pinMu.Lock()
+		count := len(d.pinSpecs)
+		d.pinMu.Unlock()
+		limit := d.PinLimit
+		if limit <= 0 {
+			limit = MaxPinned
+		}
+		if count >= limit {
+			return tools.Result[PinPromptOutput]{}, tools.Failf(nil, "%d prompts already have tools here, the most this "+
+				"server keeps (every tool goes into every agent's tool list). Nothing changed; use run_prompt.", count)
+		}
 		taken := map[string]bool{}
 		for name := range srv.ListTools() {
 			taken[name] = true

@@ -289,3 +289,16 @@ func TestPinPromptWithoutRunPrompt(t *testing.T) {
 		t.Errorf("a tool that runs prompts appeared; %d runs started", fake.Count("POST /v1/runs"))
 	}
 }
+
+// pin_prompt stops at its limit of tools, with nothing changed.
+func TestPinPromptCap(t *testing.T) {
+	e := newEnv(t, withDeps(func(d *betterprompt.Toolset) { d.AllowPinning, d.PinLimit = true, 2 }))
+	for i := range 2 {
+		res := e.call(t, "pin_prompt", map[string]any{"prompt_id": "cold-email-opener"})
+		if res.IsError {
+			t.Fatalf("pin %d: %s", i, text(res))
+		}
+	}
+	res := e.call(t, "pin_prompt", map[string]any{"prompt_id": "cold-email-opener"})
+	mustError(t, res, "already have tools", "Nothing changed")
+}

@@ -31,6 +31,9 @@ type Toolset struct {
 	// server runs (not with PerRequestKeys: one tenant would add tools for
 	// all).
 	AllowPinning bool
+	// PinLimit bounds the prompts with tools of their own that pin_prompt
+	// lets there be (default MaxPinned): each is in every agent's tool list.
+	PinLimit int
 	// Pins are the chosen prompts that get a tool of their own
 	// (BETTERPROMPT_PROMPTS), loaded with the server's key when Tools runs.
 	Pins []Pin

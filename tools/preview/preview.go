@@ -32,6 +32,9 @@ import (
 // base64 image data: hosts refuse results near 1 MB.
 const Budget = 700 * 1024
 
+// TimeLimit bounds the fetching of all the previews of one result.
+const TimeLimit = 10 * time.Second
+
 // maxFetch bounds one image's download.
 const maxFetch = 25 << 20
 
@@ -199,6 +202,10 @@ func Add(ctx context.Context, content []mcp.Content, urls []string) []mcp.Conten
 			used += len(c.Data)
 		}
 	}
+	// Previews must not hold the answer past the host's timeout: at most
+	// this long for all of them, then the result goes without the rest.
+	ctx, cancel := context.WithTimeout(ctx, TimeLimit)
+	defer cancel()
 	imgs, note := Images(ctx, nil, urls, max(Budget-used, 0))
 	content = append(content, imgs...)
 	if note != "" {
