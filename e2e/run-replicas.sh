@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]}" >/dev/null
 fi
-haproxy -v | head -1
+haproxy -v | sed -n 1p # sed reads it all: head would end haproxy with SIGPIPE, failing the pipeline
 redis-server --version
 
 # REPLICAS_LOG: where go test's whole output goes (default
