@@ -28,6 +28,10 @@ type Pin struct {
 	ToolName string
 }
 
+// reservedPrefix names the other toolset's tools (BetterWaifu's), which
+// are registered beside these and must not be shadowed.
+const reservedPrefix = "betterwaifu_"
+
 // toolNameRule is what a tool name must match (hosts refuse others).
 var toolNameRule = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
@@ -191,8 +195,11 @@ func (d *Toolset) loadPin(ctx context.Context, p Pin, get, search server.ServerT
 		if name == "" {
 			name = "prompt"
 		}
+		if strings.HasPrefix(name, reservedPrefix) {
+			name = "prompt_" + name
+		}
 		name = uniqueName(name, taken)
-	} else if taken[name] {
+	} else if taken[name] || strings.HasPrefix(name, reservedPrefix) {
 		return pinnedSpec{}, fmt.Errorf("the tool name %q is taken", name)
 	}
 	schema, err := pinnedSchema(info)

@@ -56,6 +56,7 @@ func TestPinnedPromptTools(t *testing.T) {
 			{PromptID: "photo-booth-strip-for-two", ToolName: "photo_booth"},
 			{PromptID: "00000000-0000-4000-8000-000000000000"},
 			{PromptID: "cold-email-opener", ToolName: "run_prompt"},
+			{PromptID: "cold-email-opener", ToolName: "betterwaifu_generate"},
 		}
 	}))
 	list, err := e.client.ListTools(context.Background(), mcp.ListToolsRequest{})
@@ -99,7 +100,8 @@ func TestPinnedPromptTools(t *testing.T) {
 		t.Errorf("photo_booth: %v %s", ok, boothSchema)
 	}
 	instr := e.deps.Instructions()
-	if !strings.Contains(instr, "00000000-0000-4000-8000-000000000000") || !strings.Contains(instr, `"run_prompt" is taken`) {
+	if !strings.Contains(instr, "00000000-0000-4000-8000-000000000000") || !strings.Contains(instr, `"run_prompt" is taken`) ||
+		!strings.Contains(instr, `"betterwaifu_generate" is taken`) {
 		t.Errorf("the failures are not in the instructions: %s", instr)
 	}
 
