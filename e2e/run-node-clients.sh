@@ -7,8 +7,8 @@
 #      (sdk-client.mjs: outputSchema validation with ajv, progress, tool errors, Origin);
 #   4. the run viewer, an MCP App, in headless Debian Chromium driven by playwright-core
 #      (viewer-test.mjs: a minimal host page, real sandbox results, screenshots);
-#   5. the Claude Desktop bundle: mcpb/manifest.json validated and packed with @anthropic-ai/mcpb
-#      for linux/amd64, darwin/arm64 and windows/amd64 (bundles in e2e/results/).
+# (The Claude Desktop bundles, packed with @anthropic-ai/mcpb from e2e/node_modules, are checked
+# by e2e/run-release.sh with the rest of the release.)
 #
 # Usage (from anywhere):   bash e2e/run-node-clients.sh
 # Needs: bash >= 4, go (unless BPMCP_BIN is given), npm with any Node (Node 22 itself comes
@@ -19,7 +19,7 @@
 #   BPMCP_BIN=/path/bpmcp  test this prebuilt binary instead of building the repo
 #   E2E_TIME_SCALE=0.2     --sandbox-time-scale of every server started (0.2: runs 5x faster)
 #   E2E_TIMEOUT=900        seconds before the whole run is stopped (exit 124)
-#   E2E_PARTS="conformance inspector sdk viewer mcpb"   the parts to run
+#   E2E_PARTS="conformance inspector sdk viewer"   the parts to run
 #   CHROMIUM=/usr/bin/chromium  the browser of the viewer part (default: chromium on PATH, installed from Debian if absent)
 #   E2E_REINSTALL=1        run npm ci even when node_modules matches the lockfile
 #
@@ -49,7 +49,7 @@ if ! command -v timeout >/dev/null 2>&1; then
 fi
 
 TIME_SCALE="${E2E_TIME_SCALE:-0.2}"
-PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer mcpb} "
+PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer} "
 RESULTS="$E2E_DIR/results"
 BROWSER_ORIGIN="http://localhost:6274" # the Inspector web UI's origin: allowed, to check allow-listing works
 EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,list_models,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
@@ -110,8 +110,8 @@ timed build "$t0"
 # ---- Node 22 and the clients, into e2e/node_modules ------------------------------------
 step "npm ci (Node 22, Inspector 2.12.0, conformance 0.1.16, SDK 1.32.2, ajv)"
 t0=$SECONDS
-# Go keeps its module and build caches where they were (the mcpb part builds
-# for other platforms), not under the HOME set for npm below.
+# Go keeps its module and build caches where they were (parts build Go
+# programs), not under the HOME set for npm below.
 if command -v go >/dev/null 2>&1; then
   GOPATH="$(go env GOPATH)" GOMODCACHE="$(go env GOMODCACHE)" GOCACHE="$(go env GOCACHE)"
   export GOPATH GOMODCACHE GOCACHE
@@ -379,46 +379,6 @@ if [[ "$PARTS" == *" sdk "* ]]; then
   sed 's/^/    /' "$RESULTS/confirm-client.txt"
   kill "$CPID" 2>/dev/null || true
   wait "$CPID" 2>/dev/null || true
-fi
-
-# ---- Claude Desktop bundles (.mcpb) ---------------------------------------------------
-# mcpb/manifest.json, validated and packed with @anthropic-ai/mcpb for the release
-# platforms: one bundle each, with that platform's binary.
-if [[ "$PARTS" == *" mcpb "* ]]; then
-  step "Claude Desktop bundles (mcpb validate, mcpb pack)"
-  t0=$SECONDS
-  if mcpb validate "$REPO_DIR/mcpb/manifest.json" >"$RESULTS/mcpb-validate.txt" 2>&1; then
-    pass "mcpb validate mcpb/manifest.json"
-  else
-    fail "mcpb validate mcpb/manifest.json" "$(tail -3 "$RESULTS/mcpb-validate.txt" | tr '\n' ' ')"
-  fi
-  for target in linux/amd64 darwin/arm64 windows/amd64; do
-    os="${target%/*}" arch="${target#*/}"
-    exe=bpmcp platform="$os"
-    [[ "$os" == windows ]] && exe=bpmcp.exe platform=win32
-    stage="$WORK/mcpb-$os-$arch"
-    mkdir -p "$stage/server"
-    (cd "$REPO_DIR" && CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" go build -trimpath -ldflags "-s -w" -o "$stage/server/$exe" .)
-    node -e '
-      const fs = require("fs");
-      const [src, dst, exe, platform] = process.argv.slice(1);
-      const m = JSON.parse(fs.readFileSync(src, "utf8"));
-      m.server.entry_point = "server/" + exe;
-      m.compatibility.platforms = [platform];
-      fs.writeFileSync(dst, JSON.stringify(m, null, 2));
-    ' "$REPO_DIR/mcpb/manifest.json" "$stage/manifest.json" "$exe" "$platform"
-    cp "$REPO_DIR/README.md" "$stage/"
-    out="$RESULTS/bpmcp-$os-$arch.mcpb"
-    unpacked="$WORK/mcpb-unpacked-$os-$arch"
-    if mcpb pack "$stage" "$out" >"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 && mcpb info "$out" >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 &&
-      mcpb unpack "$out" "$unpacked" >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1 && [[ -f "$unpacked/server/$exe" ]] &&
-      { [[ "$target" != "$(go env GOOS)/$(go env GOARCH)" ]] || "$unpacked/server/$exe" --version >>"$RESULTS/mcpb-pack-$os-$arch.txt" 2>&1; }; then
-      pass "mcpb pack $os/$arch" "$(du -h "$out" | cut -f1) $(basename "$out")"
-    else
-      fail "mcpb pack $os/$arch" "$(tail -3 "$RESULTS/mcpb-pack-$os-$arch.txt" | tr '\n' ' ')"
-    fi
-  done
-  timed mcpb "$t0"
 fi
 
 # ---- the run viewer (an MCP App) in headless Chromium ---------------------------------

@@ -5,6 +5,7 @@ package kubernetes
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,18 +81,36 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	}
 }
 
-// The Dockerfile builds a static binary on a non-root base, labelled with
-// the MCP registry's server name.
+// The Dockerfile builds a static binary on an empty, non-root base,
+// labelled with the MCP registry's server name; the Containerfile CI builds
+// offline from a prebuilt binary makes the same image (its final stage says
+// the same, line for line, but where the files come from).
 func TestDockerfile(t *testing.T) {
-	raw, err := os.ReadFile("../../Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(raw)
-	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", "io.modelcontextprotocol.server.name=", "distroless/static"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("the Dockerfile lacks %q", want)
+	final := map[string][]string{}
+	for _, file := range []string{"../../Dockerfile", "../container/Containerfile"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
 		}
+		s := string(raw)
+		for _, want := range []string{"FROM scratch", "USER 65532:65532", "io.modelcontextprotocol.server.name=", "/etc/ssl/certs/ca-certificates.crt"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s lacks %q", file, want)
+			}
+		}
+		stage := s[strings.LastIndex(s, "FROM scratch"):]
+		for _, l := range strings.Split(string(stripComments([]byte(stage))), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "COPY ") {
+				final[file] = append(final[file], l)
+			}
+		}
+	}
+	if a, b := final["../../Dockerfile"], final["../container/Containerfile"]; !slices.Equal(a, b) {
+		t.Errorf("the two images differ:\nDockerfile:    %q\nContainerfile: %q", a, b)
+	}
+	raw, _ := os.ReadFile("../../Dockerfile")
+	if !strings.Contains(string(raw), "CGO_ENABLED=0") {
+		t.Error("the Dockerfile's binary is not static (CGO_ENABLED=0)")
 	}
 }
 
