@@ -271,7 +271,11 @@ func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start Start
 		return nil, false, ErrStopping
 	}
 	e.sweepSendingLocked(now)
-	e.sending[rec.Handle] = &sending{done: make(chan struct{})}
+	// Until its start request answers, only this process changes the
+	// record: while it sends, its lease keeps other processes from
+	// orphaning it, and recovery starts only after the answer.
+	own := got
+	e.sending[rec.Handle] = &sending{done: make(chan struct{}), rec: &own}
 	e.posts.Add(1) // under mu, so that Drain cannot miss it
 	e.mu.Unlock()
 	s = e.submissionOf(got)
@@ -424,7 +428,20 @@ func (e *Engine) renewLease(ctx context.Context, s *submission) (stop func()) {
 func (e *Engine) noteSent(ctx context.Context, s *submission) error {
 	sctx, cancel := lateContext(ctx)
 	defer cancel()
-	return e.rec.Sent(sctx, s.handle, time.Now())
+	now := time.Now()
+	err := e.rec.Sent(sctx, s.handle, now)
+	e.mu.Lock()
+	if p := e.sending[s.handle]; p != nil && p.rec != nil {
+		if err != nil {
+			p.rec = nil // the store refused it, or is unreachable: read it
+		} else {
+			own := *p.rec
+			own.LastSent = now
+			p.rec = &own
+		}
+	}
+	e.mu.Unlock()
+	return err
 }
 
 // lateContext bounds work that must happen even when the call, or the
@@ -452,6 +469,15 @@ func (e *Engine) finish(ctx context.Context, s *submission, job *Job, f Failure,
 	rec, previous, serr := e.recordFinish(ctx, s, a)
 
 	e.mu.Lock()
+	// A started or refused record is settled: what waiters read of it
+	// does not change. One whose outcome is unknown is recovery's to
+	// change, through the store.
+	if serr == nil && (rec.State == StateStarted || rec.State == StateRefused) {
+		own := rec
+		e.ownRecordLocked(s.handle, &own)
+	} else {
+		e.ownRecordLocked(s.handle, nil)
+	}
 	close(p.done)
 	if p.answer == nil && p.err == nil {
 		delete(e.sending, s.handle)

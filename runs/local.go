@@ -20,6 +20,12 @@ type sending struct {
 	// cannot word (a 402 would read as a network failure).
 	err      error
 	finished time.Time
+	// rec is the record as this process last wrote it, while nobody else
+	// can change it: from the start (Begin) until the start request
+	// answers, and then as Finish left it when that is final. A store
+	// shared by processes is then not read again (a round trip each time a
+	// waiter looks); nil when the store must be read.
+	rec *Record
 }
 
 // posted returns a channel closed when this process's start request of
@@ -117,9 +123,12 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 		// answer is on record, as the memory store would.
 		changed = p
 	}
-	rec, err := e.record(ctx, s)
-	if err != nil {
-		return snapshot{}, err
+	rec, ok := e.ownRecord(s.handle)
+	if !ok {
+		var err error
+		if rec, err = e.record(ctx, s); err != nil {
+			return snapshot{}, err
+		}
 	}
 	snap := e.snapshotOf(rec)
 	snap.changed = changed
@@ -132,6 +141,31 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// ownRecord returns handle's record as this process last wrote it, when
+// that is all there is to know (sending.rec). The records' own store is
+// read otherwise, and always when it announces changes (Notifier): then
+// reading costs nothing.
+func (e *Engine) ownRecord(handle string) (Record, bool) {
+	if _, ok := e.rec.(Notifier); ok {
+		return Record{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.sending[handle]
+	if p == nil || p.rec == nil {
+		return Record{}, false
+	}
+	return *p.rec, true
+}
+
+// ownRecordLocked sets what ownRecord returns for handle: rec, while no
+// other process can change it, else nil.
+func (e *Engine) ownRecordLocked(handle string, rec *Record) {
+	if p := e.sending[handle]; p != nil {
+		p.rec = rec
+	}
 }
 
 func isClosed(c <-chan struct{}) bool {

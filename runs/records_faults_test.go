@@ -332,3 +332,58 @@ func TestSharedStoreWaiterWakesOnItsOwnAnswer(t *testing.T) {
 		_ = v.e.Drain(ctx)
 	})
 }
+
+// countingGets counts the records' reads.
+type countingGets struct {
+	pollOnly
+	gets atomic.Int32
+}
+
+func (c *countingGets) Get(ctx context.Context, handle, tenant string) (Record, bool, error) {
+	c.gets.Add(1)
+	return c.pollOnly.Get(ctx, handle, tenant)
+}
+
+// On a store shared by processes each reading is a round trip; the process
+// that sends a start request knows its record until the answer is
+// recorded, and the answer's record when it is final, so its own call
+// reads nothing. A record another process must settle (an unknown
+// outcome) is read from the store.
+func TestSenderReadsNoRecordItKnows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		recs := &countingGets{pollOnly: pollOnly{NewMemoryRecords()}}
+		v := newTestEnv(t, false, func(c *Config) { c.Records = recs })
+		ctx := context.Background()
+		answer := make(chan struct{})
+		start := func(ctx context.Context) (*Job, error) { // answers when told, with a finished run
+			<-answer
+			j := v.up.add(researchKind, time.Now())
+			j.Status = Succeeded
+			return &j, nil
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: researchKind}, start, time.Now().Add(time.Minute), nil)
+			if err != nil || out.Job == nil || out.Job.Status != Succeeded {
+				t.Errorf("Run = %+v, %v", out, err)
+			}
+		}()
+		time.Sleep(3 * v.e.cfg.PollMin) // the waiter looks several times while the POST is held
+		close(answer)
+		<-done
+		if n := recs.gets.Load(); n != 0 {
+			t.Errorf("the sender's own call read its record %d times", n)
+		}
+
+		// An unknown outcome: recovery changes the record, in the store.
+		unknown := func(context.Context) (*Job, error) {
+			return nil, &fakeErr{msg: "connection reset", f: Failure{Kind: OutcomeUnknown}}
+		}
+		_, _ = v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: researchKind}, unknown, time.Now().Add(5*time.Second), nil)
+		if recs.gets.Load() == 0 {
+			t.Error("a record whose outcome is unknown was never read from the store")
+		}
+		_ = v.e.Drain(ctx)
+	})
+}

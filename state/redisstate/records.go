@@ -307,6 +307,7 @@ func (rr *Records) Begin(ctx context.Context, rec runs.Record, closed bool) (run
 	case "closed":
 		return runs.Record{}, false, nil
 	}
+	rr.s.begun.put(rec.Handle, body)
 	return rec, false, nil
 }
 
@@ -385,6 +386,9 @@ func (rr *Records) Renew(ctx context.Context, handle string, until time.Time) er
 
 // Finish implements runs.Records.
 func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (runs.Record, string, error) {
+	if out, ok, err := rr.finishBegun(ctx, handle, a); ok || err != nil {
+		return out, "", err
+	}
 	var out runs.Record
 	var previous string
 	err := rr.step(ctx, "run records", func(tx *redis.Tx) error {
@@ -394,6 +398,7 @@ func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (ru
 			return err
 		}
 		previous = r.JobID
+		r = answered(r, a)
 		// The claims this step reads or writes are watched too (the record
 		// is, so its job cannot change before EXEC).
 		watch := []string{}
@@ -408,18 +413,6 @@ func (rr *Records) Finish(ctx context.Context, handle string, a runs.Answer) (ru
 				return err
 			}
 		}
-		switch {
-		case a.JobID != "":
-			r.State, r.JobID = runs.StateStarted, a.JobID
-		case a.Unknown:
-			r.Err = a.Err
-			if r.State != runs.StateStarted { // the job list may have settled it already
-				r.State, r.Watched = runs.StateUnknown, true
-			}
-		default:
-			r.State, r.Err, r.JobID = runs.StateRefused, a.Err, ""
-		}
-		r.Finished = a.At
 		// A job the list had suggested goes back to another record that
 		// holds it, if any.
 		var heir runs.Record

@@ -32,6 +32,7 @@ func (s *Store) Ping(ctx context.Context) error {
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
+	begun  begunBodies // records this process began and has not finished
 }
 
 // New returns a Store on c; every key it writes starts with prefix
@@ -40,7 +41,7 @@ func New(c redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "bpmcp:v1:"
 	}
-	return &Store{c: c, prefix: prefix}
+	return &Store{c: c, prefix: prefix, begun: begunBodies{byHandle: map[string]string{}}}
 }
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + ":{" + id + "}" }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -248,7 +249,12 @@ func runPrompt(d *Toolset) server.ServerTool {
 		waited := d.Metrics.Waiting(apiName)
 		outcome, err := d.runEngine().Run(ctx, up, call, start, deadline, progress)
 		waited()
+		// The wait is over: its slot goes back while the budget settles
+		// (on a shared store, two round trips side by side).
+		var released sync.WaitGroup
+		released.Go(release)
 		d.afterRun(ctx, c, sp, outcome, err)
+		released.Wait()
 		if err == nil && !outcome.Joined && outcome.Job != nil && !posted.Load() {
 			d.Metrics.RunStarted(apiName) // its id came from a 504 or the run list
 		}

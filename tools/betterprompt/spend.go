@@ -40,11 +40,15 @@ func (d *Toolset) checkSpend(ctx context.Context, c *bpapi.Client, tenant string
 	if err := spending.CheckCap(maxCredits, sp.estimate, what); err != nil {
 		return nil, err
 	}
-	if err := d.Spending.Check(ctx, tenant, sp.estimate, what); err != nil {
-		return nil, err // before asking the user about a run the budget would refuse
-	}
-	if err := d.Confirm.Confirm(ctx, d.question(ctx, c, tenant, pv, sp.estimate)); err != nil {
-		return nil, err
+	if d.Confirm.Asks(sp.estimate) {
+		// Before asking the user about a run the budget would refuse
+		// (without a question, the reservation below checks it).
+		if err := d.Spending.Check(ctx, tenant, sp.estimate, what); err != nil {
+			return nil, err
+		}
+		if err := d.Confirm.Confirm(ctx, d.question(ctx, c, tenant, pv, sp.estimate)); err != nil {
+			return nil, err
+		}
 	}
 	res, err := d.Spending.Reserve(ctx, tenant, sp.estimate, what)
 	if err != nil {
@@ -209,9 +213,6 @@ func withCapNotes(r tools.Result[RunView], sp *spend) tools.Result[RunView] {
 func (d *Toolset) question(ctx context.Context, c *bpapi.Client, tenant string, pv *bpapi.PromptVersion, estimate *int) spending.Question {
 	q := spending.Question{Tool: "run_prompt", Tenant: tenant, Subject: pv.PromptVersionID,
 		What: fmt.Sprintf("%q on BetterPrompt", pv.Title), Estimate: estimate}
-	if d.Confirm == nil || d.Confirm.Above <= 0 || estimate != nil && *estimate <= d.Confirm.Above {
-		return q // no question: nothing more to read
-	}
 	if n, err := c.Credits(ctx); err == nil {
 		b := float64(n)
 		q.Balance = &b

@@ -76,12 +76,19 @@ type asked struct {
 	Nonce    string `json:"nonce"`    // an accepted answer is used once
 }
 
+// Asks reports whether Confirm asks the user about a run estimated at
+// estimate (nil: unknown): only then is there anything to check or read
+// before asking.
+func (c *Confirmer) Asks(estimate *int) bool {
+	return c != nil && c.Above > 0 && (estimate == nil || *estimate > c.Above)
+}
+
 // Confirm returns nil when the run may go (no threshold, a price at or
 // under it, or the user accepted), a *tools.NeedInput that asks the user,
 // or an error saying why the run was not started (declined, a client that
 // cannot ask, an answer that cannot be verified).
 func (c *Confirmer) Confirm(ctx context.Context, q Question) error {
-	if c == nil || c.Above <= 0 || q.Estimate != nil && *q.Estimate <= c.Above {
+	if !c.Asks(q.Estimate) {
 		return nil
 	}
 	est := -1
