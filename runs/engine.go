@@ -317,7 +317,7 @@ func (e *Engine) post(ctx context.Context, up Upstream, s *submission, start Sta
 	var last error // the previous 429, when this is a resend
 	var lastF Failure
 	for resends := 0; ; resends++ {
-		if err := e.noteSent(ctx, s); err != nil {
+		if err := e.noteSent(ctx, s, resends == 0); err != nil {
 			// The job's window would not cover this request: send nothing.
 			// A resend not sent leaves the previous 429 as the answer.
 			if last != nil {
@@ -424,8 +424,15 @@ func (e *Engine) renewLease(ctx context.Context, s *submission) (stop func()) {
 
 // noteSent records that a start request of s is being sent now: its job,
 // if it creates one, must show in the job list within the start bound from
-// now.
-func (e *Engine) noteSent(ctx context.Context, s *submission) error {
+// now. The first one, sent soon after the record was begun, needs no
+// record: the record's sending time is its submission until one is
+// recorded (Record.SentAt), and no other process can have orphaned it
+// (which Sent would refuse) while the sender's lease runs, as it still
+// does by a wide margin.
+func (e *Engine) noteSent(ctx context.Context, s *submission, first bool) error {
+	if first && time.Since(s.submitted) < SenderLease/3 {
+		return nil
+	}
 	sctx, cancel := lateContext(ctx)
 	defer cancel()
 	now := time.Now()

@@ -90,7 +90,7 @@ func (s *sentFails) Sent(ctx context.Context, handle string, at time.Time) error
 // job list for the job the first request may have created.
 func TestStoreFailureBeforeAResendKeepsTheFirstRequestsMeaning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := &sentFails{MemoryRecords: NewMemoryRecords(), n: 2}
+		store := &sentFails{MemoryRecords: NewMemoryRecords(), n: 1} // the first Sent is the resend's: the first sending is the record's submission
 		v := newTestEnv(t, false, func(c *Config) { c.Records = store })
 		var starts atomic.Int64
 		start := func(context.Context) (*Job, error) {
@@ -383,6 +383,35 @@ func TestSenderReadsNoRecordItKnows(t *testing.T) {
 		_, _ = v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: researchKind}, unknown, time.Now().Add(5*time.Second), nil)
 		if recs.gets.Load() == 0 {
 			t.Error("a record whose outcome is unknown was never read from the store")
+		}
+		_ = v.e.Drain(ctx)
+	})
+}
+
+// The first start request, sent as the record is begun, is recorded by the
+// record itself (its submission time, and the sender's fresh lease): no
+// Sent. A resend after a 429 is recorded, so that its job's window counts
+// from it.
+func TestOnlyResendsAreRecordedAsSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &sentFails{MemoryRecords: NewMemoryRecords(), n: 1 << 30}
+		v := newTestEnv(t, false, func(c *Config) { c.Records = store })
+		ctx := context.Background()
+		var starts atomic.Int64
+		start := func(context.Context) (*Job, error) {
+			if starts.Add(1) == 1 {
+				return nil, &fakeErr{f: Failure{Kind: RateLimited, RetryAfter: 100 * time.Millisecond}, msg: "429"}
+			}
+			j := v.up.add(coldEmailKind, time.Now())
+			j.Status = Succeeded
+			return &j, nil
+		}
+		out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now().Add(time.Minute), nil)
+		if err != nil || out.Job == nil {
+			t.Fatalf("Run = %+v, %v", out, err)
+		}
+		if s, n := starts.Load(), store.calls.Load(); s != 2 || n != 1 {
+			t.Errorf("%d start requests, %d recorded as sent; want 2 and 1 (the resend)", s, n)
 		}
 		_ = v.e.Drain(ctx)
 	})

@@ -66,13 +66,21 @@ func BenchmarkStore(b *testing.B) {
 	})
 }
 
-// runPromptSteps does what one run_prompt call asks of the shared store:
-// a wait slot, the budget's reservation, the run's record (begin with the
-// sender's lease, sent, finish), three rate-limited API requests (the
-// POST, two reads of the run), the settlement and the slot's release: 11
-// round trips. (A POST held longer than 5 s also renews its lease every
-// 5 s.)
+// runPromptSteps does what one run_prompt call asks of the shared store
+// (a prompt read from the cache, a budget set, no confirmation): a wait
+// slot, the budget's reservation, the run's record (begin with the
+// sender's lease, sent, and finish: one script on the replica that began
+// it), three rate-limited API requests (two reads of the prompt, the
+// POST), then the settlement beside the slot's release: 9 round trips in a
+// row. The sender reads nothing back. (A POST held longer than 5 s also
+// renews its lease every 5 s.)
 func runPromptSteps(ctx context.Context, s *redisstate.Store, key, handle string) error {
+	l := s.RateLimiter(1e9, 1000)
+	for range 2 {
+		if err := l.Wait(ctx, key); err != nil {
+			return err
+		}
+	}
 	release, ok, err := s.Slots().Acquire(ctx, key, 1<<20, time.Minute)
 	if err != nil || !ok {
 		return fmt.Errorf("slot: %v %v", ok, err)
@@ -91,15 +99,15 @@ func runPromptSteps(ctx context.Context, s *redisstate.Store, key, handle string
 	if err := rec.Sent(ctx, handle, now); err != nil {
 		return err
 	}
-	l := s.RateLimiter(1e9, 1000)
-	for range 3 {
-		if err := l.Wait(ctx, key); err != nil {
-			return err
-		}
+	if err := l.Wait(ctx, key); err != nil {
+		return err
 	}
 	if _, _, err := rec.Finish(ctx, handle, runs.Answer{At: time.Now(), JobID: "job-" + handle}); err != nil {
 		return err
 	}
+	var released sync.WaitGroup
+	released.Go(release)
+	defer released.Wait()
 	return bu.Settle(ctx, key, handle, 38)
 }
 

@@ -100,7 +100,10 @@ func TestFinishAfterAnotherReplicaChangedTheRecord(t *testing.T) {
 
 // watchCount is how many WATCH commands the server has run: a Finish by
 // transaction sends some, the script none.
-func watchCount(t *testing.T, c *redis.Client) int {
+func watchCount(t *testing.T, c *redis.Client) int { return commandCount(t, c, "watch") }
+
+// commandCount is how many times the server has run the command name.
+func commandCount(t *testing.T, c *redis.Client, name string) int {
 	t.Helper()
 	info, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -108,8 +111,8 @@ func watchCount(t *testing.T, c *redis.Client) int {
 	}
 	var n int
 	for _, l := range strings.Split(info, "\n") {
-		if strings.HasPrefix(l, "cmdstat_watch:calls=") {
-			_, _ = fmt.Sscanf(l, "cmdstat_watch:calls=%d", &n)
+		if rest, ok := strings.CutPrefix(l, "cmdstat_"+name+":calls="); ok {
+			_, _ = fmt.Sscanf(rest, "%d", &n)
 		}
 	}
 	return n
@@ -162,4 +165,21 @@ func keysOf(t *testing.T, c *redis.Client, prefix string) map[string]string {
 		out[strings.TrimPrefix(k, prefix)] = fmt.Sprintf("%s (expires %d)", v, at.Milliseconds()/1000)
 	}
 	return out
+}
+
+// A wait slot released early and again when its call returns goes back
+// once: the second release sends nothing.
+func TestSlotReleasedTwiceSendsOneCommand(t *testing.T) {
+	_, srv := replicas(t, 1)
+	c := srv.Client(t)
+	release, ok, err := redisstate.New(c, "p:").Slots().Acquire(context.Background(), "k", 1, time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	before := commandCount(t, c, "zrem")
+	release()
+	release()
+	if n := commandCount(t, c, "zrem") - before; n != 1 {
+		t.Errorf("two releases sent %d ZREM, want 1", n)
+	}
 }

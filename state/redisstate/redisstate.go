@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -186,11 +187,12 @@ func (sl *Slots) Acquire(ctx context.Context, key string, limit int, ttl time.Du
 	if ok == 0 {
 		return nil, false, nil
 	}
-	release := func() {
+	// Once: a caller may release early and again when it returns.
+	release := sync.OnceFunc(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = sl.s.c.ZRem(rctx, k, id).Err() // a lost release ends with its lease
-	}
+	})
 	return release, true, nil
 }
 
