@@ -59,6 +59,7 @@ type config struct {
 	Tools          []string      `env:"BPMCP_TOOLS" envSeparator:"," flag:"tools" help:"comma-separated allowlist of the tools to offer (default: all); with --read-only, those of them that spend nothing"`
 
 	StateURL    secret.String `env:"BPMCP_STATE_URL" flag:"state-url" help:"redis://… (or rediss://…) of a Redis 7 or Valkey that every replica shares: the rate limit, wait slots, run records, budgets and BetterWaifu's line are kept there (default: in memory, one process)"`
+	TraceFile   string        `env:"BPMCP_TRACE_FILE" flag:"trace" help:"append a JSON line per tool call to this file (tool, arguments with inline images as size and hash, outcome, run status and id, credits, duration, upstream requests; never a key)"`
 	MetricsAddr string        `env:"BPMCP_METRICS_ADDR" flag:"metrics-addr" help:"serve Prometheus metrics at http://ADDR/metrics on a listener of their own (off by default)"`
 
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`

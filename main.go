@@ -32,6 +32,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/bwapi"
 	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
+	"github.com/bpmcp/bpmcp/internal/calltrace"
 	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/mcpserver"
@@ -130,6 +131,15 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	if m != nil {
 		keep = append(keep, mcpserver.WithMetrics(m))
+	}
+	if cfg.TraceFile != "" {
+		trace, err := calltrace.Open(cfg.TraceFile)
+		if err != nil {
+			logger.Error("cannot write the trace", "err", err)
+			return 2
+		}
+		defer func() { _ = trace.Close() }()
+		keep = append(keep, mcpserver.WithTrace(trace))
 	}
 	keep = append(keep, mcpserver.WithMediaOrigins(mediaOrigins(baseURL, bwBaseURL)...))
 	var ready func(context.Context) error

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/calltrace"
 )
 
 // request describes one API call.
@@ -131,6 +133,7 @@ func refusedBeforeRunning(status int) bool {
 // attempt sends r once and reads the answer.
 func (c *Client) attempt(ctx context.Context, r *request, target, apiPath string, n int) outcome {
 	o := outcome{attempt: n}
+	calltrace.CountRequest(ctx)
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)

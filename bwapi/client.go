@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bpmcp/bpmcp/internal/calltrace"
+
 	"github.com/bpmcp/bpmcp/internal/secret"
 )
 
@@ -249,6 +251,7 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte) 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	start := time.Now()
+	calltrace.CountRequest(ctx)
 	resp, err := c.httpc.Do(req)
 	if c.observe != nil {
 		status := 0

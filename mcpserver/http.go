@@ -20,6 +20,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bpmcp/bpmcp/internal/calltrace"
 	"github.com/bpmcp/bpmcp/internal/secret"
 	"github.com/bpmcp/bpmcp/tools"
 )
@@ -129,6 +130,25 @@ type httpTransport struct {
 	draining   atomic.Bool     // the shutdown has begun
 }
 
+// EpisodeHeader names the episode a call belongs to (an evaluation
+// harness's run of one task); the trace records it.
+const EpisodeHeader = "X-Bpmcp-Episode"
+
+// episodeOf returns r's episode: at most 128 printable ASCII characters,
+// else none.
+func episodeOf(r *http.Request) string {
+	id := strings.TrimSpace(r.Header.Get(EpisodeHeader))
+	if len(id) > 128 {
+		return ""
+	}
+	for _, c := range []byte(id) {
+		if c < 0x20 || c > 0x7e {
+			return ""
+		}
+	}
+	return id
+}
+
 func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	opts = opts.withDefaults()
 	t := &httpTransport{}
@@ -136,6 +156,9 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	streamOpts := []server.StreamableHTTPOption{
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			if id := episodeOf(r); id != "" {
+				ctx = calltrace.WithEpisode(ctx, id)
+			}
 			// A caller's own key counts only in multi-tenant mode; otherwise
 			// the server's key serves every call and the header is ignored.
 			if !opts.PerRequestKeys {

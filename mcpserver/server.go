@@ -8,6 +8,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bpmcp/bpmcp/internal/calltrace"
 	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/viewer"
@@ -30,7 +32,93 @@ type options struct {
 	tasks        bool
 	keep         func(mcp.Tool) bool
 	metrics      *metrics.Metrics
+	trace        *calltrace.Writer
 	mediaOrigins []string
+}
+
+// WithTrace writes a line per tool call to w (--trace).
+func WithTrace(w *calltrace.Writer) Option { return func(o *options) { o.trace = w } }
+
+// redactors removes every toolset's secret of a call from a text: an
+// agent may paste a key into an argument.
+func redactors(sets []tools.Toolset) func(ctx context.Context, s string) string {
+	return func(ctx context.Context, s string) string {
+		for _, ts := range sets {
+			if r, ok := ts.(tools.Redacting); ok {
+				if redact := r.Redactor(ctx); redact != nil {
+					s = redact(s)
+				}
+			}
+		}
+		return s
+	}
+}
+
+// traceCalls is the tool middleware of WithTrace; redact removes the
+// call's secrets from what it writes.
+func traceCalls(w *calltrace.Writer, redact func(context.Context, string) string) server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			e := calltrace.Entry{Time: time.Now().UTC(), Tool: req.Params.Name, Episode: calltrace.Episode(ctx)}
+			if s := server.ClientSessionFromContext(ctx); s != nil {
+				e.Session = s.SessionID()
+			}
+			if raw, err := json.Marshal(req.GetRawArguments()); err == nil {
+				e.Arguments = calltrace.Arguments([]byte(redact(ctx, string(raw))))
+			}
+			ctx, requests := calltrace.WithCounter(ctx)
+			res, err := next(ctx, req)
+			e.DurationMS = float64(time.Since(e.Time).Microseconds()) / 1000
+			e.UpstreamRequests = requests.Load()
+			e.Outcome = outcomeOf(res, err)
+			if res != nil {
+				e.IsError = res.IsError
+				if res.IsError {
+					e.Error = redact(ctx, firstLine(res))
+				}
+				readRun(&e, res.StructuredContent)
+			}
+			_ = w.Write(e) // a trace that cannot be written does not fail the call
+			return res, err
+		}
+	}
+}
+
+// readRun copies a result's run status, id and credits into e.
+func readRun(e *calltrace.Entry, structured any) {
+	if structured == nil {
+		return
+	}
+	b, err := json.Marshal(structured)
+	if err != nil {
+		return
+	}
+	var v struct {
+		Status       string `json:"status"`
+		RunID        string `json:"run_id"`
+		GenerationID string `json:"generation_id"`
+		Credits      *int   `json:"credits"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return
+	}
+	e.RunID = v.RunID
+	if e.RunID == "" {
+		e.RunID = v.GenerationID
+	}
+	if e.RunID != "" { // a run's status and charge; get_credits' credits are a balance
+		e.Status, e.Credits = v.Status, v.Credits
+	}
+}
+
+func firstLine(res *mcp.CallToolResult) string {
+	for _, c := range res.Content {
+		if t, ok := c.(mcp.TextContent); ok {
+			line, _, _ := strings.Cut(t.Text, "\n")
+			return line
+		}
+	}
+	return ""
 }
 
 // WithMetrics counts every tool call by tool and outcome in m.
@@ -42,19 +130,24 @@ func countCalls(m *metrics.Metrics) server.ToolHandlerMiddleware {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			start := time.Now()
 			res, err := next(ctx, req)
-			outcome := "ok"
-			switch {
-			case err != nil:
-				outcome = "protocol_error"
-			case res != nil && res.IsError:
-				outcome = "tool_error"
-			case res != nil && len(res.InputRequests) > 0:
-				outcome = "input_required"
-			}
-			m.ToolCall(req.Params.Name, outcome, time.Since(start))
+			m.ToolCall(req.Params.Name, outcomeOf(res, err), time.Since(start))
 			return res, err
 		}
 	}
+}
+
+// outcomeOf is how a tool call ended: ok, tool_error, input_required or
+// protocol_error.
+func outcomeOf(res *mcp.CallToolResult, err error) string {
+	switch {
+	case err != nil:
+		return "protocol_error"
+	case res != nil && res.IsError:
+		return "tool_error"
+	case res != nil && len(res.InputRequests) > 0:
+		return "input_required"
+	}
+	return "ok"
 }
 
 // WithToolFilter offers only the tools keep accepts (the read-only mode,
@@ -102,6 +195,9 @@ func New(version string, sets []tools.Toolset, opts ...Option) *server.MCPServer
 	serverOpts := []server.ServerOption{}
 	if o.metrics != nil {
 		serverOpts = append(serverOpts, server.WithToolHandlerMiddleware(countCalls(o.metrics)))
+	}
+	if o.trace != nil {
+		serverOpts = append(serverOpts, server.WithToolHandlerMiddleware(traceCalls(o.trace, redactors(sets))))
 	}
 	serverOpts = append(serverOpts,
 		server.WithIcons(Icon),

@@ -29,6 +29,13 @@ type Toolset interface {
 	Drain(ctx context.Context) error
 }
 
+// Redacting is a Toolset whose calls carry a secret (an API key): Redactor
+// returns the function that removes it from a text, or nil. What a server
+// writes about a call outside its result (a trace) goes through it.
+type Redacting interface {
+	Redactor(ctx context.Context) func(string) string
+}
+
 type callerKeyContextKey struct{ header string }
 
 // WithCallerKey returns ctx carrying a caller's own key, read from the HTTP

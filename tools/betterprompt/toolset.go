@@ -140,7 +140,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	}
 	d.Spending.Init("BetterPrompt")
 	d.runEngine()
-	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
+	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.Redactor, Tasks: tasks}
 	run := runPrompt(d)
 	base := []server.ServerTool{searchPrompts(d), getPrompt(d), run, getRun(d), getCredits(d), listModels(d)}
 	taken := map[string]bool{}
@@ -182,7 +182,10 @@ func (d *Toolset) Drain(ctx context.Context) error {
 
 // redactor returns the function that redacts the call's API key, in every
 // form bpapi.Client.Redact knows, or nil when the call has no key.
-func (d *Toolset) redactor(ctx context.Context) func(string) string {
+// Redactor returns the function that removes the call's API key (in every
+// form it may take) from a text, or nil when the call has none
+// (tools.Redacting).
+func (d *Toolset) Redactor(ctx context.Context) func(string) string {
 	if d.Client == nil {
 		return nil
 	}

@@ -129,7 +129,7 @@ func (d *Toolset) Tools(tasks *tools.Tasks) []server.ServerTool {
 	}
 	d.Spending.Init("BetterWaifu")
 	d.runEngine()
-	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.redactor, Tasks: tasks}
+	d.adapter = tools.Adapter{Logger: d.Logger, Describe: describeError, Redactor: d.Redactor, Tasks: tasks}
 	return []server.ServerTool{generate(d), getGeneration(d), listModels(d), getAccount(d)}
 }
 
@@ -205,7 +205,10 @@ var errNoRequestKey = &tools.Error{Msg: "This server expects each request to car
 	KeyHeader + " header. Add the header to this MCP server's configuration in your client."}
 
 // redactor removes the call's key from results and logs.
-func (d *Toolset) redactor(ctx context.Context) func(string) string {
+// Redactor returns the function that removes the call's API key (in every
+// form it may take) from a text, or nil when the call has none
+// (tools.Redacting).
+func (d *Toolset) Redactor(ctx context.Context) func(string) string {
 	if d.Client == nil {
 		return nil
 	}
