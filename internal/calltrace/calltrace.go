@@ -22,10 +22,10 @@ import (
 
 // Entry is one line of the trace.
 type Entry struct {
-	Time     time.Time `json:"time"`              // when the call began (UTC)
-	Episode  string    `json:"episode,omitempty"` // the caller's X-Bpmcp-Episode header
-	Session  string    `json:"session,omitempty"` // the MCP session id: "stdio" over stdio, none in stateless HTTP
-	Tool     string    `json:"tool"`
+	Time    time.Time `json:"time"`              // when the call began (UTC)
+	Episode string    `json:"episode,omitempty"` // the caller's X-Bpmcp-Episode header
+	Session string    `json:"session,omitempty"` // the MCP session id: "stdio" over stdio, none in stateless HTTP
+	Tool    string    `json:"tool"`
 	// Arguments as the call sent them, but for images given inline (base64
 	// or data: URLs), each replaced by {"bytes": n, "sha256": hex}.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
