@@ -35,6 +35,7 @@ import (
 	"github.com/bpmcp/bpmcp/internal/calltrace"
 	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/internal/seal"
+	"github.com/bpmcp/bpmcp/internal/secret"
 	"github.com/bpmcp/bpmcp/mcpserver"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/state/redisstate"
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 
 	apiKey, baseURL := cfg.APIKey, cfg.BaseURL
 	bwKey, bwBaseURL := cfg.BetterWaifuAPIKey, cfg.BetterWaifuBaseURL
+	var episodeKey func(header, episode string) secret.String
 	if cfg.Sandbox {
 		sandbox, err := startSandbox(cfg)
 		if err != nil {
@@ -97,6 +99,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 			return 1
 		}
 		defer sandbox.close()
+		episodeKey = sandbox.episodes.key
 		apiKey, baseURL = fakeapi.SandboxKey, sandbox.baseURL
 		bwKey, bwBaseURL = bwfake.SandboxKey, sandbox.bwBaseURL
 		logger.Warn("SANDBOX MODE: using simulated BetterPrompt and BetterWaifu APIs with sample prompts; outputs are not real and nothing is spent",
@@ -146,7 +149,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if store != nil {
 		ready = store.Ping
 	}
-	err = serve(ctx, cfg, logger, toolsets, keep, ready, stdin, stdout, stderr)
+	err = serve(ctx, cfg, logger, toolsets, keep, ready, episodeKey, stdin, stdout, stderr)
 	// Runs whose POST is still held by the API would lose their id if the
 	// process exited now: wait for their answers (the ids are logged), up to
 	// a bound, and stop at a second signal. This happens however serving
@@ -379,7 +382,8 @@ func toolFilter(cfg config, toolsets []tools.Toolset) ([]mcpserver.Option, error
 // serve serves MCP on the configured transport until ctx ends or the
 // client goes away.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tools.Toolset, keep []mcpserver.Option,
-	ready func(context.Context) error, stdin io.Reader, stdout, stderr io.Writer) error {
+	ready func(context.Context) error, episodeKey func(header, episode string) secret.String,
+	stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cfg.Transport {
 	case "http":
 		srv := mcpserver.New(programVersion(), toolsets, keep...)
@@ -391,6 +395,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, toolsets []tool
 			AllowedOrigins: cfg.AllowedOrigins,
 			AuthToken:      cfg.AuthToken,
 			PerRequestKeys: cfg.PerRequestKeys,
+			EpisodeKey:     episodeKey,
 			MaxBodyBytes:   cfg.MaxBodyBytes,
 			SessionIdleTTL: cfg.SessionIdleTTL,
 			MaxSessions:    cfg.MaxSessions,
@@ -476,6 +481,7 @@ func versionOf(fromLdflags string, bi *debug.BuildInfo) string {
 type sandbox struct {
 	baseURL   string // BetterPrompt's
 	bwBaseURL string // BetterWaifu's
+	episodes  *episodes
 	close     func()
 }
 
@@ -488,10 +494,12 @@ func startSandbox(cfg config) (*sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load the sample catalogue: %w", err)
 	}
+	eps := newEpisodes()
 	fake := fakeapi.New(fakeapi.Options{
-		Catalogue: prompts,
-		Keys:      map[string]fakeapi.Key{fakeapi.SandboxKey: {Credits: 10000}},
-		TimeScale: cfg.SandboxTimeScale,
+		Catalogue:  prompts,
+		Keys:       map[string]fakeapi.Key{fakeapi.SandboxKey: {Credits: sandboxCredits}},
+		NewAccount: eps.bpAccount,
+		TimeScale:  cfg.SandboxTimeScale,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -503,6 +511,7 @@ func startSandbox(cfg config) (*sandbox, error) {
 	// BetterWaifu's fake keeps the configured cooldown, so that the limits
 	// the server keeps are the ones it meets; its jobs follow the time scale.
 	bw := bwfake.New(bwfake.Options{
+		NewAccount:  eps.bwAccount,
 		Cooldown:    cfg.BetterWaifuCooldown,
 		QueueTime:   time.Duration(float64(3*time.Second) * cfg.SandboxTimeScale),
 		ProcessTime: time.Duration(float64(5*time.Second) * cfg.SandboxTimeScale),
@@ -513,11 +522,13 @@ func startSandbox(cfg config) (*sandbox, error) {
 		fake.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	eps.bp, eps.bw = fake, bw
 	bws := &http.Server{Handler: bw, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = bws.Serve(bwln) }()
 	return &sandbox{
 		baseURL:   "http://" + ln.Addr().String() + "/v1",
 		bwBaseURL: "http://" + bwln.Addr().String() + "/api/v1",
+		episodes:  eps,
 		close: func() {
 			_ = hs.Close()
 			_ = bws.Close()

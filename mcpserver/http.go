@@ -45,6 +45,11 @@ type HTTPOptions struct {
 	// PerRequestKeys makes every request bring its own upstream key, in the
 	// header each toolset names (multi-tenant mode).
 	PerRequestKeys bool
+	// EpisodeKey, when set, gives the upstream key of an episode (a request's
+	// X-Bpmcp-Episode header) for a toolset's key header, or "": each
+	// episode then works on an account of its own (the sandbox's isolated
+	// episodes). Keys a caller sends (PerRequestKeys) come first.
+	EpisodeKey func(header, episode string) secret.String
 	// Toolsets are the server's toolsets: their key headers are read in
 	// multi-tenant mode and allowed in CORS preflights, and on shutdown each
 	// is told to make its waiting calls answer before their streams close.
@@ -156,17 +161,20 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	streamOpts := []server.StreamableHTTPOption{
 		server.WithStateLess(opts.Stateless),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
-			if id := episodeOf(r); id != "" {
+			id := episodeOf(r)
+			if id != "" {
 				ctx = calltrace.WithEpisode(ctx, id)
 			}
-			// A caller's own key counts only in multi-tenant mode; otherwise
-			// the server's key serves every call and the header is ignored.
-			if !opts.PerRequestKeys {
-				return ctx
-			}
 			for _, header := range headers {
-				if key := strings.TrimSpace(r.Header.Get(header)); key != "" {
+				// A caller's own key counts only in multi-tenant mode;
+				// otherwise the server's key serves every call and the
+				// header is ignored.
+				if key := strings.TrimSpace(r.Header.Get(header)); key != "" && opts.PerRequestKeys {
 					ctx = tools.WithCallerKey(ctx, header, secret.String(key))
+				} else if id != "" && opts.EpisodeKey != nil {
+					if key := opts.EpisodeKey(header, id); key != "" {
+						ctx = tools.WithCallerKey(ctx, header, key)
+					}
 				}
 			}
 			return ctx

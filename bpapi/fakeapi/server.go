@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,10 @@ type Key struct {
 // Options configure a [Server]. The zero value is usable: an empty
 // catalogue, the default keys and the real API's limits.
 type Options struct {
+	// NewAccount, when set, is asked about a key that is not in Keys: an
+	// account is created for it on its first request when it answers ok
+	// (the sandbox's isolated episodes). Forget drops it.
+	NewAccount func(key string) (Key, bool)
 	// Catalogue is the set of published prompts (see [LoadCatalogue]).
 	Catalogue []Prompt
 	// Keys are the allowed API keys and their accounts. Default:
@@ -394,6 +399,12 @@ func bearerKey(r *http.Request) string {
 func (s *Server) authorize(w http.ResponseWriter, c *call) bool {
 	s.mu.Lock()
 	acct := s.accounts[c.key]
+	if acct == nil && c.key != "" && s.opts.NewAccount != nil {
+		if k, ok := s.opts.NewAccount(c.key); ok {
+			acct = &account{Key: k}
+			s.accounts[c.key] = acct
+		}
+	}
 	if c.key == "" || acct == nil {
 		s.mu.Unlock()
 		writeError(w, http.StatusUnauthorized, "Missing or invalid API key")
@@ -537,6 +548,21 @@ func (s *Server) SetLapsed(key string, lapsed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.account(key).Lapsed = lapsed
+}
+
+// Forget drops key's account and its runs, as if it never existed.
+func (s *Server) Forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accounts, key)
+	keep := func(r *run) bool { return r.key != key }
+	for id, r := range s.runs {
+		if !keep(r) {
+			delete(s.runs, id)
+		}
+	}
+	s.runList = slices.DeleteFunc(s.runList, func(r *run) bool { return !keep(r) })
+	s.pending = slices.DeleteFunc(s.pending, func(r *run) bool { return !keep(r) })
 }
 
 // account returns key's account, creating it. Called with s.mu held.

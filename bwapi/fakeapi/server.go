@@ -61,6 +61,10 @@ type Options struct {
 	// Keys are the accounts (default: TestKey and SandboxKey, active, with
 	// 500 credits).
 	Keys map[string]Key
+	// NewAccount, when set, is asked about a key that is not in Keys: an
+	// account is created for it on its first request when it answers ok
+	// (the sandbox's isolated episodes). Forget drops it.
+	NewAccount func(key string) (Key, bool)
 	// Models is the model list (default DefaultModels).
 	Models []Model
 	// Cooldown is the wait between generations (default 60 s).
@@ -209,9 +213,29 @@ func (s *Server) authenticate(r *http.Request) *account {
 	if !ok {
 		return nil
 	}
+	key = strings.TrimSpace(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.accounts[strings.TrimSpace(key)]
+	a := s.accounts[key]
+	if a == nil && key != "" && s.opts.NewAccount != nil {
+		if k, ok := s.opts.NewAccount(key); ok {
+			a = &account{key: k}
+			s.accounts[key] = a
+		}
+	}
+	return a
+}
+
+// Forget drops key's account and its generations, as if it never existed.
+func (s *Server) Forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accounts, key)
+	for id, j := range s.jobs {
+		if j.owner == key {
+			delete(s.jobs, id)
+		}
+	}
 }
 
 func (s *Server) handleAccount(w http.ResponseWriter, _ *http.Request, a *account) {
