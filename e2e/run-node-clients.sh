@@ -7,6 +7,8 @@
 #      (sdk-client.mjs: outputSchema validation with ajv, progress, tool errors, Origin);
 #   4. the run viewer, an MCP App, in headless Debian Chromium driven by playwright-core
 #      (viewer-test.mjs: a minimal host page, real sandbox results, screenshots);
+#   5. an agent framework's MCP adapter, LangChain's @langchain/mcp-adapters (framework-check.mjs):
+#      the tools loaded over stdio and two of them invoked in the sandbox.
 # (The Claude Desktop bundles, packed with @anthropic-ai/mcpb from e2e/node_modules, are checked
 # by e2e/run-release.sh with the rest of the release.)
 #
@@ -19,7 +21,7 @@
 #   BPMCP_BIN=/path/bpmcp  test this prebuilt binary instead of building the repo
 #   E2E_TIME_SCALE=0.2     --sandbox-time-scale of every server started (0.2: runs 5x faster)
 #   E2E_TIMEOUT=900        seconds before the whole run is stopped (exit 124)
-#   E2E_PARTS="conformance inspector sdk viewer"   the parts to run
+#   E2E_PARTS="conformance inspector sdk framework viewer"   the parts to run
 #   CHROMIUM=/usr/bin/chromium  the browser of the viewer part (default: chromium on PATH, installed from Debian if absent)
 #   E2E_REINSTALL=1        run npm ci even when node_modules matches the lockfile
 #
@@ -49,7 +51,7 @@ if ! command -v timeout >/dev/null 2>&1; then
 fi
 
 TIME_SCALE="${E2E_TIME_SCALE:-0.2}"
-PARTS=" ${E2E_PARTS:-conformance inspector sdk viewer} "
+PARTS=" ${E2E_PARTS:-conformance inspector sdk framework viewer} "
 RESULTS="$E2E_DIR/results"
 BROWSER_ORIGIN="http://localhost:6274" # the Inspector web UI's origin: allowed, to check allow-listing works
 EXPECTED_TOOLS="search_prompts,get_prompt,run_prompt,get_run,get_credits,list_models,betterwaifu_generate,betterwaifu_get_generation,betterwaifu_list_models,betterwaifu_get_account"
@@ -108,7 +110,7 @@ fi
 timed build "$t0"
 
 # ---- Node 22 and the clients, into e2e/node_modules ------------------------------------
-step "npm ci (Node 22, Inspector 2.12.0, conformance 0.1.16, SDK 1.32.2, ajv)"
+step "npm ci (Node 22, Inspector 2.12.0, conformance 0.1.16, SDK 1.32.2, ajv, LangChain MCP adapters 1.1.4)"
 t0=$SECONDS
 # Go keeps its module and build caches where they were (parts build Go
 # programs), not under the HOME set for npm below.
@@ -379,6 +381,20 @@ if [[ "$PARTS" == *" sdk "* ]]; then
   sed 's/^/    /' "$RESULTS/confirm-client.txt"
   kill "$CPID" 2>/dev/null || true
   wait "$CPID" 2>/dev/null || true
+fi
+
+# ---- an agent framework's MCP adapter -----------------------------------------------------
+# LangChain's @langchain/mcp-adapters loads the tools over stdio and calls two in the sandbox.
+if [[ "$PARTS" == *" framework "* ]]; then
+  step "agent framework: LangChain @langchain/mcp-adapters (framework-check.mjs)"
+  t0=$SECONDS
+  if timeout 120 node "$E2E_DIR/framework-check.mjs" --bin "$BIN" >"$RESULTS/framework.txt" 2>"$RESULTS/framework-server.log"; then
+    pass "LangChain MCP adapters: getTools(), search_prompts and run_prompt invoked in the sandbox"
+  else
+    fail "LangChain MCP adapters" "$(grep -E 'FAIL' "$RESULTS/framework.txt" | head -2 | tr '\n' ' ')"
+  fi
+  sed 's/^/    /' "$RESULTS/framework.txt"
+  timed framework "$t0"
 fi
 
 # ---- the run viewer (an MCP App) in headless Chromium ---------------------------------
