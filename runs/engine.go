@@ -271,9 +271,10 @@ func (e *Engine) submit(ctx context.Context, up Upstream, call Call, start Start
 		return nil, false, ErrStopping
 	}
 	e.sweepSendingLocked(now)
-	// Until its start request answers, only this process changes the
-	// record: while it sends, its lease keeps other processes from
-	// orphaning it, and recovery starts only after the answer.
+	// Until its start request answers, the record changes elsewhere only
+	// through the job list (a job confirmed) or a lapsed lease: waiting
+	// goes on with this copy, and a call answering at its deadline reads
+	// the store (sending.rec).
 	own := got
 	e.sending[rec.Handle] = &sending{done: make(chan struct{}), rec: &own}
 	e.posts.Add(1) // under mu, so that Drain cannot miss it

@@ -20,11 +20,13 @@ type sending struct {
 	// cannot word (a 402 would read as a network failure).
 	err      error
 	finished time.Time
-	// rec is the record as this process last wrote it, while nobody else
-	// can change it: from the start (Begin) until the start request
-	// answers, and then as Finish left it when that is final. A store
+	// rec is the record as this process last wrote it: from the start
+	// (Begin) until the start request answers, and then as Finish left it
+	// when that is final. A store
 	// shared by processes is then not read again (a round trip each time a
-	// waiter looks); nil when the store must be read.
+	// waiter looks); nil when the store must be read. While pending it may
+	// be behind the store (ConfirmPending, Orphan elsewhere): a call's
+	// answer at its deadline reads the store (read, deciding).
 	rec *Record
 }
 
@@ -113,7 +115,11 @@ var errForgotten = errors.New("runs: the submission's record is gone")
 
 // read reads what is known of a submission. The start request's answer is
 // handed to one caller only; later ones read the job upstream by its id.
-func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
+// When deciding (a call answers at its deadline), a pending record of this
+// process's own is read from the store: another process, or another call,
+// may have confirmed its job through the job list (ConfirmPending) or
+// found its sender gone (Orphan) meanwhile.
+func (e *Engine) read(ctx context.Context, s *submission, deciding bool) (snapshot, error) {
 	var changed <-chan struct{}
 	if n, ok := e.rec.(Notifier); ok {
 		changed = n.Changed(s.handle) // before the reading, so that no change is missed
@@ -124,6 +130,9 @@ func (e *Engine) read(ctx context.Context, s *submission) (snapshot, error) {
 		changed = p
 	}
 	rec, ok := e.ownRecord(s.handle)
+	if ok && deciding && rec.State == StatePending {
+		ok = false
+	}
 	if !ok {
 		var err error
 		if rec, err = e.record(ctx, s); err != nil {
@@ -219,9 +228,9 @@ func (e *Engine) sendingHere(handle string) bool {
 }
 
 // readOr reads a submission, or, when its record cannot be read, logs why
-// and returns last: the wait goes on with what it knew.
-func (e *Engine) readOr(ctx context.Context, s *submission, last snapshot) snapshot {
-	snap, err := e.read(ctx, s)
+// and returns last: the wait goes on with what it knew. deciding: see read.
+func (e *Engine) readOr(ctx context.Context, s *submission, last snapshot, deciding bool) snapshot {
+	snap, err := e.read(ctx, s, deciding)
 	if err != nil {
 		if ctx.Err() == nil { // a call that ends says so itself
 			s.log.Warn("reading the submission's record failed; going on with what was known", "err", err)

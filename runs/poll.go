@@ -70,7 +70,7 @@ func (p *poll) takePOSTAnswer(ctx context.Context, e *Engine) *Job {
 		p.posted = nil // a closed channel must not end every sleep
 	default:
 	}
-	snap, err := e.read(ctx, p.s)
+	snap, err := e.read(ctx, p.s, false)
 	if err != nil || !snap.answered {
 		return nil
 	}

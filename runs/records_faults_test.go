@@ -416,3 +416,53 @@ func TestOnlyResendsAreRecordedAsSent(t *testing.T) {
 		_ = v.e.Drain(ctx)
 	})
 }
+
+// While the upstream holds the start request, the record can change
+// elsewhere: another replica (or another call here) confirms its job
+// through the job list (ConfirmPending). The sender's call, answering at
+// its deadline, must answer with that job, as it did when it read the
+// store, not with "still starting" from the record as it last wrote it.
+func TestSenderAnswersWithAJobConfirmedElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := pollOnly{NewMemoryRecords()}
+		a := newTestEnv(t, true, func(c *Config) { c.Records = shared })
+		b := New(a.e.cfg) // another replica on the same records
+		ctx := context.Background()
+		answer := make(chan struct{})
+		start := func(context.Context) (*Job, error) { // the job exists at once; the request is held
+			j := a.up.add(coldEmailKind, time.Now())
+			<-answer
+			return &j, nil
+		}
+		type result struct {
+			out Outcome
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			out, err := a.e.Run(ctx, a.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now().Add(10*time.Second), nil)
+			done <- result{out, err}
+		}()
+		time.Sleep(time.Second)
+		m := shared.Records.(*MemoryRecords)
+		var handle string
+		m.mu.Lock()
+		for h := range m.byHandle {
+			handle = h
+		}
+		m.mu.Unlock()
+		out, err := b.Follow(ctx, a.up, "t", handle, time.Now().Add(time.Second), nil)
+		if err != nil || out.Job == nil {
+			t.Fatalf("setup: Follow on the other replica = %+v, %v; want the job confirmed through the job list", out, err)
+		}
+		confirmed := out.Job.ID
+		r := <-done
+		if r.err != nil || r.out.Job == nil || r.out.Job.ID != confirmed {
+			t.Errorf("the sender's call at its deadline = job %v, state %d, handle %q, %v; want job %s, confirmed on record",
+				r.out.Job, r.out.State, r.out.Handle, r.err, confirmed)
+		}
+		close(answer)
+		_ = a.e.Drain(ctx)
+		_ = b.Drain(ctx)
+	})
+}

@@ -71,7 +71,7 @@ func (w *waiter) awaitSubmission(ctx context.Context, s *submission) (Outcome, e
 	stop := e.Stopping()
 	snap := snapshot{state: StatePending}
 	for first := true; ; first = false {
-		snap = e.readOr(ctx, s, snap)
+		snap = e.readOr(ctx, s, snap, false)
 		if out, done, err := w.decided(ctx, s, snap); done {
 			return out, err
 		}
@@ -150,7 +150,7 @@ func startingNote(s *submission, state State) Note {
 // before the job is known to be final; last is the latest reading.
 func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, stopping bool) (Outcome, error) {
 	e := w.e
-	snap := e.readOr(ctx, s, last)
+	snap := e.readOr(ctx, s, last, true)
 	switch snap.state {
 	case StateStarted:
 		if snap.job != nil {
@@ -183,7 +183,7 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, s
 			}
 		}
 	}
-	return w.noRun(s, e.readOr(ctx, s, snap), stopping), nil
+	return w.noRun(s, e.readOr(ctx, s, snap, true), stopping), nil
 }
 
 // confirmNow reads the job list once for a pending submission and confirms
