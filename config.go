@@ -65,6 +65,7 @@ type config struct {
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
 	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
 
+	SandboxSeed      int64   `env:"BPMCP_SANDBOX_SEED" flag:"sandbox-seed" help:"sandbox: make the simulated APIs' choices (run ids) the same from one start to the next (0: different each time)"`
 	SandboxTimeScale float64 `env:"BPMCP_SANDBOX_TIME_SCALE" envDefault:"1" flag:"sandbox-time-scale" help:"sandbox: multiply simulated run durations (0.1 = ten times faster)"`
 
 	Version bool `flag:"version" help:"print the version and exit"`

@@ -8,11 +8,13 @@ import (
 	"cmp"
 	"context"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -495,7 +497,14 @@ func startSandbox(cfg config) (*sandbox, error) {
 		return nil, fmt.Errorf("load the sample catalogue: %w", err)
 	}
 	eps := newEpisodes()
+	var ids io.Reader
+	if cfg.SandboxSeed != 0 {
+		var seed [32]byte
+		binary.LittleEndian.PutUint64(seed[:], uint64(cfg.SandboxSeed))
+		ids = rand.NewChaCha8(seed)
+	}
 	fake := fakeapi.New(fakeapi.Options{
+		IDs:        ids,
 		Catalogue:  prompts,
 		Keys:       map[string]fakeapi.Key{fakeapi.SandboxKey: {Credits: sandboxCredits}},
 		NewAccount: eps.bpAccount,

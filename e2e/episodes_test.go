@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +93,33 @@ func TestSandboxEpisodesAreIsolated(t *testing.T) {
 		if left := creditsLeft(t, ctx, cs); left != 10000 {
 			t.Errorf("episode %q starts with %v credits, want 10000", id, left)
 		}
+	}
+}
+
+// --sandbox-seed makes a fresh sandbox answer the same calls with the same
+// run ids; another seed, other ids.
+func TestSandboxSeedRepeatsRunIDs(t *testing.T) {
+	runID := func(seed string) string {
+		cmd := exec.Command(binary, append(append([]string{}, sandboxArgs...), "--sandbox-seed", seed)...)
+		cmd.Env = cleanEnv()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "seed", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cs.Close() }()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_prompt", Arguments: map[string]any{
+			"prompt_id": coldEmailPrompt, "wait_seconds": 30, "inputs": map[string]any{"textInputs": map[string]any{
+				"company_name": "Acme", "recipient_role": "CTO", "value_proposition": "We halve your cloud bill."}}}})
+		if err != nil || res.IsError {
+			t.Fatalf("run_prompt: %v %s", err, textOf(res))
+		}
+		id, _ := res.StructuredContent.(map[string]any)["run_id"].(string)
+		return id
+	}
+	first, again, other := runID("42"), runID("42"), runID("43")
+	if first == "" || first != again || first == other {
+		t.Errorf("run ids with seeds 42, 42, 43: %q %q %q; want the first two equal and the third different", first, again, other)
 	}
 }

@@ -279,7 +279,7 @@ func (s *Server) handleCreateRun(w http.ResponseWriter, r *http.Request, c *call
 	s.seq++
 	duration := time.Duration(float64(p.DurationMs) * float64(time.Millisecond) * s.opts.TimeScale)
 	rn := &run{
-		id:         uuid.NewString(),
+		id:         s.newRunID(),
 		key:        c.key,
 		prompt:     p,
 		versionID:  p.Versions[ref.index].PromptVersionID,
@@ -692,4 +692,15 @@ func (s *Server) FinishRun(runID string) {
 // sees the runs of both.
 func (s *Server) sameAccountLocked(a, b string) bool {
 	return a == b || (s.accounts[a] != nil && s.accounts[a] == s.accounts[b])
+}
+
+// newRunID returns a new run id (a random UUID, from Options.IDs when
+// set). Called with s.mu held.
+func (s *Server) newRunID() string {
+	if s.opts.IDs != nil {
+		if id, err := uuid.NewRandomFromReader(s.opts.IDs); err == nil {
+			return id.String()
+		}
+	}
+	return uuid.NewString()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -45,6 +46,10 @@ type Key struct {
 // Options configure a [Server]. The zero value is usable: an empty
 // catalogue, the default keys and the real API's limits.
 type Options struct {
+	// IDs is the randomness run ids are made of (default crypto/rand): a
+	// seeded source makes them the same from one run of a test, or of the
+	// sandbox (--sandbox-seed), to the next.
+	IDs io.Reader
 	// NewAccount, when set, is asked about a key that is not in Keys: an
 	// account is created for it on its first request when it answers ok
 	// (the sandbox's isolated episodes). Forget drops it.
