@@ -65,6 +65,9 @@ type config struct {
 	LogLevel  string `env:"BPMCP_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error (logs go to stderr)"`
 	LogFormat string `env:"BPMCP_LOG_FORMAT" envDefault:"text" flag:"log-format" help:"text or json"`
 
+	RecordDir        string  `env:"BPMCP_RECORD_DIR" flag:"record" help:"record every request to BetterPrompt and BetterWaifu, and its answer, into this directory (one JSON file each, keys redacted, output media downloaded), for --replay"`
+	ReplayDir        string  `env:"BPMCP_REPLAY_DIR" flag:"replay" help:"answer from the recordings in this directory instead of the APIs: no key, no network; a call with no recording is an error that names it"`
+	ReplaySpeed      float64 `env:"BPMCP_REPLAY_SPEED" flag:"replay-speed" help:"replay: wait the recorded time of each answer times this (0: answer at once, 1: as recorded)"`
 	SandboxSeed      int64   `env:"BPMCP_SANDBOX_SEED" flag:"sandbox-seed" help:"sandbox: make the simulated APIs' choices (run ids) the same from one start to the next (0: different each time)"`
 	SandboxTimeScale float64 `env:"BPMCP_SANDBOX_TIME_SCALE" envDefault:"1" flag:"sandbox-time-scale" help:"sandbox: multiply simulated run durations (0.1 = ten times faster)"`
 
@@ -154,6 +157,12 @@ func (c config) validate() error {
 	}
 	if c.SandboxTimeScale <= 0 {
 		errs = append(errs, errors.New("--sandbox-time-scale must be more than 0"))
+	}
+	if c.ReplayDir != "" && (c.Sandbox || c.RecordDir != "") {
+		errs = append(errs, errors.New("--replay answers from recordings: it goes with neither --sandbox nor --record"))
+	}
+	if c.ReplaySpeed < 0 {
+		errs = append(errs, errors.New("--replay-speed must be 0 (at once) or more"))
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/bpmcp/bpmcp/bwapi"
 	bwfake "github.com/bpmcp/bpmcp/bwapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/calltrace"
+	"github.com/bpmcp/bpmcp/internal/cassette"
 	"github.com/bpmcp/bpmcp/internal/metrics"
 	"github.com/bpmcp/bpmcp/internal/seal"
 	"github.com/bpmcp/bpmcp/internal/secret"
@@ -106,6 +107,18 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		bwKey, bwBaseURL = bwfake.SandboxKey, sandbox.bwBaseURL
 		logger.Warn("SANDBOX MODE: using simulated BetterPrompt and BetterWaifu APIs with sample prompts; outputs are not real and nothing is spent",
 			"api", baseURL, "betterwaifu_api", bwBaseURL)
+	} else if cfg.ReplayDir != "" {
+		rp, err := startReplay(cfg)
+		if err != nil {
+			logger.Error("cannot replay", "err", err)
+			return 1
+		}
+		defer rp.close()
+		apiKey, baseURL = rp.bpKey, rp.baseURL
+		bwKey, bwBaseURL = rp.bwKey, rp.bwBaseURL
+		episodeKey = rp.episodeKey
+		logger.Warn("REPLAY MODE: answering from recordings; nothing is sent to the APIs", "dir", cfg.ReplayDir,
+			"speed", cfg.ReplaySpeed, "api", baseURL)
 	} else if apiKey == "" && !cfg.PerRequestKeys {
 		logger.Warn("BETTERPROMPT_API_KEY is not set: every tool will answer with instructions to set it (or use --sandbox)")
 	}
@@ -128,7 +141,18 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if store != nil {
 		defer store.close()
 	}
-	toolsets := buildToolsets(cfg, logger, m, store, upstreams{apiKey, baseURL, bwKey, bwBaseURL})
+	up := upstreams{apiKey: apiKey, baseURL: baseURL, bwKey: bwKey, bwBaseURL: bwBaseURL}
+	if cfg.RecordDir != "" {
+		rec, err := cassette.NewRecorder(cfg.RecordDir, secret.String(apiKey), secret.String(bwKey))
+		if err != nil {
+			logger.Error("cannot record", "err", err)
+			return 2
+		}
+		defer rec.Close() // after the server: the last media downloads
+		up.recorder = rec
+		logger.Info("recording every API request and answer", "dir", cfg.RecordDir)
+	}
+	toolsets := buildToolsets(cfg, logger, m, store, up)
 	keep, err := toolFilter(cfg, toolsets)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpmcp: %v\n", err)
@@ -178,6 +202,16 @@ type upstreams struct {
 	baseURL   string
 	bwKey     bwapi.APIKey
 	bwBaseURL string
+	recorder  *cassette.Recorder // --record; nil otherwise
+}
+
+// httpClient is the HTTP client of api's client: next, through the
+// recorder when recording (nil next: the client's own default).
+func (u upstreams) httpClient(api string, next *http.Client) *http.Client {
+	if u.recorder == nil {
+		return nil
+	}
+	return u.recorder.Client(api, next)
 }
 
 // buildToolsets makes every toolset the server offers, with the spending
@@ -199,6 +233,7 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         logger,
 		Observe:        observe(m, "betterprompt"),
+		HTTPClient:     up.httpClient("betterprompt", bpapi.DefaultHTTPClient()),
 	})
 	// One ledger for both upstreams; each keeps its own budget in it.
 	var budgets spending.Budgets = state.NewBudgets()
@@ -244,6 +279,8 @@ func buildToolsets(cfg config, logger *slog.Logger, m *metrics.Metrics, store *s
 				RequestTimeout: cfg.RequestTimeout,
 				Logger:         logger,
 				Observe:        observe(m, "betterwaifu"),
+				HTTPClient: up.httpClient("betterwaifu", &http.Client{
+					CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}),
 			}),
 			PerRequestKeys: perRequest,
 			WaitDefault:    cfg.WaitDefault,

@@ -138,7 +138,7 @@ func New(opts Options) *Client {
 	}
 	c.baseURL, c.basePath, c.baseErr = parseBaseURL(opts.BaseURL)
 	if c.httpc == nil {
-		c.httpc = defaultHTTPClient()
+		c.httpc = DefaultHTTPClient()
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
@@ -213,10 +213,10 @@ func (c *Client) BaseURL() string { return c.baseURL }
 // a clean shutdown. Requests in flight are not affected.
 func (c *Client) CloseIdleConnections() { c.httpc.CloseIdleConnections() }
 
-// defaultHTTPClient returns an HTTP client for the API: the standard
+// DefaultHTTPClient returns an HTTP client for the API: the standard
 // transport's proxy settings and dial, TLS and idle timeouts, no overall
 // timeout, and no redirects.
-func defaultHTTPClient() *http.Client {
+func DefaultHTTPClient() *http.Client {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = dt.Clone()

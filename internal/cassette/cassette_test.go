@@ -1,0 +1,108 @@
+package cassette
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bpmcp/bpmcp/internal/secret"
+)
+
+func TestMatchKey(t *testing.T) {
+	base := matchKey("betterprompt", "POST", "/v1/runs", "limit=5&since=1", []byte(`{"a":1,"b":[1,2]}`))
+	tests := []struct {
+		name  string
+		key   string
+		equal bool
+	}{
+		{"key order and spacing", matchKey("betterprompt", "POST", "/v1/runs", "limit=5&since=1", []byte(` { "b":[1,2], "a":1 }`)), true},
+		{"the time window", matchKey("betterprompt", "POST", "/v1/runs", "since=99&limit=5&until=100", []byte(`{"a":1,"b":[1,2]}`)), true},
+		{"another body", matchKey("betterprompt", "POST", "/v1/runs", "limit=5", []byte(`{"a":2,"b":[1,2]}`)), false},
+		{"another query", matchKey("betterprompt", "POST", "/v1/runs", "limit=6", []byte(`{"a":1,"b":[1,2]}`)), false},
+		{"another method", matchKey("betterprompt", "GET", "/v1/runs", "limit=5", []byte(`{"a":1,"b":[1,2]}`)), false},
+		{"another API", matchKey("betterwaifu", "POST", "/v1/runs", "limit=5", []byte(`{"a":1,"b":[1,2]}`)), false},
+	}
+	for _, tt := range tests {
+		if got := tt.key == base; got != tt.equal {
+			t.Errorf("%s: equal = %v, want %v", tt.name, got, tt.equal)
+		}
+	}
+}
+
+// Recording through a client writes each exchange without its key;
+// replaying serves them in order per caller, the last again, and names a
+// request it has no recording of.
+func TestRecordAndReplay(t *testing.T) {
+	const key = "bp_CASSETTECANARY_123456"
+	polls := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/runs/r1":
+			polls++
+			status := "running"
+			if polls > 1 {
+				status = "succeeded"
+			}
+			_, _ = io.WriteString(w, `{"status":"SUCCESS","data":{"runStatus":"`+status+`","echo":"`+r.Header.Get("Authorization")+`"}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	rec, err := NewRecorder(dir, secret.String("bp_other_server_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rec.Client("betterprompt", nil)
+	get := func(c *http.Client, base, path, auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for range 2 {
+		if _, body := get(c, api.URL, "/v1/runs/r1", "Bearer "+key); !strings.Contains(body, key) {
+			t.Fatalf("the client got %s: the recorder must pass the answer on untouched", body)
+		}
+	}
+	rec.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 2 {
+		t.Fatalf("%d files, want 2", len(files))
+	}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), key) {
+			t.Fatalf("%s holds the key:\n%s", f, b)
+		}
+	}
+
+	p, err := Load(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler("betterprompt"))
+	defer srv.Close()
+	for _, caller := range []string{"Bearer a", "Bearer b"} { // each from the start
+		for i, want := range []string{"running", "succeeded", "succeeded"} {
+			if _, body := get(http.DefaultClient, srv.URL, "/v1/runs/r1", caller); !strings.Contains(body, want) {
+				t.Errorf("%s, reading %d: %s, want %s", caller, i+1, body, want)
+			}
+		}
+	}
+	status, body := get(http.DefaultClient, srv.URL, "/v1/runs/r2", "Bearer a")
+	if status != http.StatusBadRequest || !strings.Contains(body, "no recording of GET /v1/runs/r2") || p.Misses() != 1 {
+		t.Errorf("a miss: %d %s (misses %d)", status, body, p.Misses())
+	}
+}

@@ -1,0 +1,203 @@
+package cassette
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bpmcp/bpmcp/internal/secret"
+)
+
+// MaxMedia is the largest output file a recording downloads; a larger one
+// is noted as skipped.
+const MaxMedia = 50 << 20
+
+// Recorder writes every request a client sends through it, and the
+// answer, into a cassette directory.
+type Recorder struct {
+	dir   string
+	media *http.Client // downloads output files: no key, no redirect limits of the API clients
+
+	mu   sync.Mutex
+	seq  int
+	wg   sync.WaitGroup // media downloads in progress
+	keys []string       // the server's own keys, redacted wherever they appear
+}
+
+// NewRecorder records into dir (created if need be), after the
+// interactions it already holds. keys are redacted from everything written,
+// besides each request's own Authorization key.
+func NewRecorder(dir string, keys ...secret.String) (*Recorder, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "media"), 0o700); err != nil {
+		return nil, fmt.Errorf("cassette: %w", err)
+	}
+	r := &Recorder{dir: dir, media: &http.Client{Timeout: 2 * time.Minute}}
+	for _, k := range keys {
+		if k != "" {
+			r.keys = append(r.keys, k.Reveal())
+		}
+	}
+	existing, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range existing {
+		var n int
+		if _, err := fmt.Sscanf(filepath.Base(f), "%06d", &n); err == nil && n > r.seq {
+			r.seq = n
+		}
+	}
+	return r, nil
+}
+
+// Close waits for the media downloads in progress.
+func (r *Recorder) Close() { r.wg.Wait() }
+
+// Client returns an HTTP client that sends through next (nil: the default
+// transport) and records each exchange as api's.
+func (r *Recorder) Client(api string, next *http.Client) *http.Client {
+	c := &http.Client{}
+	if next != nil {
+		*c = *next
+	}
+	inner := c.Transport
+	if inner == nil {
+		inner = http.DefaultTransport
+	}
+	c.Transport = roundTripper(func(req *http.Request) (*http.Response, error) { return r.roundTrip(api, inner, req) })
+	return c
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		reqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	start := time.Now()
+	resp, err := next.RoundTrip(req)
+	if err != nil {
+		return nil, err // no answer: nothing a replay could serve
+	}
+	respBody, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(respBody))
+	if err != nil {
+		return resp, nil // the client sees the same failure reading it
+	}
+	keys := r.keys
+	if k, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && strings.TrimSpace(k) != "" {
+		keys = append(slices.Clone(keys), strings.TrimSpace(k))
+	}
+	redact := func(b []byte) []byte {
+		for _, k := range keys {
+			b = secret.Redact(b, k)
+		}
+		return b
+	}
+	in := &Interaction{API: api, Method: req.Method, Path: req.URL.Path,
+		Query: string(redact([]byte(req.URL.RawQuery))), RequestBody: asJSON(redact(reqBody)),
+		Status: resp.StatusCode, ResponseBody: asJSON(redact(respBody)),
+		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	for _, h := range keptHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			if in.Header == nil {
+				in.Header = map[string]string{}
+			}
+			in.Header[h] = v
+		}
+	}
+	r.mu.Lock()
+	r.seq++
+	in.Seq = r.seq
+	r.mu.Unlock()
+	urls := mediaURLs(respBody)
+	if len(urls) == 0 {
+		return resp, r.write(in)
+	}
+	// The output files are fetched beside the call, which goes on at once.
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for i, u := range urls {
+			in.Media = append(in.Media, r.download(in.Seq, i, u))
+		}
+		_ = r.write(in)
+	}()
+	return resp, nil
+}
+
+// write writes in as its file.
+func (r *Recorder) write(in *Interaction) error {
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(r.dir, fileName(in)), append(b, '\n'), 0o600)
+}
+
+// mediaPattern finds links to output files in an answer.
+var mediaPattern = regexp.MustCompile(`https?://[^"\s\\]+\.(?:png|jpe?g|webp|gif|mp4|webm|mov)(?:\?[^"\s\\]*)?`)
+
+// mediaURLs are the distinct output files body links to.
+func mediaURLs(body []byte) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range mediaPattern.FindAllString(string(body), -1) {
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// download saves u into media/, up to MaxMedia bytes.
+func (r *Recorder) download(seq, i int, u string) Media {
+	m := Media{URL: u}
+	resp, err := r.media.Get(u)
+	if err != nil {
+		m.Skipped = "download failed: " + err.Error()
+		return m
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		m.Skipped = fmt.Sprintf("download answered %d", resp.StatusCode)
+		return m
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxMedia+1))
+	switch {
+	case err != nil:
+		m.Skipped = "download failed: " + err.Error()
+		return m
+	case len(b) > MaxMedia:
+		m.Skipped = fmt.Sprintf("larger than %d MB", MaxMedia>>20)
+		return m
+	}
+	ext := path.Ext(strings.SplitN(u, "?", 2)[0])
+	m.File = fmt.Sprintf("media/%06d-%d%s", seq, i, ext)
+	m.Bytes = int64(len(b))
+	if err := os.WriteFile(filepath.Join(r.dir, m.File), b, 0o600); err != nil {
+		m.File, m.Bytes, m.Skipped = "", 0, "cannot be written: "+err.Error()
+	}
+	return m
+}

@@ -1,0 +1,155 @@
+package cassette
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Replayer answers requests from a cassette; nothing is sent anywhere.
+type Replayer struct {
+	dir   string
+	speed float64 // recorded durations × speed; 0: at once
+	byKey map[string][]*Interaction
+
+	mu     sync.Mutex
+	cursor map[string]int // caller key + match key → next recording
+	misses int
+}
+
+// Load reads the cassette in dir. speed scales the recorded durations (0:
+// answer at once, 1: as recorded).
+func Load(dir string, speed float64) (*Replayer, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("cassette: no recordings in %s (make them with --record %s)", dir, dir)
+	}
+	var all []*Interaction
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		in := &Interaction{}
+		if err := json.Unmarshal(b, in); err != nil {
+			return nil, fmt.Errorf("cassette: %s: %w", f, err)
+		}
+		all = append(all, in)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
+	p := &Replayer{dir: dir, speed: max(speed, 0), byKey: map[string][]*Interaction{}, cursor: map[string]int{}}
+	for _, in := range all {
+		k := matchKey(in.API, in.Method, in.Path, in.Query, fromJSON(in.RequestBody))
+		p.byKey[k] = append(p.byKey[k], in)
+	}
+	return p, nil
+}
+
+// Misses is how many requests found no recording.
+func (p *Replayer) Misses() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.misses
+}
+
+// Handler serves api's requests (and the recorded media) from the
+// cassette.
+func (p *Replayer) Handler(api string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if file, ok := strings.CutPrefix(r.URL.Path, "/media/"); ok && r.Method == http.MethodGet {
+			http.ServeFile(w, r, filepath.Join(p.dir, "media", filepath.Base(file)))
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		k := matchKey(api, r.Method, r.URL.Path, r.URL.RawQuery, body)
+		in := p.next(r.Header.Get("Authorization"), k)
+		if in == nil {
+			p.miss(w, api, r, body)
+			return
+		}
+		if p.speed > 0 {
+			select {
+			case <-time.After(time.Duration(in.DurationMS * p.speed * float64(time.Millisecond))):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		for h, v := range in.Header {
+			w.Header().Set(h, v)
+		}
+		out := fromJSON(in.ResponseBody)
+		for _, m := range in.Media {
+			if m.File != "" {
+				out = bytes.ReplaceAll(out, []byte(m.URL), []byte("http://"+r.Host+"/"+m.File))
+			}
+		}
+		w.WriteHeader(in.Status)
+		_, _ = w.Write(out)
+	})
+}
+
+// next returns the recording that answers key's next request matching k,
+// or nil.
+func (p *Replayer) next(caller, k string) *Interaction {
+	list := p.byKey[k]
+	if len(list) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := p.cursor[caller+"\x00"+k]
+	if i < len(list)-1 {
+		p.cursor[caller+"\x00"+k] = i + 1
+	}
+	return list[min(i, len(list)-1)]
+}
+
+// miss answers a request with no recording with an error in api's own
+// format, saying what is missing.
+func (p *Replayer) miss(w http.ResponseWriter, api string, r *http.Request, body []byte) {
+	p.mu.Lock()
+	p.misses++
+	p.mu.Unlock()
+	what := r.Method + " " + r.URL.Path
+	if r.URL.RawQuery != "" {
+		what += "?" + r.URL.RawQuery
+	}
+	if c := canonical(body); len(c) > 0 {
+		if len(c) > 300 {
+			c = append(c[:300], "…"...)
+		}
+		what += " with body " + string(c)
+	}
+	msg := fmt.Sprintf("Replay: no recording of %s in %s; nothing was sent anywhere. Record this call first (--record), "+
+		"or call only what was recorded.", what, p.dir)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	var b []byte
+	if api == "betterwaifu" {
+		b, _ = json.Marshal(map[string]string{"error": msg})
+	} else {
+		b, _ = json.Marshal(map[string]any{"status": "BAD_REQUEST", "message": msg, "data": nil})
+	}
+	_, _ = w.Write(b)
+}
+
+// Has reports whether the cassette holds any of api's interactions.
+func (p *Replayer) Has(api string) bool {
+	for _, list := range p.byKey {
+		if list[0].API == api {
+			return true
+		}
+	}
+	return false
+}
