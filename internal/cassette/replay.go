@@ -20,10 +20,21 @@ type Replayer struct {
 	speed float64 // recorded durations × speed; 0: at once
 	byKey map[string][]*Interaction
 
-	mu     sync.Mutex
-	cursor map[string]int // caller key + match key → next recording
-	misses int
+	mu        sync.Mutex
+	callers   map[string]*callerState // by caller key (each episode's)
+	lastSweep time.Time
+	misses    int
 }
+
+// callerState is where one caller is in every sequence of recordings.
+type callerState struct {
+	cursor map[string]int // match key → next recording
+	last   time.Time
+}
+
+// callerIdle is how long a caller with no request keeps its place; past
+// it, it starts again from the first recordings.
+const callerIdle = 30 * time.Minute
 
 // Load reads the cassette in dir. speed scales the recorded durations (0:
 // answer at once, 1: as recorded).
@@ -48,7 +59,7 @@ func Load(dir string, speed float64) (*Replayer, error) {
 		all = append(all, in)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
-	p := &Replayer{dir: dir, speed: max(speed, 0), byKey: map[string][]*Interaction{}, cursor: map[string]int{}}
+	p := &Replayer{dir: dir, speed: max(speed, 0), byKey: map[string][]*Interaction{}, callers: map[string]*callerState{}}
 	for _, in := range all {
 		k := matchKey(in.API, in.Method, in.Path, in.Query, fromJSON(in.RequestBody))
 		p.byKey[k] = append(p.byKey[k], in)
@@ -106,11 +117,26 @@ func (p *Replayer) next(caller, k string) *Interaction {
 	if len(list) == 0 {
 		return nil
 	}
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := p.cursor[caller+"\x00"+k]
+	if now.Sub(p.lastSweep) >= time.Minute {
+		p.lastSweep = now
+		for c, st := range p.callers {
+			if now.Sub(st.last) >= callerIdle {
+				delete(p.callers, c)
+			}
+		}
+	}
+	st := p.callers[caller]
+	if st == nil {
+		st = &callerState{cursor: map[string]int{}}
+		p.callers[caller] = st
+	}
+	st.last = now
+	i := st.cursor[k]
 	if i < len(list)-1 {
-		p.cursor[caller+"\x00"+k] = i + 1
+		st.cursor[k] = i + 1
 	}
 	return list[min(i, len(list)-1)]
 }
