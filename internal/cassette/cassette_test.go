@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bpmcp/bpmcp/internal/secret"
 )
@@ -104,5 +105,19 @@ func TestRecordAndReplay(t *testing.T) {
 	status, body := get(http.DefaultClient, srv.URL, "/v1/runs/r2", "Bearer a")
 	if status != http.StatusBadRequest || !strings.Contains(body, "no recording of GET /v1/runs/r2") || p.Misses() != 1 {
 		t.Errorf("a miss: %d %s (misses %d)", status, body, p.Misses())
+	}
+}
+
+// A caller idle for callerIdle loses its place (and its memory) at the
+// next request of anyone.
+func TestIdleCallersAreForgotten(t *testing.T) {
+	in := &Interaction{API: "betterprompt", Method: "GET", Path: "/v1/me", Status: 200}
+	k := matchKey(in.API, in.Method, in.Path, "", nil)
+	p := &Replayer{byKey: map[string][]*Interaction{k: {in, in}}, callers: map[string]*callerState{}}
+	p.next("old", k)
+	p.callers["old"].last = time.Now().Add(-callerIdle - time.Second)
+	p.next("new", k)
+	if _, ok := p.callers["old"]; ok || len(p.callers) != 1 {
+		t.Errorf("callers after the sweep: %v", p.callers)
 	}
 }
