@@ -116,6 +116,7 @@ func TestIdleCallersAreForgotten(t *testing.T) {
 	p := &Replayer{byKey: map[string][]*Interaction{k: {in, in}}, callers: map[string]*callerState{}}
 	p.next("old", k)
 	p.callers["old"].last = time.Now().Add(-callerIdle - time.Second)
+	p.lastSweep = time.Time{} // the sweep runs at most once a minute
 	p.next("new", k)
 	if _, ok := p.callers["old"]; ok || len(p.callers) != 1 {
 		t.Errorf("callers after the sweep: %v", p.callers)
