@@ -117,6 +117,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		apiKey, baseURL = rp.bpKey, rp.baseURL
 		bwKey, bwBaseURL = rp.bwKey, rp.bwBaseURL
 		episodeKey = rp.episodeKey
+		// The recordings already waited for BetterWaifu's cooldown; replayed,
+		// a generation follows the one before at once.
+		cfg.BetterWaifuCooldown = time.Millisecond
 		logger.Warn("REPLAY MODE: answering from recordings; nothing is sent to the APIs", "dir", cfg.ReplayDir,
 			"speed", cfg.ReplaySpeed, "api", baseURL)
 	} else if apiKey == "" && !cfg.PerRequestKeys {
