@@ -416,7 +416,7 @@ const (
 // the headers and its preflight would need the bearer token; and it compares
 // origins exactly, where checkOrigin ignores case and a trailing slash.
 func allowCORS(allowed originSet, keyHeaders []string, next http.Handler) http.Handler {
-	allowHeaders := strings.Join(append([]string{corsAllowHeaders}, keyHeaders...), ", ")
+	allowHeaders := strings.Join(append([]string{corsAllowHeaders, EpisodeHeader}, keyHeaders...), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Add("Vary", "Origin")

@@ -270,7 +270,7 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	for _, h := range []string{"content-type", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id",
-		"mcp-method", "mcp-name", strings.ToLower(betterprompt.KeyHeader)} {
+		"mcp-method", "mcp-name", strings.ToLower(betterprompt.KeyHeader), "x-bpmcp-episode"} {
 		if !headers[h] {
 			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
 		}
