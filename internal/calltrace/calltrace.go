@@ -167,14 +167,23 @@ func scrub(v any) any {
 func inlineData(s string) ([]byte, bool) {
 	if rest, ok := strings.CutPrefix(s, "data:"); ok {
 		if _, payload, ok := strings.Cut(rest, ";base64,"); ok {
-			b, err := base64.StdEncoding.DecodeString(payload)
-			return b, err == nil
+			if b, ok := decodeBase64(payload); ok {
+				return b, true
+			}
+			return []byte(payload), true // inline all the same: never kept
 		}
 		return []byte(rest), true
 	}
-	if len(s) < inlineBelow || strings.ContainsAny(s, " \n") {
+	// Line breaks are allowed: Base64 is often wrapped (the decoders skip
+	// them).
+	if len(s) < inlineBelow || strings.Contains(s, " ") {
 		return nil, false
 	}
+	return decodeBase64(s)
+}
+
+// decodeBase64 decodes s in any Base64 alphabet, padded or not.
+func decodeBase64(s string) ([]byte, bool) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			return b, true

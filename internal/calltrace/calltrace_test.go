@@ -79,3 +79,38 @@ func TestWriterWritesOneLinePerEntry(t *testing.T) {
 		}
 	}
 }
+
+// An image the server accepts (a data: URL whose Base64 has no padding) or
+// refuses only for its line breaks (Base64 wrapped as the base64 tool
+// writes it) is still inline data: the trace holds its size and hash, never
+// the image itself.
+func TestArgumentsReplaceUnpaddedAndWrappedImages(t *testing.T) {
+	img := bytes.Repeat([]byte{0x89, 'P', 'N', 'G', 1, 2, 3, 4}, 100)
+	raw := base64.RawStdEncoding.EncodeToString(img[:799]) // padded, it would end "=="
+	var wrapped strings.Builder
+	std := base64.StdEncoding.EncodeToString(img)
+	for i := 0; i < len(std); i += 76 {
+		wrapped.WriteString(std[i:min(i+76, len(std))] + "\n")
+	}
+	for name, in := range map[string]string{
+		"unpadded data URL":    `{"image":"data:image/png;base64,` + raw + `"}`,
+		"undecodable data URL": `{"image":"data:image/png;base64,` + raw + `!"}`,
+		"wrapped Base64":       `{"inputs":{"imageInputs":[{"type":"base64","base64":` + string(mustJSON(t, wrapped.String())) + `}]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := string(Arguments(json.RawMessage(in)))
+			if strings.Contains(got, raw[:100]) || strings.Contains(got, std[:76]) || !strings.Contains(got, `"sha256"`) {
+				t.Errorf("Arguments kept the image: %.300s", got)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
