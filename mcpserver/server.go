@@ -59,9 +59,11 @@ func redactors(sets []tools.Toolset) func(ctx context.Context, s string) string 
 func traceCalls(w *calltrace.Writer, redact func(context.Context, string) string) server.ToolHandlerMiddleware {
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			e := calltrace.Entry{Time: time.Now().UTC(), Tool: req.Params.Name, Episode: calltrace.Episode(ctx)}
+			// The episode and, in stateless HTTP, the session are the
+			// caller's own text: a key may be among them too.
+			e := calltrace.Entry{Time: time.Now().UTC(), Tool: req.Params.Name, Episode: redact(ctx, calltrace.Episode(ctx))}
 			if s := server.ClientSessionFromContext(ctx); s != nil {
-				e.Session = s.SessionID()
+				e.Session = redact(ctx, s.SessionID())
 			}
 			if raw, err := json.Marshal(req.GetRawArguments()); err == nil {
 				e.Arguments = calltrace.Arguments([]byte(redact(ctx, string(raw))))
