@@ -203,6 +203,9 @@ func newHTTPTransport(s *server.MCPServer, opts HTTPOptions) *httpTransport {
 	}
 	mcpHandler = limitBody(opts.MaxBodyBytes, mcpHandler)
 	mcpHandler = noProxyBuffering(mcpHandler)
+	if opts.EpisodeKey != nil {
+		mcpHandler = refuseUnusableEpisode(mcpHandler)
+	}
 	if opts.AuthToken != "" {
 		mcpHandler = requireBearer(opts.AuthToken, mcpHandler)
 	}
@@ -488,6 +491,20 @@ func limitBody(n int64, next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuseUnusableEpisode refuses a request whose X-Bpmcp-Episode cannot
+// name an episode (see episodeOf) when episodes have accounts of their own
+// (HTTPOptions.EpisodeKey): treated as no episode, it would work on the
+// shared account, among every other caller's credits and runs.
+func refuseUnusableEpisode(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values(EpisodeHeader)) > 0 && episodeOf(r) == "" {
+			writeJSONError(w, http.StatusBadRequest, EpisodeHeader+" must be 1 to 128 printable ASCII characters")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

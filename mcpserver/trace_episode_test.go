@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/bpmcp/bpmcp/bpapi"
 	"github.com/bpmcp/bpmcp/bpapi/fakeapi"
 	"github.com/bpmcp/bpmcp/internal/calltrace"
+	"github.com/bpmcp/bpmcp/internal/secret"
 	"github.com/bpmcp/bpmcp/internal/syncbuf"
 	"github.com/bpmcp/bpmcp/tools"
 	"github.com/bpmcp/bpmcp/tools/betterprompt"
@@ -52,5 +54,36 @@ func TestTraceRedactsAKeyGivenAsTheEpisode(t *testing.T) {
 	}
 	if got := trace.String(); got == "" || strings.Contains(got, aliceKey) {
 		t.Errorf("the trace holds the caller's key (or nothing):\n%s", got)
+	}
+}
+
+// In the sandbox's episode mode, an X-Bpmcp-Episode that cannot name an
+// episode (too long, not printable ASCII, blank) is refused: it must not
+// put the caller on the sandbox's shared account, among every other
+// caller's runs and credits.
+func TestAnUnusableEpisodeIsRefusedNotShared(t *testing.T) {
+	t.Parallel()
+	const prefix = "bp_episode."
+	e, _ := newTracedEnv(t, HTTPOptions{EpisodeKey: func(header, episode string) secret.String {
+		if header != betterprompt.KeyHeader {
+			return ""
+		}
+		return secret.String(prefix + episode)
+	}}, fakeapi.Options{
+		Keys: map[string]fakeapi.Key{serverKey: {Credits: 5000}},
+		NewAccount: func(key string) (fakeapi.Key, bool) {
+			return fakeapi.Key{Credits: 100}, strings.HasPrefix(key, prefix)
+		},
+	})
+	for name, id := range map[string]string{"too long": strings.Repeat("e", 129), "not ASCII": "épisode-1", "blank": "  "} {
+		resp := e.post(t, map[string]string{EpisodeHeader: id}, "")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s episode: HTTP %d, want 400", name, resp.StatusCode)
+		}
+	}
+	// A usable episode works on its own account.
+	c := e.mcpClient(t, map[string]string{EpisodeHeader: "episode-1"})
+	if res := callTool(t, c, "get_credits", nil); res.IsError || !strings.Contains(resultText(res), "100") {
+		t.Errorf("episode-1: %s", resultText(res))
 	}
 }
