@@ -122,3 +122,29 @@ func TestIdleCallersAreForgotten(t *testing.T) {
 		t.Errorf("callers after the sweep: %v", p.callers)
 	}
 }
+
+// A recording that cannot be written must not cost the client its answer:
+// the answer to POST /v1/runs carries the id of a run that is paid for.
+func TestRecordWriteFailureKeepsTheAnswer(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"SUCCESS","data":{"runId":"run-paid-1"}}`)
+	}))
+	defer api.Close()
+	dir := filepath.Join(t.TempDir(), "cassette")
+	rec, err := NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil { // the disk goes away: nothing can be written
+		t.Fatal(err)
+	}
+	resp, err := rec.Client("betterprompt", nil).Post(api.URL+"/v1/runs", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatalf("the client lost the answer to a request the API served: %v", err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "run-paid-1") {
+		t.Errorf("the client got %s", b)
+	}
+	rec.Close()
+}

@@ -132,7 +132,10 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	r.mu.Unlock()
 	urls := mediaURLs(respBody)
 	if len(urls) == 0 {
-		return resp, r.write(in)
+		// A recording that cannot be written is lost, not the answer: it
+		// may carry the id of a run that is paid for.
+		_ = r.write(in)
+		return resp, nil
 	}
 	// The output files are fetched beside the call, which goes on at once.
 	r.wg.Add(1)
