@@ -148,3 +148,30 @@ func TestRecordWriteFailureKeepsTheAnswer(t *testing.T) {
 	}
 	rec.Close()
 }
+
+// An answer cut short reaches the client as a failed read, as it would
+// without the recorder (the API client retries a read cut short).
+func TestRecordKeepsAReadFailure(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, `{"status":`)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	defer api.Close()
+	rec, err := NewRecorder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	resp, err := rec.Client("betterprompt", nil).Get(api.URL + "/v1/runs/r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("reading an answer cut short succeeded through the recorder (%q); want the read's error", b)
+	}
+}

@@ -102,7 +102,10 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(respBody))
 	if err != nil {
-		return resp, nil // the client sees the same failure reading it
+		// The client sees the same failure reading it (an API client
+		// retries a read cut short); nothing is recorded.
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(respBody), errReader{err}))
+		return resp, nil
 	}
 	keys := r.keys
 	if k, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && strings.TrimSpace(k) != "" {
@@ -204,3 +207,8 @@ func (r *Recorder) download(seq, i int, u string) Media {
 	}
 	return m
 }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
