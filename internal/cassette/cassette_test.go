@@ -175,3 +175,74 @@ func TestRecordKeepsAReadFailure(t *testing.T) {
 		t.Errorf("reading an answer cut short succeeded through the recorder (%q); want the read's error", b)
 	}
 }
+
+// Nothing the recorder writes holds a key: not a path, not a header, not a
+// media link or the reason its download failed.
+func TestRecordRedactsEveryField(t *testing.T) {
+	const key = "bp_PATHCANARY_0123456789"
+	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = io.WriteString(w, "\x89PNG fake")
+	}))
+	defer media.Close()
+	dead := "http://127.0.0.1:1/gone.png?token=" + key // nothing listens: the download fails
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Action-Require", "update-resources "+key)
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"status":"NOT_FOUND","message":"no run","data":{"outputs":["`+
+			media.URL+`/out/a.png?token=`+key+`","`+dead+`"]}}`)
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	rec, err := NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", api.URL+"/v1/runs/"+key, nil) // a key pasted as a run id
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := rec.Client("betterprompt", nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	rec.Close()
+	var files []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 2 {
+		t.Fatalf("files %v, want the interaction and one media file", files)
+	}
+	for _, f := range files {
+		if strings.Contains(f, key) {
+			t.Errorf("the file name %s holds the key", f)
+		}
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), key) {
+			t.Errorf("%s holds the key:\n%s", f, b)
+		}
+	}
+
+	// The downloaded file is still what the replayed answer links to.
+	p, err := Load(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler("betterprompt"))
+	defer srv.Close()
+	var in *Interaction
+	for _, list := range p.byKey {
+		in = list[0]
+	}
+	r2, err := http.Get(srv.URL + in.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Body.Close()
+	if b, _ := io.ReadAll(r2.Body); !strings.Contains(string(b), srv.URL+"/media/") {
+		t.Errorf("the replayed answer does not link to the local copy: %s", b)
+	}
+}

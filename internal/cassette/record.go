@@ -117,7 +117,7 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 		}
 		return b
 	}
-	in := &Interaction{API: api, Method: req.Method, Path: req.URL.Path,
+	in := &Interaction{API: api, Method: req.Method, Path: string(redact([]byte(req.URL.Path))),
 		Query: string(redact([]byte(req.URL.RawQuery))), RequestBody: asJSON(redact(reqBody)),
 		Status: resp.StatusCode, ResponseBody: asJSON(redact(respBody)),
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
@@ -126,7 +126,7 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 			if in.Header == nil {
 				in.Header = map[string]string{}
 			}
-			in.Header[h] = v
+			in.Header[h] = string(redact([]byte(v)))
 		}
 	}
 	r.mu.Lock()
@@ -145,7 +145,9 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	go func() {
 		defer r.wg.Done()
 		for i, u := range urls {
-			in.Media = append(in.Media, r.download(in.Seq, i, u))
+			m := r.download(in.Seq, i, u) // the link as sent; as written, redacted like the body
+			m.URL, m.Skipped = string(redact([]byte(m.URL))), string(redact([]byte(m.Skipped)))
+			in.Media = append(in.Media, m)
 		}
 		_ = r.write(in)
 	}()
