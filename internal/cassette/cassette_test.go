@@ -246,3 +246,34 @@ func TestRecordRedactsEveryField(t *testing.T) {
 		t.Errorf("the replayed answer does not link to the local copy: %s", b)
 	}
 }
+
+// The server's keys are redacted as the API clients send them: trimmed,
+// without a "Bearer " prefix (a key read from a file often ends in a
+// newline), also in the other API's exchanges.
+func TestRecordRedactsServerKeysAsSent(t *testing.T) {
+	const bwKey = "bw_NEWLINECANARY_987654"
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	rec, err := NewRecorder(dir, secret.String("bp_server_key"), secret.String("Bearer "+bwKey+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", api.URL+"/v1/runs", strings.NewReader(`{"inputs":{"note":"my waifu key is `+bwKey+`"}}`))
+	req.Header.Set("Authorization", "Bearer bp_server_key")
+	resp, err := rec.Client("betterprompt", nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	rec.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range files {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), bwKey) {
+			t.Errorf("%s holds the BetterWaifu key:\n%s", f, b)
+		}
+	}
+}

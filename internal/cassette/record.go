@@ -43,8 +43,13 @@ func NewRecorder(dir string, keys ...secret.String) (*Recorder, error) {
 	}
 	r := &Recorder{dir: dir, media: &http.Client{Timeout: 2 * time.Minute}}
 	for _, k := range keys {
-		if k != "" {
-			r.keys = append(r.keys, k.Reveal())
+		// As the API clients send it: trimmed, without "Bearer ".
+		s := strings.TrimSpace(k.Reveal())
+		if len(s) > 7 && strings.EqualFold(s[:7], "bearer ") {
+			s = strings.TrimSpace(s[7:])
+		}
+		if s != "" {
+			r.keys = append(r.keys, s)
 		}
 	}
 	existing, err := filepath.Glob(filepath.Join(dir, "*.json"))
