@@ -59,12 +59,14 @@ func startReplay(cfg config) (*replay, error) {
 		r.close()
 		return nil, err
 	}
-	r.bwBaseURL = cfg.BetterWaifuBaseURL
-	if p.Has("betterwaifu") { // its tools only when there is something to replay
-		if r.bwBaseURL, err = serve("betterwaifu", cfg.BetterWaifuBaseURL); err != nil {
-			r.close()
-			return nil, err
-		}
+	// Served even with nothing to replay: a caller's own key
+	// (--per-request-keys) still offers its tools, and they must not reach
+	// the API.
+	if r.bwBaseURL, err = serve("betterwaifu", cfg.BetterWaifuBaseURL); err != nil {
+		r.close()
+		return nil, err
+	}
+	if p.Has("betterwaifu") { // its tools, with no caller key, only when there is something to replay
 		r.bwKey = replayBWKey
 	}
 	return r, nil

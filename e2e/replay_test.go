@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +189,42 @@ func runImage(t *testing.T, ctx context.Context, cs *mcp.ClientSession) string {
 	}
 	t.Fatalf("the image run has no image: %s", b)
 	return ""
+}
+
+// A replay sends nothing anywhere, even to BetterWaifu when the cassette
+// holds none of its calls and a caller brings its own key
+// (--per-request-keys): the call is a miss, not a request to the API.
+func TestReplayWithoutBetterWaifuSendsNothing(t *testing.T) {
+	const callerKey = "bw_REPLAYCALLERCANARY_31415"
+	var hits atomic.Int32
+	bwURL := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"username":"live","credits":5}`))
+	})) + "/api/v1"
+	dir := t.TempDir()
+	in := `{"seq":1,"api":"betterprompt","method":"GET","path":"/v1/me","status":200,"response_body":{"status":"SUCCESS","data":{}}}`
+	if err := os.WriteFile(filepath.Join(dir, "000001-GET-v1-me.json"), []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	endpoint := startHTTPWith(t, "--replay", dir, "--per-request-keys", "--betterwaifu-base-url", bwURL)
+	hc := &http.Client{Transport: headerTransport{map[string]string{"X-BetterWaifu-Api-Key": callerKey}}}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bw", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cs.Close() }()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "betterwaifu_get_account", Arguments: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the replay sent %d requests to BetterWaifu with the caller's key", n)
+	}
+	if !res.IsError || !strings.Contains(textOf(res), "no recording of GET") {
+		t.Errorf("a BetterWaifu call with no recording: isError %v, %s", res.IsError, textOf(res))
+	}
 }
