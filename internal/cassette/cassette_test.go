@@ -277,3 +277,58 @@ func TestRecordRedactsServerKeysAsSent(t *testing.T) {
 		}
 	}
 }
+
+// Output files are downloaded from run answers only, once however often
+// they are linked; an answer too large to record reaches the client whole.
+func TestRecorderMediaAndLargeAnswers(t *testing.T) {
+	var downloads int
+	var api *httptest.Server
+	api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/files/out.png":
+			downloads++
+			w.Header().Set("Content-Type", "image/png")
+			_, _ = io.WriteString(w, "PNG")
+		case "/v1/runs/r1", "/v1/prompts":
+			_, _ = io.WriteString(w, `{"data":{"url":"`+api.URL+`/files/out.png"}}`)
+		case "/v1/big":
+			_, _ = io.WriteString(w, strings.Repeat("x", 100)) // over maxAnswer
+		}
+	}))
+	defer api.Close()
+	old := maxAnswer
+	maxAnswer = 80 // the run answers are about 55 bytes
+	defer func() { maxAnswer = old }()
+	dir := t.TempDir()
+	rec, err := NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rec.Client("betterprompt", nil)
+	read := func(path string) string {
+		resp, err := c.Get(api.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	read("/v1/prompts") // a link in a listing: not an output
+	read("/v1/runs/r1")
+	read("/v1/runs/r1")
+	if got := read("/v1/big"); len(got) != 100 {
+		t.Errorf("the large answer reached the client with %d bytes, want 100", len(got))
+	}
+	rec.Close()
+	if downloads != 1 {
+		t.Errorf("%d downloads of the output file, want 1", downloads)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 3 {
+		t.Errorf("%d interactions recorded, want 3 (not the one too large)", len(files))
+	}
+}

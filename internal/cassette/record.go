@@ -28,10 +28,11 @@ type Recorder struct {
 	dir   string
 	media *http.Client // downloads output files: no key, no redirect limits of the API clients
 
-	mu   sync.Mutex
-	seq  int
-	wg   sync.WaitGroup // media downloads in progress
-	keys []string       // the server's own keys, redacted wherever they appear
+	mu      sync.Mutex
+	seq     int
+	fetched map[string]*fetchOnce // output files by link
+	wg      sync.WaitGroup        // media downloads in progress
+	keys    []string              // the server's own keys, redacted wherever they appear
 }
 
 // NewRecorder records into dir (created if need be), after the
@@ -103,8 +104,18 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	if err != nil {
 		return nil, err // no answer: nothing a replay could serve
 	}
-	respBody, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
+	body := resp.Body
+	respBody, err := io.ReadAll(io.LimitReader(body, int64(maxAnswer)+1))
+	if err == nil && len(respBody) > maxAnswer {
+		// Too large to record (or endless): the client reads it all, as
+		// sent, and applies its own limit.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(respBody), body), body}
+		return resp, nil
+	}
+	_ = body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(respBody))
 	if err != nil {
 		// The client sees the same failure reading it (an API client
@@ -138,7 +149,10 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	r.seq++
 	in.Seq = r.seq
 	r.mu.Unlock()
-	urls := mediaURLs(respBody)
+	var urls []string
+	if outputs(req.URL.Path) {
+		urls = mediaURLs(respBody)
+	}
 	if len(urls) == 0 {
 		// A recording that cannot be written is lost, not the answer: it
 		// may carry the id of a run that is paid for.
@@ -150,13 +164,47 @@ func (r *Recorder) roundTrip(api string, next http.RoundTripper, req *http.Reque
 	go func() {
 		defer r.wg.Done()
 		for i, u := range urls {
-			m := r.download(in.Seq, i, u) // the link as sent; as written, redacted like the body
+			m := r.fetch(in.Seq, i, u) // the link as sent; as written, redacted like the body
 			m.URL, m.Skipped = string(redact([]byte(m.URL))), string(redact([]byte(m.Skipped)))
 			in.Media = append(in.Media, m)
 		}
 		_ = r.write(in)
 	}()
 	return resp, nil
+}
+
+// maxAnswer is the largest answer a recording holds (64 MB); a larger one
+// is passed on to the client and not recorded. A variable for tests.
+var maxAnswer = 64 << 20
+
+// outputs reports whether answers to path may link to a run's or a
+// generation's output files: only those are downloaded (not, say, images
+// in a prompt's description, which could point anywhere).
+func outputs(path string) bool {
+	return strings.Contains(path, "/runs") || strings.Contains(path, "/generat")
+}
+
+// fetchOnce is one output file's download, shared by every answer that
+// links to it (each reading of a finished run does).
+type fetchOnce struct {
+	once sync.Once
+	m    Media
+}
+
+// fetch downloads u once per recording, however many answers link to it.
+func (r *Recorder) fetch(seq, i int, u string) Media {
+	r.mu.Lock()
+	if r.fetched == nil {
+		r.fetched = map[string]*fetchOnce{}
+	}
+	f := r.fetched[u]
+	if f == nil {
+		f = &fetchOnce{}
+		r.fetched[u] = f
+	}
+	r.mu.Unlock()
+	f.once.Do(func() { f.m = r.download(seq, i, u) })
+	return f.m
 }
 
 // write writes in as its file.
