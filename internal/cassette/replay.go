@@ -141,6 +141,11 @@ func (p *Replayer) next(caller, k string) *Interaction {
 	return list[min(i, len(list)-1)]
 }
 
+// MissPrefix starts the message of a replay's answer to a request it has
+// no recording of: the toolsets show that message as it is (it says what
+// is missing and what to do), not as an API failure.
+const MissPrefix = "Replay: no recording of "
+
 // miss answers a request with no recording with an error in api's own
 // format, saying what is missing.
 func (p *Replayer) miss(w http.ResponseWriter, api string, r *http.Request, body []byte) {
@@ -157,7 +162,7 @@ func (p *Replayer) miss(w http.ResponseWriter, api string, r *http.Request, body
 		}
 		what += " with body " + string(c)
 	}
-	msg := fmt.Sprintf("Replay: no recording of %s in %s; nothing was sent anywhere. Record this call first (--record), "+
+	msg := fmt.Sprintf(MissPrefix+"%s in %s; nothing was sent anywhere. Record this call first (--record), "+
 		"or call only what was recorded.", what, p.dir)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)

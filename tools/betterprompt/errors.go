@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bpmcp/bpmcp/bpapi"
+	"github.com/bpmcp/bpmcp/internal/cassette"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
 )
@@ -43,6 +44,8 @@ func describeAPIError(ae *bpapi.APIError) string {
 		upstream = http.StatusText(ae.HTTPStatus)
 	}
 	switch {
+	case strings.HasPrefix(upstream, cassette.MissPrefix):
+		return upstream // --replay has no recording of the request: its message says which, and what to do
 	case ae.HTTPStatus == http.StatusUnauthorized || ae.Code == bpapi.CodeUnauthorized:
 		return "BetterPrompt rejected the API key (401: " + upstream + "). Check BETTERPROMPT_API_KEY; keys are created at https://betterprompt.me/api-keys."
 	case ae.HTTPStatus == http.StatusPaymentRequired || ae.Code == bpapi.CodePaymentRequired:

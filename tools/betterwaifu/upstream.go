@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bpmcp/bpmcp/bwapi"
+	"github.com/bpmcp/bpmcp/internal/cassette"
 	"github.com/bpmcp/bpmcp/runs"
 	"github.com/bpmcp/bpmcp/state"
 	"github.com/bpmcp/bpmcp/tools"
@@ -126,6 +127,8 @@ func describeError(err error) string {
 	}
 	msg := ae.Message
 	switch {
+	case strings.HasPrefix(msg, cassette.MissPrefix):
+		return msg // --replay has no recording of the request: its message says which, and what to do
 	case bwapi.IsModeration(err):
 		return "BetterWaifu's moderation flagged the prompt (" + msg + "). Revise the prompt, removing what may have been " +
 			"flagged; sending it again unchanged will be refused again."
