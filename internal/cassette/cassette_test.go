@@ -332,3 +332,20 @@ func TestRecorderMediaAndLargeAnswers(t *testing.T) {
 		t.Errorf("%d interactions recorded, want 3 (not the one too large)", len(files))
 	}
 }
+
+// A media link is found and replaced whatever its JSON escaping, and the
+// numbers around it stay as written.
+func TestMediaLinksInJSON(t *testing.T) {
+	body := []byte(`{"seed":12345678901234567890,"out":[{"url":"https://cdn.example/a.png?x=1\u0026y=2"},{"url":"https:\/\/cdn.example\/b.webp"}],"note":"see https://cdn.example/c.gif"}`)
+	got := mediaURLs(body)
+	want := []string{"https://cdn.example/a.png?x=1&y=2", "https://cdn.example/b.webp"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("mediaURLs = %q, want %q (a link inside a sentence is not an output)", got, want)
+	}
+	out := string(localMedia(body, []Media{{URL: want[0], File: "media/1-0.png"}, {URL: want[1], File: "media/1-1.webp"}}, "http://replay/"))
+	for _, w := range []string{`"http://replay/media/1-0.png"`, `"http://replay/media/1-1.webp"`, `12345678901234567890`, `see https://cdn.example/c.gif`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("localMedia gave %s; want it to hold %s", out, w)
+		}
+	}
+}

@@ -216,20 +216,50 @@ func (r *Recorder) write(in *Interaction) error {
 	return os.WriteFile(filepath.Join(r.dir, fileName(in)), append(b, '\n'), 0o600)
 }
 
-// mediaPattern finds links to output files in an answer.
-var mediaPattern = regexp.MustCompile(`https?://[^"\s\\]+\.(?:png|jpe?g|webp|gif|mp4|webm|mov)(?:\?[^"\s\\]*)?`)
+// mediaPattern finds links to output files in an answer's text;
+// mediaLink is the same for one JSON string.
+var (
+	mediaPattern = regexp.MustCompile(`https?://[^"\s\\]+\.(?:png|jpe?g|webp|gif|mp4|webm|mov)(?:\?[^"\s\\]*)?`)
+	mediaLink    = regexp.MustCompile(`^https?://\S+\.(?:png|jpe?g|webp|gif|mp4|webm|mov)(?:\?\S*)?$`)
+)
 
-// mediaURLs are the distinct output files body links to.
+// mediaURLs are the distinct output files body links to: the JSON strings
+// that are links to media (read unescaped, so that a link whose & is
+// written \u0026 is whole), or for a body that is not JSON, what looks like
+// one in its text.
 func mediaURLs(body []byte) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, u := range mediaPattern.FindAllString(string(body), -1) {
-		if !seen[u] {
-			seen[u] = true
-			out = append(out, u)
-		}
+	var found []string
+	var v any
+	if json.Unmarshal(body, &v) == nil {
+		eachString(v, func(s string) string {
+			if mediaLink.MatchString(s) {
+				found = append(found, s)
+			}
+			return s
+		})
+	} else {
+		found = mediaPattern.FindAllString(string(body), -1)
 	}
-	return out
+	slices.Sort(found) // a JSON object's strings come in no set order
+	return slices.Compact(found)
+}
+
+// eachString replaces every string in v, a decoded JSON value, by what f
+// returns for it, and returns v.
+func eachString(v any, f func(string) string) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = eachString(x, f)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = eachString(x, f)
+		}
+	case string:
+		return f(t)
+	}
+	return v
 }
 
 // download saves u into media/, up to MaxMedia bytes.

@@ -99,12 +99,7 @@ func (p *Replayer) Handler(api string) http.Handler {
 		for h, v := range in.Header {
 			w.Header().Set(h, v)
 		}
-		out := fromJSON(in.ResponseBody)
-		for _, m := range in.Media {
-			if m.File != "" {
-				out = bytes.ReplaceAll(out, []byte(m.URL), []byte("http://"+r.Host+"/"+m.File))
-			}
-		}
+		out := localMedia(fromJSON(in.ResponseBody), in.Media, "http://"+r.Host+"/")
 		w.WriteHeader(in.Status)
 		_, _ = w.Write(out)
 	})
@@ -183,4 +178,41 @@ func (p *Replayer) Has(api string) bool {
 		}
 	}
 	return false
+}
+
+// localMedia is body with each recorded media link replaced by its local
+// copy under base: in each JSON string (whatever its escaping), or in the
+// text of a body that is not JSON.
+func localMedia(body []byte, media []Media, base string) []byte {
+	local := map[string]string{}
+	for _, m := range media {
+		if m.File != "" {
+			local[m.URL] = base + m.File
+		}
+	}
+	if len(local) == 0 {
+		return body
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers as written: a seed may not fit a float64
+	if dec.Decode(&v) != nil {
+		for from, to := range local {
+			body = bytes.ReplaceAll(body, []byte(from), []byte(to))
+		}
+		return body
+	}
+	v = eachString(v, func(s string) string {
+		if to, ok := local[s]; ok {
+			return to
+		}
+		return s
+	})
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return body
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
