@@ -76,7 +76,9 @@ func canonical(body []byte) []byte {
 		return nil
 	}
 	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers as written: two seeds a float64 cannot tell apart still differ
+	if err := dec.Decode(&v); err != nil || dec.More() {
 		return body
 	}
 	out, err := json.Marshal(v) // maps marshal with sorted keys

@@ -32,6 +32,11 @@ func TestMatchKey(t *testing.T) {
 			t.Errorf("%s: equal = %v, want %v", tt.name, got, tt.equal)
 		}
 	}
+	// Two seeds a float64 cannot tell apart are two requests.
+	if matchKey("betterwaifu", "POST", "/api/v1/generate", "", []byte(`{"seed":9007199254740993}`)) ==
+		matchKey("betterwaifu", "POST", "/api/v1/generate", "", []byte(`{"seed":9007199254740992}`)) {
+		t.Error("seeds 2^53+1 and 2^53 match the same recording")
+	}
 }
 
 // Recording through a client writes each exchange without its key;
