@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/jsonwalk"
 )
 
 // Entry is one line of the trace.
@@ -141,25 +143,15 @@ func Arguments(raw json.RawMessage) json.RawMessage {
 	return out
 }
 
+// scrub replaces each inline image among v's strings by its size and hash.
 func scrub(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = scrub(x)
-		}
-		return t
-	case []any:
-		for i, x := range t {
-			t[i] = scrub(x)
-		}
-		return t
-	case string:
-		if data, ok := inlineData(t); ok {
+	return jsonwalk.Strings(v, func(s string) any {
+		if data, ok := inlineData(s); ok {
 			sum := sha256.Sum256(data)
 			return map[string]any{"bytes": len(data), "sha256": hex.EncodeToString(sum[:])}
 		}
-	}
-	return v
+		return s
+	})
 }
 
 // inlineData decodes s when it is inline data: a data: URL, or a long

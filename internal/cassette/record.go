@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bpmcp/bpmcp/internal/jsonwalk"
 	"github.com/bpmcp/bpmcp/internal/secret"
 )
 
@@ -231,7 +232,7 @@ func mediaURLs(body []byte) []string {
 	var found []string
 	var v any
 	if json.Unmarshal(body, &v) == nil {
-		eachString(v, func(s string) string {
+		jsonwalk.Strings(v, func(s string) any {
 			if mediaLink.MatchString(s) {
 				found = append(found, s)
 			}
@@ -242,24 +243,6 @@ func mediaURLs(body []byte) []string {
 	}
 	slices.Sort(found) // a JSON object's strings come in no set order
 	return slices.Compact(found)
-}
-
-// eachString replaces every string in v, a decoded JSON value, by what f
-// returns for it, and returns v.
-func eachString(v any, f func(string) string) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = eachString(x, f)
-		}
-	case []any:
-		for i, x := range t {
-			t[i] = eachString(x, f)
-		}
-	case string:
-		return f(t)
-	}
-	return v
 }
 
 // download saves u into media/, up to MaxMedia bytes.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bpmcp/bpmcp/internal/jsonwalk"
 )
 
 // Replayer answers requests from a cassette; nothing is sent anywhere.
@@ -202,7 +204,7 @@ func localMedia(body []byte, media []Media, base string) []byte {
 		}
 		return body
 	}
-	v = eachString(v, func(s string) string {
+	v = jsonwalk.Strings(v, func(s string) any {
 		if to, ok := local[s]; ok {
 			return to
 		}
