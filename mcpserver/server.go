@@ -113,14 +113,10 @@ func readRun(e *calltrace.Entry, structured any) {
 	}
 }
 
+// firstLine is the first line of res's text.
 func firstLine(res *mcp.CallToolResult) string {
-	for _, c := range res.Content {
-		if t, ok := c.(mcp.TextContent); ok {
-			line, _, _ := strings.Cut(t.Text, "\n")
-			return line
-		}
-	}
-	return ""
+	line, _, _ := strings.Cut(tools.ResultText(res), "\n")
+	return line
 }
 
 // WithMetrics counts every tool call by tool and outcome in m.

@@ -127,7 +127,7 @@ const inlineBelow = 256
 
 // Arguments returns raw with every inline image replaced by its size and
 // hash: a base64 string of at least inlineBelow characters, or a data: URL.
-// Arguments that are not JSON are kept as a JSON string of their size.
+// Arguments that are not JSON are written as {"unreadable_bytes": n}, never as they are.
 func Arguments(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 {
 		return nil
