@@ -208,8 +208,8 @@ type upstreams struct {
 	recorder  *cassette.Recorder // --record; nil otherwise
 }
 
-// httpClient is the HTTP client of api's client: next, through the
-// recorder when recording (nil next: the client's own default).
+// httpClient is the HTTP client of api's client when recording: next,
+// through the recorder; nil otherwise (the client's own default).
 func (u upstreams) httpClient(api string, next *http.Client) *http.Client {
 	if u.recorder == nil {
 		return nil
