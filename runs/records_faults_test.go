@@ -466,3 +466,33 @@ func TestSenderAnswersWithAJobConfirmedElsewhere(t *testing.T) {
 		_ = b.Drain(ctx)
 	})
 }
+
+// A call that reaches its deadline while the start request is held looks
+// in the job list (Exclusive); if the start request answers meanwhile,
+// the call answers with that job, not with a pending handle whose state
+// says started (which a toolset reads as "no job known": an unconfirmed
+// start).
+func TestStartAnsweringDuringTheDeadlineLookIsTheAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := newTestEnv(t, true)
+		ctx := context.Background()
+		entered, release := v.up.hold()
+		answer := make(chan struct{})
+		start := func(context.Context) (*Job, error) {
+			<-answer
+			j := v.up.add(coldEmailKind, time.Now())
+			return &j, nil
+		}
+		go func() {
+			<-entered       // the deadline's look at the job list has begun
+			close(answer)   // the start request answers meanwhile
+			synctest.Wait() // and its answer is recorded
+			release()
+		}()
+		out, err := v.e.Run(ctx, v.up, Call{Tenant: "t", Kind: coldEmailKind}, start, time.Now(), nil)
+		if err != nil || out.Job == nil {
+			t.Errorf("Run = %+v, %v; want the job the start request answered with", out, err)
+		}
+		_ = v.e.Drain(ctx)
+	})
+}

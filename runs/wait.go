@@ -151,6 +151,21 @@ func startingNote(s *submission, state State) Note {
 func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, stopping bool) (Outcome, error) {
 	e := w.e
 	snap := e.readOr(ctx, s, last, true)
+	if snap.state == StatePending && e.cfg.Exclusive && !stopping {
+		// The upstream still holds the start request. If the job shows in
+		// the job list for certain, hand out its id (it survives a restart
+		// of this process); otherwise the local handle, which Follow
+		// resolves.
+		if job, ok := w.confirmNow(ctx, s); ok {
+			return Outcome{Job: job}, nil
+		}
+		if ctx.Err() != nil {
+			return Outcome{}, w.ended(ctx, "", s)
+		}
+		// The start request may have answered during the look: its answer
+		// decides below.
+		snap = e.readOr(ctx, s, snap, true)
+	}
 	switch snap.state {
 	case StateStarted:
 		if snap.job != nil {
@@ -169,21 +184,8 @@ func (w *waiter) atDeadline(ctx context.Context, s *submission, last snapshot, s
 		return Outcome{Job: job, Stopping: stopping}, nil
 	case StateRefused:
 		return Outcome{}, &RefusedError{Err: snap.err}
-	case StatePending:
-		// The upstream still holds the start request. If the job shows in
-		// the job list for certain, hand out its id (it survives a restart
-		// of this process); otherwise the local handle, which Follow
-		// resolves.
-		if e.cfg.Exclusive && !stopping {
-			if job, ok := w.confirmNow(ctx, s); ok {
-				return Outcome{Job: job}, nil
-			}
-			if ctx.Err() != nil {
-				return Outcome{}, w.ended(ctx, "", s)
-			}
-		}
 	}
-	return w.noRun(s, e.readOr(ctx, s, snap, true), stopping), nil
+	return w.noRun(s, snap, stopping), nil
 }
 
 // confirmNow reads the job list once for a pending submission and confirms
